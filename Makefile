@@ -1,0 +1,39 @@
+# Two commands a newcomer needs: `make run` and `make test`. Both work on a fresh machine with Python and make.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+CONFIG ?= config/gateway.toml
+
+.PHONY: run test lint typecheck pytest bench install install-test clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+install: $(BIN)/python
+	$(BIN)/python -m pip install -q -e '.[fast]'
+
+install-test: $(BIN)/python
+	$(BIN)/python -m pip install -q -e '.[fast,test]'
+
+run: install
+	$(BIN)/hookgate serve --config $(CONFIG)
+
+lint: install-test
+	$(BIN)/ruff check gateway plugins tests bench
+	$(BIN)/ruff format --check gateway plugins tests bench
+
+typecheck: install-test
+	$(BIN)/mypy
+
+# Test services (databases, proxies, browsers) are prepared by one script whose exports reach pytest.
+pytest: install-test
+	bash -c 'source scripts/test-services.sh && $(BIN)/python -m pytest $(PYTEST_ARGS)'
+
+test: lint typecheck pytest
+
+bench: install-test
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
