@@ -1,0 +1,399 @@
+"""Read the TOML configuration once into frozen dataclasses.
+
+Every problem is reported with the dotted path of the value and what was expected
+(``routes[1].mode: expected "async", "sync" or "both", got "fast"``), all of them at once, so a
+person fixes a file in one pass. ``${ENV_VAR}`` (and ``${ENV_VAR:-default}``) in any string is
+replaced from the environment before anything else; ``$$`` is a literal ``$``. Relative paths are
+taken relative to the configuration file's folder, so a file means the same from any working directory.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Literal, TypeVar, cast
+
+from .durations import parse_duration, parse_size
+from .errors import ConfigError
+
+__all__ = [
+    "Config",
+    "EngineConfig",
+    "RouteConfig",
+    "ServerConfig",
+    "StoreConfig",
+    "Table",
+    "load_config",
+    "parse_config",
+]
+
+Mode = Literal["async", "sync", "both"]
+MODES: tuple[Mode, ...] = ("async", "sync", "both")
+HTTP_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
+# Paths that belong to hookgate itself; a custom route may not shadow them.
+RESERVED_PREFIXES = ("/api/", "/callbacks/", "/healthz", "/readyz", "/metrics", "/openapi.json")
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    public_url: str | None = None
+    data_dir: Path = Path(".hookgate")
+    max_body_size: int = 1024 * 1024
+    sync_timeout: float = 30.0
+    max_sync_timeout: float = 300.0
+    max_sync_waiting: int = 1000
+    max_queued_jobs: int = 10_000
+    retention: float = 7 * 86400.0
+    lease: float = 30.0
+    """How long a claimed job stays ours without a heartbeat; a dead process's jobs return after it."""
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    url: str
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    name: str
+    type: str
+    options: Mapping[str, Any]
+    path: str
+    """Dotted path of this engine in the file, for the plugin's own error messages."""
+    base_dir: Path = Path(".")
+    """Folder of the configuration file: relative paths in ``options`` are taken from here."""
+
+
+@dataclass(frozen=True)
+class RouteConfig:
+    path: str
+    script: str
+    methods: frozenset[str] = frozenset({"POST"})
+    engine: str | None = None
+    mode: Mode = "async"
+    timeout: float | None = None
+    retries: int = 0
+    retry_backoff: float = 1.0
+    max_concurrent: int | None = None
+    concurrency_key: str | None = None
+    retry_on_restart: bool = False
+    error_status: int | None = None
+    delete_after_use: bool = False
+    sync_timeout: float | None = None
+
+
+@dataclass(frozen=True)
+class Config:
+    server: ServerConfig
+    store: StoreConfig
+    engines: tuple[EngineConfig, ...]
+    routes: tuple[RouteConfig, ...]
+    source: Path | None = field(default=None, compare=False)
+
+
+def load_config(path: str | Path, *, environ: Mapping[str, str] | None = None) -> Config:
+    """Read and parse the TOML file at ``path``; raise ``ConfigError`` listing every problem."""
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    return parse_config(raw, base_dir=path.resolve().parent, environ=environ, source=path)
+
+
+def parse_config(
+    raw: Mapping[str, Any],
+    *,
+    base_dir: Path,
+    environ: Mapping[str, str] | None = None,
+    source: Path | None = None,
+) -> Config:
+    """Turn an already-decoded TOML document into a ``Config``."""
+    problems: list[str] = []
+    tree = _interpolate(raw, os.environ if environ is None else environ, "", problems)
+    root = Table(tree, "", problems)
+    server = _parse_server(root.table("server"), base_dir)
+    store = _parse_store(root.table("store"), server)
+    engines = tuple(_parse_engine(t, base_dir) for t in root.tables("engines"))
+    if not engines:
+        engines = (
+            EngineConfig(
+                name="local",
+                type="local",
+                options=MappingProxyType({"scripts_dir": str(base_dir / "scripts")}),
+                path="engines[0]",
+                base_dir=base_dir,
+            ),
+        )
+    routes = tuple(_parse_route(t) for t in root.tables("routes"))
+    root.reject_unknown()
+    _check_engines(engines, problems)
+    _check_routes(routes, engines, problems)
+    if problems:
+        raise ConfigError(problems)
+    return Config(server=server, store=store, engines=engines, routes=routes, source=source)
+
+
+# --- sections -------------------------------------------------------------------------------------
+
+
+def _parse_server(t: Table, base_dir: Path) -> ServerConfig:
+    d = ServerConfig()
+    server = ServerConfig(
+        host=t.get("host", str, d.host),
+        port=t.get("port", int, d.port, check=lambda p: 0 <= p <= 65535, expect="a port 0-65535"),
+        public_url=_strip_slash(t.get("public_url", str, None)),
+        data_dir=_resolve(base_dir, t.get("data_dir", str, str(d.data_dir))),
+        max_body_size=t.convert("max_body_size", parse_size, d.max_body_size),
+        sync_timeout=t.convert("sync_timeout", parse_duration, d.sync_timeout),
+        max_sync_timeout=t.convert("max_sync_timeout", parse_duration, d.max_sync_timeout),
+        max_sync_waiting=t.get("max_sync_waiting", int, d.max_sync_waiting, check=_positive, expect=">= 1"),
+        max_queued_jobs=t.get("max_queued_jobs", int, d.max_queued_jobs, check=_positive, expect=">= 1"),
+        retention=t.convert("retention", parse_duration, d.retention),
+        lease=t.convert("lease", parse_duration, d.lease),
+    )
+    if server.sync_timeout > server.max_sync_timeout:
+        t.problem("sync_timeout", f"must not exceed max_sync_timeout ({server.max_sync_timeout:g}s)")
+    if server.lease < 0.2:
+        t.problem("lease", "must be at least 200ms")
+    t.reject_unknown()
+    return server
+
+
+def _parse_store(t: Table, server: ServerConfig) -> StoreConfig:
+    default = f"sqlite:///{server.data_dir / 'hookgate.db'}"
+    url = t.get("url", str, default)
+    if not url.startswith(("sqlite://", "postgresql://", "postgres://")):
+        t.problem("url", f'expected "sqlite:///PATH" or "postgresql://...", got {url!r}')
+    t.reject_unknown()
+    return StoreConfig(url=url)
+
+
+def _parse_engine(t: Table, base_dir: Path) -> EngineConfig:
+    name = t.get("name", str, None, required=True) or ""
+    engine_type = t.get("type", str, None, required=True) or ""
+    options = {k: v for k, v in t.raw.items() if k not in ("name", "type")}
+    t.mark_known(*options)
+    return EngineConfig(
+        name=name, type=engine_type, options=MappingProxyType(options), path=t.path, base_dir=base_dir
+    )
+
+
+def _parse_route(t: Table) -> RouteConfig:
+    d = RouteConfig(path="/", script="")
+    path = t.get("path", str, None, required=True) or "/"
+    methods_list = t.get("methods", list, ["POST"])
+    methods = frozenset(str(m).upper() for m in methods_list)
+    if not methods or not methods <= HTTP_METHODS:
+        t.problem(
+            "methods", f"expected a non-empty list of {', '.join(sorted(HTTP_METHODS))}, got {methods_list}"
+        )
+    mode = t.get("mode", str, d.mode)
+    if mode not in MODES:
+        t.problem("mode", f'expected "async", "sync" or "both", got "{mode}"')
+        mode = d.mode
+    max_concurrent = t.get("max_concurrent", int, None, check=_positive, expect=">= 1")
+    concurrency_key = t.get("concurrency_key", str, None)
+    route = RouteConfig(
+        path=path,
+        script=(t.get("script", str, None, required=True) or "").strip("/"),
+        methods=methods,
+        engine=t.get("engine", str, None),
+        mode=cast(Mode, mode),
+        timeout=t.convert("timeout", parse_duration, None),
+        retries=t.get("retries", int, d.retries, check=lambda n: n >= 0, expect=">= 0"),
+        retry_backoff=t.convert("retry_backoff", parse_duration, d.retry_backoff),
+        max_concurrent=max_concurrent if max_concurrent or not concurrency_key else 1,
+        concurrency_key=concurrency_key,
+        retry_on_restart=t.get("retry_on_restart", bool, d.retry_on_restart),
+        error_status=t.get("error_status", int, None, check=_http_status, expect="an HTTP status 100-599"),
+        delete_after_use=t.get("delete_after_use", bool, d.delete_after_use),
+        sync_timeout=t.convert("sync_timeout", parse_duration, None),
+    )
+    if not path.startswith("/"):
+        t.problem("path", f'expected a path starting with "/", got "{path}"')
+    elif path.startswith(RESERVED_PREFIXES):
+        t.problem("path", f'"{path}" is reserved by hookgate ({", ".join(RESERVED_PREFIXES)})')
+    if route.delete_after_use and route.mode != "sync":
+        t.problem("delete_after_use", 'only applies to routes with mode = "sync"')
+    t.reject_unknown()
+    return route
+
+
+def _check_engines(engines: tuple[EngineConfig, ...], problems: list[str]) -> None:
+    seen: set[str] = set()
+    for engine in engines:
+        if engine.name in seen:
+            problems.append(f'{engine.path}.name: "{engine.name}" is used by another engine')
+        seen.add(engine.name)
+
+
+def _check_routes(
+    routes: tuple[RouteConfig, ...], engines: tuple[EngineConfig, ...], problems: list[str]
+) -> None:
+    names = {e.name for e in engines}
+    seen: dict[tuple[str, str], int] = {}
+    for index, route in enumerate(routes):
+        if route.engine is not None and route.engine not in names:
+            problems.append(
+                f'routes[{index}].engine: no engine named "{route.engine}" (have {sorted(names)})'
+            )
+        for method in sorted(route.methods):
+            key = (_canonical_path(route.path), method)
+            if key in seen:
+                problems.append(
+                    f"routes[{index}].path: {method} {route.path} is already routed by routes[{seen[key]}]"
+                )
+            seen.setdefault(key, index)
+
+
+def _canonical_path(path: str) -> str:
+    """``/a/{x}`` and ``/a/{y}`` match the same requests, so they collide."""
+    return re.sub(r"\{[^}]*\}", "{}", path.rstrip("/") or "/")
+
+
+# --- helpers --------------------------------------------------------------------------------------
+
+_ENV = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def _interpolate(value: Any, environ: Mapping[str, str], path: str, problems: list[str]) -> Any:
+    if isinstance(value, str):
+
+        def replace(match: re.Match[str]) -> str:
+            if match.group(0) == "$$":
+                return "$"
+            name, default = match.group(1), match.group(2)
+            if name in environ:
+                return environ[name]
+            if default is not None:
+                return default
+            problems.append(f"{path or '(root)'}: environment variable {name} is not set")
+            return ""
+
+        return _ENV.sub(replace, value)
+    if isinstance(value, Mapping):
+        return {k: _interpolate(v, environ, f"{path}.{k}" if path else k, problems) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_interpolate(v, environ, f"{path}[{i}]", problems) for i, v in enumerate(value)]
+    return value
+
+
+def _resolve(base_dir: Path, value: str) -> Path:
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else (base_dir / path).resolve()
+
+
+def _strip_slash(url: str | None) -> str | None:
+    return url.rstrip("/") if url else None
+
+
+def _positive(n: int) -> bool:
+    return n >= 1
+
+
+def _http_status(n: int) -> bool:
+    return 100 <= n <= 599
+
+
+_TYPE_NAMES = {str: "a string", int: "an integer", bool: "true or false", list: "a list", dict: "a table"}
+
+
+class Table:
+    """A TOML table read with its dotted path, collecting problems instead of stopping at the first.
+
+    Plugins read their own options with it (``Table.of(engine_config)``) so that their messages look
+    like the core's; ``raise_problems`` turns what was collected into one ``ConfigError``.
+    """
+
+    @classmethod
+    def of(cls, engine: EngineConfig) -> Table:
+        return cls(dict(engine.options), engine.path, [])
+
+    def raise_problems(self) -> None:
+        self.reject_unknown()
+        if self.problems:
+            raise ConfigError(self.problems)
+
+    def __init__(self, raw: Any, path: str, problems: list[str]) -> None:
+        self.path = path
+        self.problems = problems
+        self.known: set[str] = set()
+        if raw is None:
+            raw = {}
+        if not isinstance(raw, Mapping):
+            self.problems.append(f"{path}: expected a table, got {raw!r}")
+            raw = {}
+        self.raw: Mapping[str, Any] = raw
+
+    def _key(self, key: str) -> str:
+        return f"{self.path}.{key}" if self.path else key
+
+    def problem(self, key: str, message: str) -> None:
+        self.problems.append(f"{self._key(key)}: {message}")
+
+    def mark_known(self, *keys: str) -> None:
+        self.known.update(keys)
+
+    def get(
+        self,
+        key: str,
+        kind: type[T],
+        default: Any,
+        *,
+        required: bool = False,
+        check: Callable[[Any], bool] | None = None,
+        expect: str = "",
+    ) -> Any:
+        self.known.add(key)
+        if key not in self.raw:
+            if required:
+                self.problem(key, f"missing ({_TYPE_NAMES.get(kind, kind.__name__)})")
+            return default
+        value = self.raw[key]
+        wrong_type = not isinstance(value, kind) or (kind is int and isinstance(value, bool))
+        if wrong_type:
+            self.problem(key, f"expected {_TYPE_NAMES.get(kind, kind.__name__)}, got {value!r}")
+            return default
+        if check is not None and not check(value):
+            self.problem(key, f"expected {expect}, got {value!r}")
+            return default
+        return value
+
+    def convert(self, key: str, parse: Callable[[object], T], default: T) -> T:
+        self.known.add(key)
+        if key not in self.raw:
+            return default
+        try:
+            return parse(self.raw[key])
+        except ValueError as exc:
+            self.problem(key, str(exc))
+            return default
+
+    def table(self, key: str) -> Table:
+        self.known.add(key)
+        return Table(self.raw.get(key), self._key(key), self.problems)
+
+    def tables(self, key: str) -> list[Table]:
+        self.known.add(key)
+        value = self.raw.get(key, [])
+        if not isinstance(value, list):
+            self.problem(key, f"expected an array of tables ([[{key}]]), got {value!r}")
+            return []
+        return [Table(item, f"{self._key(key)}[{i}]", self.problems) for i, item in enumerate(value)]
+
+    def reject_unknown(self) -> None:
+        for key in self.raw:
+            if key not in self.known:
+                self.problem(key, "unknown option")

@@ -1,0 +1,154 @@
+"""The errors hookgate answers with, each carrying its HTTP status and a stable code.
+
+One middleware (``gateway.middlewares.error_middleware``) turns any of these into
+``{"error": {"code", "message", ...}}``; handlers and the pure modules only raise.
+
+    GatewayError (500 internal)
+    ├── BadRequest (400 bad_request)
+    │   ├── InvalidPayload (400 invalid_payload)
+    │   └── InvalidJSON (400 invalid_json)
+    ├── NotFound (404 not_found)
+    │   ├── RouteNotFound (404 route_not_found)
+    │   ├── ScriptNotFound (404 script_not_found)
+    │   └── JobNotFound (404 job_not_found)
+    ├── MethodNotAllowed (405 method_not_allowed)
+    ├── Conflict (409 conflict)
+    ├── PayloadTooLarge (413 payload_too_large)
+    ├── UnsupportedMediaType (415 unsupported_media_type)
+    ├── Overloaded (503 overloaded, with Retry-After)
+    └── SyncTimeout (504 timeout)
+
+``ConfigError`` is not a ``GatewayError``: a bad configuration stops the process at start-up and is
+never an answer to a request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+__all__ = [
+    "BadRequest",
+    "ConfigError",
+    "Conflict",
+    "GatewayError",
+    "InvalidJSON",
+    "InvalidPayload",
+    "JobNotFound",
+    "MethodNotAllowed",
+    "NotFound",
+    "Overloaded",
+    "PayloadTooLarge",
+    "RouteNotFound",
+    "ScriptNotFound",
+    "SyncTimeout",
+    "UnsupportedMediaType",
+]
+
+
+class GatewayError(Exception):
+    """Base of every error that becomes an HTTP answer."""
+
+    status: ClassVar[int] = 500
+    code: ClassVar[str] = "internal"
+
+    def __init__(self, message: str, *, details: Mapping[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details: dict[str, Any] = dict(details or {})
+
+    def headers(self) -> dict[str, str]:
+        """Extra response headers this error needs (``Retry-After``, ``Allow`` ...)."""
+        return {}
+
+    def body(self) -> dict[str, Any]:
+        return {"error": {"code": self.code, "message": self.message, **self.details}}
+
+
+class BadRequest(GatewayError):
+    status = 400
+    code = "bad_request"
+
+
+class InvalidPayload(BadRequest):
+    code = "invalid_payload"
+
+
+class InvalidJSON(BadRequest):
+    code = "invalid_json"
+
+
+class NotFound(GatewayError):
+    status = 404
+    code = "not_found"
+
+
+class RouteNotFound(NotFound):
+    code = "route_not_found"
+
+
+class ScriptNotFound(NotFound):
+    code = "script_not_found"
+
+
+class JobNotFound(NotFound):
+    code = "job_not_found"
+
+
+class MethodNotAllowed(GatewayError):
+    status = 405
+    code = "method_not_allowed"
+
+    def __init__(self, message: str, *, allowed: set[str] | frozenset[str]) -> None:
+        super().__init__(message, details={"allowed": sorted(allowed)})
+        self.allowed = frozenset(allowed)
+
+    def headers(self) -> dict[str, str]:
+        return {"Allow": ", ".join(sorted(self.allowed))}
+
+
+class Conflict(GatewayError):
+    status = 409
+    code = "conflict"
+
+
+class PayloadTooLarge(GatewayError):
+    status = 413
+    code = "payload_too_large"
+
+
+class UnsupportedMediaType(GatewayError):
+    status = 415
+    code = "unsupported_media_type"
+
+
+class Overloaded(GatewayError):
+    """Too much is already waiting; the caller should come back later rather than pile up."""
+
+    status = 503
+    code = "overloaded"
+
+    def __init__(self, message: str, *, retry_after: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
+
+
+class SyncTimeout(GatewayError):
+    """A sync call waited its full timeout; the job keeps running and stays pollable."""
+
+    status = 504
+    code = "timeout"
+
+    def __init__(self, message: str, *, job_id: str) -> None:
+        super().__init__(message, details={"job_id": job_id})
+
+
+class ConfigError(Exception):
+    """A configuration problem, reported with the dotted path of the offending value."""
+
+    def __init__(self, problems: list[str] | str) -> None:
+        self.problems = [problems] if isinstance(problems, str) else list(problems)
+        super().__init__("\n".join(self.problems))
