@@ -1,0 +1,118 @@
+"""The records hookgate keeps: jobs and script versions, plus the queries over them.
+
+Plain frozen dataclasses so that the store, the engines and the handlers share one vocabulary and
+none of them sees SQL rows or raw dicts. Changing a job means asking the store for a new one.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+__all__ = [
+    "TERMINAL_STATES",
+    "Job",
+    "JobOptions",
+    "JobQuery",
+    "JobState",
+    "Page",
+    "ScriptVersion",
+]
+
+
+class JobState(enum.StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUSPENDED = "suspended"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+TERMINAL_STATES = frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED})
+ACTIVE_STATES = frozenset({JobState.RUNNING, JobState.SUSPENDED})
+
+
+@dataclass(frozen=True)
+class JobOptions:
+    """What the route asked for, fixed on the job when it was submitted (a reload changes no old job)."""
+
+    timeout: float | None = None
+    retries: int = 0
+    retry_backoff: float = 1.0
+    retry_on_restart: bool = False
+    delete_after_use: bool = False
+    max_concurrent: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "timeout": self.timeout,
+            "retries": self.retries,
+            "retry_backoff": self.retry_backoff,
+            "retry_on_restart": self.retry_on_restart,
+            "delete_after_use": self.delete_after_use,
+            "max_concurrent": self.max_concurrent,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> JobOptions:
+        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+
+
+@dataclass(frozen=True)
+class Job:
+    id: str
+    engine: str
+    script: str
+    state: JobState = JobState.QUEUED
+    script_hash: str | None = None
+    route: str | None = None
+    args: dict[str, Any] | None = None
+    result: Any = None
+    error: dict[str, Any] | None = None
+    logs: str | None = None
+    created_at: float = 0.0
+    started_at: float | None = None
+    finished_at: float | None = None
+    run_after: float = 0.0
+    attempts: int = 0
+    concurrency_key: str | None = None
+    options: JobOptions = field(default_factory=JobOptions)
+    origin: str | None = None
+    engine_ref: str | None = None
+    lease_owner: str | None = None
+    lease_expires: float | None = None
+    erased: bool = False
+
+    @property
+    def finished(self) -> bool:
+        return self.state in TERMINAL_STATES
+
+    def evolve(self, **changes: Any) -> Job:
+        return replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class ScriptVersion:
+    """One exact content of a script; its hash (SHA-256 hex of the content) pins it forever."""
+
+    hash: str
+    engine: str
+    path: str
+    filename: str
+    content: bytes
+
+
+@dataclass(frozen=True)
+class JobQuery:
+    state: JobState | None = None
+    script: str | None = None
+    limit: int = 50
+    cursor: str | None = None
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[Job]
+    next_cursor: str | None

@@ -1,0 +1,15 @@
+"""State behind one ``Store`` Protocol; ``open_store`` picks the implementation from the URL."""
+
+from __future__ import annotations
+
+from .protocol import QUEUE_TOPIC, Store, StoreLocked, job_topic
+from .sqlite import SQLiteStore, sqlite_path_from_url
+
+__all__ = ["QUEUE_TOPIC", "SQLiteStore", "Store", "StoreLocked", "create_store", "job_topic"]
+
+
+def create_store(url: str, *, exclusive: bool = True) -> Store:
+    """Build (not open) the store for ``url``."""
+    if url.startswith("sqlite://"):
+        return SQLiteStore(sqlite_path_from_url(url), exclusive=exclusive)
+    raise ValueError(f"store {url!r} is not supported yet (only sqlite:///PATH)")

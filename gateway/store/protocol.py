@@ -1,0 +1,92 @@
+"""The ``Store`` seam: every piece of state goes through it, and callers never see SQL.
+
+Properties every implementation keeps (SQLite now, PostgreSQL next):
+
+- a write that a caller relies on is committed before the method returns;
+- state changes are compare-and-set (``transition`` names the states it may leave), so a cancel
+  and a completion cannot both win;
+- claims carry leases, so a dead process's jobs come back when its lease expires, and a live
+  lease is never touched by anyone else;
+- limits (queued jobs, concurrency keys) are checked inside the same atomic step that writes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Collection, Iterable
+from contextlib import AbstractContextManager
+from typing import Any, Protocol
+
+from ..models import Job, JobQuery, JobState, Page, ScriptVersion
+
+__all__ = ["JOB_TOPIC", "QUEUE_TOPIC", "Store", "StoreLocked", "job_topic"]
+
+QUEUE_TOPIC = "queue"
+JOB_TOPIC = "job:"
+
+
+def job_topic(job_id: str) -> str:
+    return JOB_TOPIC + job_id
+
+
+class StoreLocked(RuntimeError):
+    """Another process already owns this store (SQLite is one process per data directory)."""
+
+
+class Store(Protocol):
+    async def open(self) -> None:
+        """Connect, take ownership where the backend needs it, and apply pending migrations."""
+
+    async def close(self) -> None:
+        """Idempotent; safe after a failed ``open``."""
+
+    def listen(self, topic: str) -> AbstractContextManager[asyncio.Event]:
+        """Wake-ups: ``job_topic(id)`` after any change to that job, ``QUEUE_TOPIC`` after an enqueue."""
+
+    async def create_job(self, job: Job, *, max_queued: int | None = None) -> bool:
+        """Insert a queued job; return False (writing nothing) when ``max_queued`` are already queued."""
+
+    async def get_job(self, job_id: str) -> Job | None: ...
+
+    async def list_jobs(self, query: JobQuery) -> Page:
+        """Newest first, with an opaque cursor for the next page."""
+
+    async def count_jobs(self, states: Collection[JobState]) -> int: ...
+
+    async def claim_jobs(
+        self, *, engine: str, worker: str, now: float, lease: float, limit: int
+    ) -> list[Job]:
+        """Move up to ``limit`` due queued jobs of ``engine`` to running under ``worker``'s lease.
+
+        A job whose concurrency key already has ``max_concurrent`` active jobs is skipped.
+        """
+
+    async def renew_leases(self, *, worker: str, job_ids: Iterable[str], until: float) -> set[str]:
+        """Extend ``worker``'s leases; return the ids it still holds (others were cancelled or lost)."""
+
+    async def transition(
+        self,
+        job_id: str,
+        *,
+        from_states: Collection[JobState],
+        to: JobState,
+        changes: dict[str, Any] | None = None,
+    ) -> Job | None:
+        """Compare-and-set: apply only if the job is in one of ``from_states``; None otherwise."""
+
+    async def recover_expired(self, *, now: float) -> list[Job]:
+        """Requeue (``retry_on_restart``) or fail active jobs whose lease has expired; return them."""
+
+    async def next_due(self, *, engine: str) -> float | None:
+        """When the earliest queued job of ``engine`` becomes due (retries wait for their backoff)."""
+
+    async def erase_job_data(self, job_id: str) -> None:
+        """Forget args, result, error details and logs of a job, keeping its id, script, state and times."""
+
+    async def purge_finished(self, *, before: float) -> int:
+        """Delete finished jobs that finished before ``before``; return how many."""
+
+    async def save_script_version(self, version: ScriptVersion) -> None:
+        """Keep this exact content forever (idempotent)."""
+
+    async def get_script_version(self, content_hash: str) -> ScriptVersion | None: ...

@@ -1,0 +1,467 @@
+"""The embedded store: one SQLite file in WAL mode, owned by one gateway process.
+
+Writes go through one connection, one transaction at a time (``BEGIN IMMEDIATE`` under an asyncio
+lock), so a compare-and-set is a plain ``UPDATE ... WHERE state IN (...)``; reads use a second
+connection and see only committed data. A lock file beside the database makes a second process on
+the same data directory refuse to start instead of corrupting the first one's leases.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import fcntl
+import os
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Collection, Iterable
+from pathlib import Path
+from typing import IO, Any
+
+import aiosqlite
+import orjson
+
+from ..models import ACTIVE_STATES, TERMINAL_STATES, Job, JobOptions, JobQuery, JobState, Page, ScriptVersion
+from .migrations import migrations_for
+from .protocol import QUEUE_TOPIC, StoreLocked, job_topic
+from .signals import Signals
+
+__all__ = ["SQLiteStore"]
+
+_JSON_COLUMNS = frozenset({"args", "result", "error"})
+
+
+def _sql_list(states: Collection[JobState]) -> str:
+    """A literal ``('a', 'b')`` of state names (fixed enum values, never caller input)."""
+    return "(" + ", ".join(f"'{s.value}'" for s in sorted(states)) + ")"
+
+
+_ACTIVE = _sql_list(ACTIVE_STATES)
+_TERMINAL = _sql_list(TERMINAL_STATES)
+RESTART_ERROR = {
+    "name": "GatewayRestarted",
+    "message": "the gateway running this job stopped before it finished (its lease expired)",
+}
+
+
+class SQLiteStore:
+    def __init__(self, path: Path, *, exclusive: bool = True) -> None:
+        """``exclusive=False`` opens for reading alongside a running gateway (the CLI's ``jobs``)."""
+        self.path = path
+        self.exclusive = exclusive
+        self._signals = Signals()
+        self._lock = asyncio.Lock()
+        self._writer: aiosqlite.Connection | None = None
+        self._reader: aiosqlite.Connection | None = None
+        self._lock_file: IO[bytes] | None = None
+        self._pending_topics: set[str] = set()
+
+    # --- lifecycle --------------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.exclusive:
+            self._take_ownership()
+        self._writer = await self._connect()
+        if self.exclusive:
+            await self._migrate()
+        self._reader = await self._connect()
+
+    async def close(self) -> None:
+        for conn in (self._reader, self._writer):
+            if conn is not None:
+                with contextlib.suppress(Exception):
+                    await conn.close()
+        self._reader = self._writer = None
+        if self._lock_file is not None:
+            self._lock_file.close()
+            self._lock_file = None
+
+    def _take_ownership(self) -> None:
+        lock_path = self.path.with_name(self.path.name + ".lock")
+        handle = open(lock_path, "ab")  # noqa: SIM115 - held open for the process's lifetime
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            raise StoreLocked(
+                f"another hookgate process is using {self.path} (lock {lock_path}); SQLite serves one "
+                "gateway process per data directory: stop the other one, or give this one its own "
+                "data_dir, or use a PostgreSQL store for several processes"
+            ) from None
+        self._lock_file = handle
+
+    async def _connect(self) -> aiosqlite.Connection:
+        conn = await aiosqlite.connect(self.path, isolation_level=None)
+        conn.row_factory = sqlite3.Row
+        # WAL: readers never block the writer. synchronous=NORMAL in WAL survives any process crash
+        # (SIGKILL included); only an OS crash or power loss can take the last commits.
+        for pragma in (
+            "journal_mode=WAL",
+            "synchronous=NORMAL",
+            "foreign_keys=ON",
+            "secure_delete=ON",
+            "busy_timeout=5000",
+        ):
+            await conn.execute(f"PRAGMA {pragma}")
+        return conn
+
+    async def _migrate(self) -> None:
+        db = self._db(write=True)
+        await db.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT)"
+        )
+        async with db.execute("SELECT version FROM schema_migrations") as cur:
+            applied = {row[0] async for row in cur}
+        for version, name, sql in migrations_for("sqlite"):
+            if version in applied:
+                continue
+            await db.execute("BEGIN IMMEDIATE")
+            try:
+                for statement in _statements(sql):
+                    await db.execute(statement)
+                await db.execute("INSERT INTO schema_migrations VALUES (?, ?)", (version, name))
+                await db.execute("COMMIT")
+            except BaseException:
+                await db.execute("ROLLBACK")
+                raise
+
+    def _db(self, *, write: bool = False) -> aiosqlite.Connection:
+        conn = self._writer if write or self._reader is None else self._reader
+        if conn is None:
+            raise RuntimeError("the store is not open")
+        return conn
+
+    @contextlib.asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        """One write transaction at a time; topics touched inside are notified after the commit."""
+        async with self._lock:
+            db = self._db(write=True)
+            await db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                self._pending_topics.clear()
+                await db.execute("ROLLBACK")
+                raise
+            await db.execute("COMMIT")
+            topics, self._pending_topics = self._pending_topics, set()
+        for topic in topics:
+            self._signals.notify(topic)
+
+    def _touch(self, *topics: str) -> None:
+        self._pending_topics.update(topics)
+
+    def listen(self, topic: str) -> contextlib.AbstractContextManager[asyncio.Event]:
+        return self._signals.listen(topic)
+
+    # --- jobs -------------------------------------------------------------------------------------
+
+    async def create_job(self, job: Job, *, max_queued: int | None = None) -> bool:
+        row = _job_to_row(job)
+        columns = ", ".join(row)
+        placeholders = ", ".join("?" for _ in row)
+        async with self._transaction() as db:
+            if max_queued is not None:
+                async with db.execute("SELECT COUNT(*) FROM jobs WHERE state = 'queued'") as cur:
+                    (queued,) = await cur.fetchone() or (0,)
+                if queued >= max_queued:
+                    return False
+            await db.execute(f"INSERT INTO jobs ({columns}) VALUES ({placeholders})", tuple(row.values()))
+            self._touch(QUEUE_TOPIC, job_topic(job.id))
+        return True
+
+    async def get_job(self, job_id: str) -> Job | None:
+        async with self._db().execute("SELECT * FROM jobs WHERE id = ?", (job_id,)) as cur:
+            row = await cur.fetchone()
+        return _row_to_job(row) if row else None
+
+    async def list_jobs(self, query: JobQuery) -> Page:
+        where: list[str] = []
+        params: list[object] = []
+        if query.state is not None:
+            where.append("state = ?")
+            params.append(query.state.value)
+        if query.script is not None:
+            where.append("script = ?")
+            params.append(query.script)
+        if query.cursor:
+            where.append("seq < ?")
+            params.append(_decode_cursor(query.cursor))
+        sql = "SELECT * FROM jobs"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY seq DESC LIMIT ?"
+        params.append(query.limit + 1)
+        async with self._db().execute(sql, params) as cur:
+            rows = list(await cur.fetchall())
+        more = len(rows) > query.limit
+        rows = rows[: query.limit]
+        cursor = _encode_cursor(rows[-1]["seq"]) if more and rows else None
+        return Page(items=[_row_to_job(r) for r in rows], next_cursor=cursor)
+
+    async def count_jobs(self, states: Collection[JobState]) -> int:
+        marks = ", ".join("?" for _ in states)
+        sql = f"SELECT COUNT(*) FROM jobs WHERE state IN ({marks})"
+        async with self._db().execute(sql, [s.value for s in states]) as cur:
+            row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
+    async def claim_jobs(
+        self, *, engine: str, worker: str, now: float, lease: float, limit: int
+    ) -> list[Job]:
+        if limit <= 0:
+            return []
+        # Candidates skip concurrency keys already at their limit; the loop below also counts the
+        # jobs it picks itself, since two queued jobs may share a key.
+        sql = f"""
+            SELECT * FROM jobs AS q
+            WHERE q.state = 'queued' AND q.engine = ? AND q.run_after <= ?
+              AND (q.concurrency_key IS NULL OR q.max_concurrent > (
+                    SELECT COUNT(*) FROM jobs AS a
+                    WHERE a.concurrency_key = q.concurrency_key AND a.state IN {_ACTIVE}))
+            ORDER BY q.run_after, q.seq LIMIT ?"""
+        claimed: list[Job] = []
+        async with self._transaction() as db:
+            async with db.execute(sql, (engine, now, limit * 4)) as cur:
+                candidates = [_row_to_job(r) for r in await cur.fetchall()]
+            taken: dict[str, int] = {}
+            for job in candidates:
+                if len(claimed) >= limit:
+                    break
+                if job.concurrency_key is not None:
+                    active = await self._active_with_key(db, job.concurrency_key) + taken.get(
+                        job.concurrency_key, 0
+                    )
+                    if active >= (job.options.max_concurrent or 1):
+                        continue
+                    taken[job.concurrency_key] = taken.get(job.concurrency_key, 0) + 1
+                await db.execute(
+                    "UPDATE jobs SET state = 'running', started_at = COALESCE(started_at, ?), "
+                    "attempts = attempts + 1, lease_owner = ?, lease_expires = ? WHERE id = ?",
+                    (now, worker, now + lease, job.id),
+                )
+                claimed.append(
+                    job.evolve(
+                        state=JobState.RUNNING,
+                        started_at=job.started_at or now,
+                        attempts=job.attempts + 1,
+                        lease_owner=worker,
+                        lease_expires=now + lease,
+                    )
+                )
+                self._touch(job_topic(job.id))
+        return claimed
+
+    async def _active_with_key(self, db: aiosqlite.Connection, key: str) -> int:
+        sql = f"SELECT COUNT(*) FROM jobs WHERE concurrency_key = ? AND state IN {_ACTIVE}"
+        async with db.execute(sql, (key,)) as cur:
+            row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
+    async def renew_leases(self, *, worker: str, job_ids: Iterable[str], until: float) -> set[str]:
+        ids = list(job_ids)
+        if not ids:
+            return set()
+        marks = ", ".join("?" for _ in ids)
+        async with self._transaction() as db:
+            await db.execute(
+                f"UPDATE jobs SET lease_expires = ? "
+                f"WHERE lease_owner = ? AND state IN {_ACTIVE} AND id IN ({marks})",
+                (until, worker, *ids),
+            )
+            sql = f"SELECT id FROM jobs WHERE lease_owner = ? AND state IN {_ACTIVE} AND id IN ({marks})"
+            async with db.execute(sql, (worker, *ids)) as cur:
+                return {row[0] for row in await cur.fetchall()}
+
+    async def transition(
+        self,
+        job_id: str,
+        *,
+        from_states: Collection[JobState],
+        to: JobState,
+        changes: dict[str, Any] | None = None,
+    ) -> Job | None:
+        values: dict[str, Any] = {"state": to.value}
+        if to in TERMINAL_STATES or to is JobState.QUEUED:
+            values.update(lease_owner=None, lease_expires=None)
+        for key, value in (changes or {}).items():
+            values[key] = _encode_column(key, value)
+        assignments = ", ".join(f"{column} = ?" for column in values)
+        marks = ", ".join("?" for _ in from_states)
+        async with self._transaction() as db:
+            cur = await db.execute(
+                f"UPDATE jobs SET {assignments} WHERE id = ? AND state IN ({marks})",
+                (*values.values(), job_id, *(s.value for s in from_states)),
+            )
+            if cur.rowcount == 0:
+                return None
+            async with db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)) as cur:
+                row = await cur.fetchone()
+            self._touch(job_topic(job_id))
+            if to is JobState.QUEUED or to in TERMINAL_STATES:
+                self._touch(QUEUE_TOPIC)  # a slot or a concurrency key may have freed up
+        return _row_to_job(row) if row else None
+
+    async def recover_expired(self, *, now: float) -> list[Job]:
+        recovered: list[Job] = []
+        async with self._transaction() as db:
+            sql = f"SELECT * FROM jobs WHERE state IN {_ACTIVE} AND lease_expires < ?"
+            async with db.execute(sql, (now,)) as cur:
+                expired = [_row_to_job(r) for r in await cur.fetchall()]
+            for job in expired:
+                if job.options.retry_on_restart:
+                    await db.execute(
+                        "UPDATE jobs SET state = 'queued', run_after = ?, lease_owner = NULL, "
+                        "lease_expires = NULL WHERE id = ?",
+                        (now, job.id),
+                    )
+                    recovered.append(job.evolve(state=JobState.QUEUED, lease_owner=None, lease_expires=None))
+                else:
+                    await db.execute(
+                        "UPDATE jobs SET state = 'failed', error = ?, finished_at = ?, lease_owner = NULL, "
+                        "lease_expires = NULL WHERE id = ?",
+                        (orjson.dumps(RESTART_ERROR).decode(), now, job.id),
+                    )
+                    recovered.append(job.evolve(state=JobState.FAILED, error=RESTART_ERROR, finished_at=now))
+                self._touch(job_topic(job.id), QUEUE_TOPIC)
+        return recovered
+
+    async def next_due(self, *, engine: str) -> float | None:
+        sql = "SELECT MIN(run_after) FROM jobs WHERE state = 'queued' AND engine = ?"
+        async with self._db().execute(sql, (engine,)) as cur:
+            row = await cur.fetchone()
+        return float(row[0]) if row and row[0] is not None else None
+
+    async def erase_job_data(self, job_id: str) -> None:
+        async with self._transaction() as db:
+            await db.execute(
+                "UPDATE jobs SET args = NULL, result = NULL, logs = NULL, "
+                "error = CASE WHEN error IS NULL THEN NULL ELSE ? END, erased = 1 WHERE id = ?",
+                (orjson.dumps({"name": "Erased", "message": "erased after use"}).decode(), job_id),
+            )
+            self._touch(job_topic(job_id))
+
+    async def purge_finished(self, *, before: float) -> int:
+        async with self._transaction() as db:
+            cur = await db.execute(
+                f"DELETE FROM jobs WHERE state IN {_TERMINAL} AND finished_at < ?",
+                (before,),
+            )
+            return cur.rowcount
+
+    # --- script versions --------------------------------------------------------------------------
+
+    async def save_script_version(self, version: ScriptVersion) -> None:
+        async with self._transaction() as db:
+            await db.execute(
+                "INSERT OR IGNORE INTO script_versions (hash, engine, path, filename, content, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (version.hash, version.engine, version.path, version.filename, version.content, time.time()),
+            )
+
+    async def get_script_version(self, content_hash: str) -> ScriptVersion | None:
+        sql = "SELECT hash, engine, path, filename, content FROM script_versions WHERE hash = ?"
+        async with self._db().execute(sql, (content_hash,)) as cur:
+            row = await cur.fetchone()
+        if row is None:
+            return None
+        return ScriptVersion(hash=row[0], engine=row[1], path=row[2], filename=row[3], content=bytes(row[4]))
+
+
+# --- rows -----------------------------------------------------------------------------------------
+
+
+def _statements(sql: str) -> list[str]:
+    return [s.strip() for s in sql.split(";") if s.strip()]
+
+
+def _encode_column(column: str, value: Any) -> Any:
+    if column in _JSON_COLUMNS:
+        return None if value is None else orjson.dumps(value).decode()
+    if column == "options" and isinstance(value, JobOptions):
+        return orjson.dumps(value.to_json()).decode()
+    if isinstance(value, JobState):
+        return value.value
+    if isinstance(value, bool):
+        return int(value)
+    return value
+
+
+def _job_to_row(job: Job) -> dict[str, Any]:
+    return {
+        "id": job.id,
+        "state": job.state.value,
+        "engine": job.engine,
+        "script": job.script,
+        "script_hash": job.script_hash,
+        "route": job.route,
+        "args": _encode_column("args", job.args),
+        "result": _encode_column("result", job.result),
+        "error": _encode_column("error", job.error),
+        "logs": job.logs,
+        "created_at": job.created_at,
+        "started_at": job.started_at,
+        "finished_at": job.finished_at,
+        "run_after": job.run_after,
+        "attempts": job.attempts,
+        "concurrency_key": job.concurrency_key,
+        "max_concurrent": job.options.max_concurrent,
+        "options": _encode_column("options", job.options),
+        "origin": job.origin,
+        "engine_ref": job.engine_ref,
+        "lease_owner": job.lease_owner,
+        "lease_expires": job.lease_expires,
+        "erased": int(job.erased),
+    }
+
+
+def _loads(value: str | None) -> Any:
+    return None if value is None else orjson.loads(value)
+
+
+def _row_to_job(row: sqlite3.Row) -> Job:
+    return Job(
+        id=row["id"],
+        state=JobState(row["state"]),
+        engine=row["engine"],
+        script=row["script"],
+        script_hash=row["script_hash"],
+        route=row["route"],
+        args=_loads(row["args"]),
+        result=_loads(row["result"]),
+        error=_loads(row["error"]),
+        logs=row["logs"],
+        created_at=row["created_at"],
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+        run_after=row["run_after"],
+        attempts=row["attempts"],
+        concurrency_key=row["concurrency_key"],
+        options=JobOptions.from_json(orjson.loads(row["options"])),
+        origin=row["origin"],
+        engine_ref=row["engine_ref"],
+        lease_owner=row["lease_owner"],
+        lease_expires=row["lease_expires"],
+        erased=bool(row["erased"]),
+    )
+
+
+def _encode_cursor(seq: int) -> str:
+    return base64.urlsafe_b64encode(str(seq).encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> int:
+    try:
+        return int(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode())
+    except (ValueError, UnicodeDecodeError):
+        raise ValueError(f"invalid cursor {cursor!r}") from None
+
+
+def sqlite_path_from_url(url: str) -> Path:
+    """``sqlite:///abs/path.db`` → ``/abs/path.db``; ``sqlite:///:memory:`` is refused (not durable)."""
+    path = url.removeprefix("sqlite://")
+    if path.startswith("/") and not path.startswith("//"):
+        return Path(path)
+    return Path(os.path.abspath(path.lstrip("/")))
