@@ -1,0 +1,1 @@
+"""Built-in plugins: engines and (later) notifiers, each behind a Protocol of ``gateway``."""

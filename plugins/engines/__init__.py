@@ -1,0 +1,1 @@
+"""Built-in engines, registered under the ``hookgate.engines`` entry point group."""

@@ -1,0 +1,365 @@
+"""The embedded engine: scripts from a folder, each job a subprocess of its own.
+
+A ``.py`` script defines ``main(...)`` and is run by ``_pyrunner.py`` (its return value is the
+result, sent on a dedicated pipe). Any other executable file gets the arguments as JSON on stdin,
+and its stdout (JSON when it parses, text otherwise) is the result; a non-zero exit is a failure.
+Every job runs in its own process group, so a timeout or a cancel kills what it spawned too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from gateway.config import EngineConfig, Table
+from gateway.durations import parse_duration, parse_size
+from gateway.engine import EngineContext, JobContext, Outcome, content_hash
+from gateway.models import Job, ScriptVersion
+
+__all__ = ["LocalEngine", "create"]
+
+_RUNNER = str(Path(__file__).with_name("_pyrunner.py"))
+_READ_CHUNK = 65536
+
+
+@dataclass(frozen=True)
+class LocalOptions:
+    scripts_dir: Path
+    concurrency: int
+    python: str
+    default_timeout: float
+    max_log_bytes: int
+    max_result_bytes: int
+
+
+def create(config: EngineConfig) -> LocalEngine:
+    t = Table.of(config)
+    scripts_dir = Path(t.get("scripts_dir", str, None, required=True) or ".")
+    if not scripts_dir.is_absolute():
+        scripts_dir = config.base_dir / scripts_dir
+    options = LocalOptions(
+        scripts_dir=scripts_dir.resolve(),
+        concurrency=t.get("concurrency", int, os.cpu_count() or 2, check=lambda n: n >= 1, expect=">= 1"),
+        python=t.get("python", str, sys.executable),
+        default_timeout=t.convert("default_timeout", parse_duration, 3600.0),
+        max_log_bytes=t.convert("max_log_bytes", parse_size, 64 * 1024),
+        max_result_bytes=t.convert("max_result_bytes", parse_size, 16 * 1024 * 1024),
+    )
+    if not options.scripts_dir.is_dir():
+        t.problem("scripts_dir", f"{options.scripts_dir} is not a folder")
+    t.raise_problems()
+    return LocalEngine(config.name, options)
+
+
+class ScriptPathError(ValueError):
+    """A script path that tries to leave the scripts folder or is otherwise not a plain path."""
+
+
+class LocalEngine:
+    def __init__(self, name: str, options: LocalOptions) -> None:
+        self.name = name
+        self.options = options
+        self._context: EngineContext | None = None
+        self._running: dict[str, asyncio.subprocess.Process] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._cancelled: set[str] = set()
+        self._versions: dict[tuple[Path, int, int], ScriptVersion] = {}
+
+    # --- the script folder --------------------------------------------------------------------------
+
+    def scripts(self) -> Mapping[str, str]:
+        found: dict[str, str] = {}
+        root = self.options.scripts_dir
+        for file in sorted(root.rglob("*")):
+            relative = file.relative_to(root)
+            if any(part.startswith((".", "_")) for part in relative.parts) or not self._is_script(file):
+                continue
+            path = relative.with_suffix("").as_posix()
+            if path in found:
+                raise ScriptPathError(
+                    f"{root}: two files are both script '{path}' ({found[path]} and {relative})"
+                )
+            found[path] = relative.as_posix()
+        return found
+
+    @staticmethod
+    def _is_script(file: Path) -> bool:
+        if not file.is_file():
+            return False
+        return file.suffix == ".py" or os.access(file, os.X_OK)
+
+    def _locate(self, path: str) -> Path | None:
+        if (
+            not path
+            or path.startswith("/")
+            or "\\" in path
+            or any(p in ("", ".", "..") for p in path.split("/"))
+        ):
+            raise ScriptPathError(f"'{path}' is not a script path")
+        root = self.options.scripts_dir
+        base = root / path
+        candidates = [base.with_name(base.name + ".py")] if base.suffix != ".py" else []
+        candidates.append(base)
+        candidates.extend(sorted(p for p in base.parent.glob(base.name + ".*") if p.suffix != ".py"))
+        for candidate in candidates:
+            if not self._is_script(candidate):
+                continue
+            real = candidate.resolve()
+            if not real.is_relative_to(root):
+                raise ScriptPathError(f"'{path}' leads outside the scripts folder")
+            return candidate
+        return None
+
+    def resolve(self, path: str) -> ScriptVersion | None:
+        try:
+            file = self._locate(path)
+        except ScriptPathError:
+            return None
+        if file is None:
+            return None
+        stat = file.stat()
+        key = (file, stat.st_mtime_ns, stat.st_size)
+        version = self._versions.get(key)
+        if version is None:
+            content = file.read_bytes()
+            version = ScriptVersion(
+                hash=content_hash(content), engine=self.name, path=path, filename=file.name, content=content
+            )
+            self._versions = {k: v for k, v in self._versions.items() if k[0] != file}
+            self._versions[key] = version
+        return version
+
+    # --- lifecycle ----------------------------------------------------------------------------------
+
+    async def start(self, context: EngineContext) -> None:
+        self._context = context
+        self.scripts()  # refuse an ambiguous folder at start-up rather than at the first request
+
+    async def close(self) -> None:
+        for job_id in list(self._running):
+            await self.cancel(job_id)
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    def free_slots(self) -> int:
+        # ``_running`` is emptied before the outcome is reported, so the dispatcher woken by that
+        # report already sees the free slot.
+        return self.options.concurrency - len(self._running)
+
+    async def cancel(self, job_id: str) -> None:
+        process = self._running.get(job_id)
+        if process is not None:
+            self._cancelled.add(job_id)
+            _kill_group(process)
+
+    # --- running ------------------------------------------------------------------------------------
+
+    async def submit(self, job: Job, context: JobContext) -> str:
+        file = await self._file_for(job)
+        env = {**os.environ, **context.environment()}
+        env.pop("HOOKGATE_RESULT_FD", None)
+        read_fd = write_fd = -1
+        if file.suffix == ".py":
+            read_fd, write_fd = os.pipe()
+            env["HOOKGATE_RESULT_FD"] = str(write_fd)
+            argv = [self.options.python, _RUNNER, str(file)]
+        else:
+            argv = [str(file)]
+        try:
+            process = await asyncio.create_subprocess_exec(
+                *argv,
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT if read_fd >= 0 else asyncio.subprocess.PIPE,
+                cwd=str(file.parent),
+                env=env,
+                pass_fds=(write_fd,) if write_fd >= 0 else (),
+                start_new_session=True,
+            )
+        except BaseException:
+            for fd in (read_fd, write_fd):
+                if fd >= 0:
+                    os.close(fd)
+            raise
+        if write_fd >= 0:
+            os.close(write_fd)
+        self._running[job.id] = process
+        task = asyncio.create_task(self._supervise(job, process, read_fd))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return str(process.pid)
+
+    async def _file_for(self, job: Job) -> Path:
+        """The file holding exactly the version pinned on the job (an older one is restored)."""
+        current = self.resolve(job.script)
+        if current is not None and (job.script_hash is None or current.hash == job.script_hash):
+            located = self._locate(job.script)
+            if located is not None:
+                return located
+        if job.script_hash is None or self._context is None:
+            raise FileNotFoundError(f"script '{job.script}' is not in {self.options.scripts_dir}")
+        version = await self._context.load_version(job.script_hash)
+        if version is None:
+            raise FileNotFoundError(f"version {job.script_hash} of '{job.script}' is not in the store")
+        return self._materialize(version)
+
+    def _materialize(self, version: ScriptVersion) -> Path:
+        assert self._context is not None
+        folder = self._context.data_dir / "script-versions" / version.hash
+        file = folder / version.filename
+        if not file.exists():
+            folder.mkdir(parents=True, exist_ok=True)
+            partial = file.with_name(file.name + ".partial")
+            partial.write_bytes(version.content)
+            partial.chmod(0o700)
+            partial.replace(file)
+        return file
+
+    async def _supervise(self, job: Job, process: asyncio.subprocess.Process, result_fd: int) -> None:
+        try:
+            outcome = await self._wait_outcome(job, process, result_fd)
+        except Exception as exc:  # a bug here must fail the job, not leave it running forever
+            _kill_group(process)
+            error = {"name": type(exc).__name__, "message": f"the local engine lost the job: {exc}"}
+            outcome = Outcome(job.id, "failed", error=error)
+        finally:
+            self._running.pop(job.id, None)
+        if job.id in self._cancelled:
+            self._cancelled.discard(job.id)
+            return
+        if self._context is not None:
+            await self._context.report(outcome)
+
+    async def _wait_outcome(self, job: Job, process: asyncio.subprocess.Process, result_fd: int) -> Outcome:
+        timeout = job.options.timeout or self.options.default_timeout
+        python = result_fd >= 0
+        assert process.stdin is not None and process.stdout is not None
+        stdin_task = asyncio.create_task(_feed_stdin(process.stdin, orjson.dumps(job.args or {})))
+        # Python scripts: stdout and stderr together are the logs, the outcome comes on its own pipe.
+        # Executables: stdout is the result, stderr the logs.
+        stdout_limit = self.options.max_log_bytes if python else self.options.max_result_bytes
+        stdout = asyncio.create_task(_read_bounded(process.stdout, stdout_limit, keep_tail=python))
+        if python:
+            second = asyncio.create_task(_read_fd(result_fd, self.options.max_result_bytes))
+        else:
+            assert process.stderr is not None
+            second = asyncio.create_task(_read_bounded(process.stderr, self.options.max_log_bytes))
+        timed_out = False
+        try:
+            await asyncio.wait_for(process.wait(), timeout)
+        except TimeoutError:
+            timed_out = True
+            _kill_group(process)
+            await process.wait()
+        _kill_group(process)  # whatever the script left behind in its group goes with it
+        out, other = await stdout, await second
+        await stdin_task
+        if timed_out:
+            logs = _text(out if python else other)
+            return Outcome(job.id, "failed", error=_timeout_error(job, self.options), logs=logs)
+        if python:
+            return _python_outcome(job, process.returncode, logs=_text(out), channel=other)
+        return _executable_outcome(job, process.returncode, stdout=out, logs=_text(other))
+
+
+def _python_outcome(job: Job, returncode: int | None, *, logs: str, channel: bytes) -> Outcome:
+    message = _last_message(channel)
+    if message is not None and message.get("kind") == "result" and returncode == 0:
+        return Outcome(job.id, "succeeded", result=message.get("value"), logs=logs)
+    if message is not None and message.get("kind") == "error":
+        return Outcome(job.id, "failed", error=message.get("error"), logs=logs)
+    return Outcome(job.id, "failed", error=_exit_error(returncode, logs), logs=logs)
+
+
+def _executable_outcome(job: Job, returncode: int | None, *, stdout: bytes, logs: str) -> Outcome:
+    if returncode != 0:
+        return Outcome(job.id, "failed", error=_exit_error(returncode, logs), logs=logs)
+    return Outcome(job.id, "succeeded", result=_parse_stdout(stdout), logs=logs)
+
+
+# --- process helpers ------------------------------------------------------------------------------
+
+
+def _kill_group(process: asyncio.subprocess.Process) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)
+
+
+async def _feed_stdin(stream: asyncio.StreamWriter, data: bytes) -> None:
+    with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+        stream.write(data)
+        await stream.drain()
+        stream.close()
+
+
+async def _read_bounded(stream: asyncio.StreamReader, limit: int, *, keep_tail: bool = True) -> bytes:
+    """Read to EOF keeping at most ``limit`` bytes (the end for logs, the start for a result)."""
+    kept = bytearray()
+    while chunk := await stream.read(_READ_CHUNK):
+        kept += chunk
+        if len(kept) > limit:
+            if keep_tail:
+                del kept[: len(kept) - limit]
+            else:
+                del kept[limit:]
+    return bytes(kept)
+
+
+async def _read_fd(fd: int, limit: int) -> bytes:
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=limit)
+    pipe = os.fdopen(fd, "rb", buffering=0)
+    transport, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), pipe)
+    try:
+        return await _read_bounded(reader, limit, keep_tail=False)
+    finally:
+        transport.close()
+
+
+def _text(data: bytes) -> str:
+    return data.decode("utf-8", errors="replace")
+
+
+def _last_message(data: bytes) -> dict[str, Any] | None:
+    for line in reversed(data.splitlines()):
+        with contextlib.suppress(orjson.JSONDecodeError):
+            message = orjson.loads(line)
+            if isinstance(message, dict) and message.get("kind") in ("result", "error"):
+                return message
+    return None
+
+
+def _parse_stdout(data: bytes) -> Any:
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return _text(data).rstrip("\n")
+
+
+def _timeout_error(job: Job, options: LocalOptions) -> dict[str, Any]:
+    timeout = job.options.timeout or options.default_timeout
+    return {
+        "name": "Timeout",
+        "message": f"the job ran longer than its timeout of {timeout:g}s and was killed",
+    }
+
+
+def _exit_error(returncode: int | None, logs: str) -> dict[str, Any]:
+    if returncode is not None and returncode < 0:
+        message = f"the script was killed by signal {-returncode}"
+    else:
+        message = f"the script exited with status {returncode}"
+    return {"name": "ExitError", "message": message, "exit_code": returncode, "stderr": logs[-4096:]}

@@ -1,0 +1,140 @@
+"""The in-process engine: a script path maps to a ``module:function`` called inside the gateway.
+
+For embedding hookgate in an application and for tests: no process start, so a job costs a function
+call. Coroutine functions run on the event loop, plain functions in a thread pool. The running job
+is visible to the function through ``gateway.client.current_job``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import inspect
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import orjson
+
+from gateway.client import JobInfo, current_job
+from gateway.config import EngineConfig, Table
+from gateway.durations import parse_duration
+from gateway.engine import EngineContext, JobContext, Outcome, content_hash
+from gateway.models import Job, ScriptVersion
+
+from ._pyrunner import describe_error, select_arguments
+
+__all__ = ["PythonEngine", "create"]
+
+
+def create(config: EngineConfig) -> PythonEngine:
+    t = Table.of(config)
+    targets = t.get("functions", dict, {}, required=True)
+    functions: dict[str, Callable[..., Any]] = {}
+    for path, target in targets.items():
+        try:
+            functions[path.strip("/")] = _import(target)
+        except (ImportError, AttributeError, ValueError, TypeError) as exc:
+            t.problem(f"functions.{path}", f'cannot import "{target}": {exc}')
+    concurrency = t.get("concurrency", int, 100, check=lambda n: n >= 1, expect=">= 1")
+    default_timeout = t.convert("default_timeout", parse_duration, 3600.0)
+    t.raise_problems()
+    return PythonEngine(
+        config.name, functions, dict(targets), concurrency=concurrency, default_timeout=default_timeout
+    )
+
+
+def _import(target: object) -> Callable[..., Any]:
+    if not isinstance(target, str) or ":" not in target:
+        raise ValueError('expected "module:function"')
+    module_name, _, attribute = target.partition(":")
+    func = importlib.import_module(module_name)
+    for part in attribute.split("."):
+        func = getattr(func, part)
+    if not callable(func):
+        raise TypeError(f"{target} is not callable")
+    return func
+
+
+class PythonEngine:
+    def __init__(
+        self,
+        name: str,
+        functions: Mapping[str, Callable[..., Any]],
+        targets: Mapping[str, str],
+        *,
+        concurrency: int,
+        default_timeout: float,
+    ) -> None:
+        self.name = name
+        self._functions = dict(functions)
+        self._versions = {
+            path: ScriptVersion(
+                hash=content_hash(target.encode()),
+                engine=name,
+                path=path,
+                filename=target,
+                content=target.encode(),
+            )
+            for path, target in targets.items()
+        }
+        self._concurrency = concurrency
+        self._default_timeout = default_timeout
+        self._context: EngineContext | None = None
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+
+    def scripts(self) -> Mapping[str, str]:
+        return {path: version.filename for path, version in self._versions.items()}
+
+    def resolve(self, path: str) -> ScriptVersion | None:
+        return self._versions.get(path)
+
+    async def start(self, context: EngineContext) -> None:
+        self._context = context
+
+    async def close(self) -> None:
+        tasks = list(self._tasks.values())
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    def free_slots(self) -> int:
+        return self._concurrency - len(self._tasks)
+
+    async def submit(self, job: Job, context: JobContext) -> str:
+        func = self._functions.get(job.script)
+        if func is None:
+            raise LookupError(f"no function for script '{job.script}'")
+        task = asyncio.create_task(self._run(job, func, context))
+        self._tasks[job.id] = task
+        task.add_done_callback(lambda _: self._tasks.pop(job.id, None))
+        return job.id
+
+    async def cancel(self, job_id: str) -> None:
+        task = self._tasks.get(job_id)
+        if task is not None:
+            task.cancel()  # a thread-pool call cannot be interrupted; its outcome is dropped
+
+    async def _run(self, job: Job, func: Callable[..., Any], context: JobContext) -> None:
+        current_job.set(JobInfo(job_id=job.id, gateway_url=context.gateway_url, job_token=context.job_token))
+        timeout = job.options.timeout or self._default_timeout
+        try:
+            kwargs = select_arguments(func, job.args or {})
+            if inspect.iscoroutinefunction(func):
+                result = await asyncio.wait_for(func(**kwargs), timeout)
+            else:
+                result = await asyncio.wait_for(asyncio.to_thread(func, **kwargs), timeout)
+            orjson.dumps(result)
+            outcome = Outcome(job.id, "succeeded", result=result)
+        except TimeoutError:
+            message = f"the job ran longer than its timeout of {timeout:g}s"
+            outcome = Outcome(job.id, "failed", error={"name": "Timeout", "message": message})
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            outcome = Outcome(job.id, "failed", error=describe_error(exc))
+        self._tasks.pop(job.id, None)  # free the slot before the report wakes the dispatcher
+        if self._context is not None:
+            await self._context.report(outcome)
