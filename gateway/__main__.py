@@ -1,0 +1,162 @@
+"""The ``hookgate`` command: serve, check-config, jobs."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import orjson
+
+from .config import Config, load_config
+from .errors import ConfigError
+from .models import JobQuery, JobState
+from .store import StoreLocked, create_store
+from .views import job_view
+
+__all__ = ["main"]
+
+DEFAULT_CONFIG = "config/gateway.toml"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except ConfigError as exc:
+        print("hookgate: configuration is invalid:", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 1
+    except StoreLocked as exc:
+        print(f"hookgate: {exc}", file=sys.stderr)
+        return 1
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hookgate", description="A webhook gateway in front of a job engine."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the gateway")
+    serve.add_argument("--config", default=DEFAULT_CONFIG, help=f"TOML file (default {DEFAULT_CONFIG})")
+    serve.add_argument("--host", help="listen address (overrides server.host)")
+    serve.add_argument("--port", type=int, help="listen port (overrides server.port)")
+    serve.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING (default INFO)")
+    serve.set_defaults(func=_serve)
+
+    check = sub.add_parser("check-config", help="validate a configuration file and exit")
+    check.add_argument("file")
+    check.set_defaults(func=_check_config)
+
+    jobs = sub.add_parser("jobs", help="look at jobs in the store")
+    jobs.add_argument("--config", default=DEFAULT_CONFIG)
+    jobs_sub = jobs.add_subparsers(dest="jobs_command", required=True)
+    listing = jobs_sub.add_parser("list", help="newest jobs first")
+    listing.add_argument("--state", choices=[s.value for s in JobState])
+    listing.add_argument("--script")
+    listing.add_argument("--limit", type=int, default=20)
+    listing.set_defaults(func=_jobs_list)
+    show = jobs_sub.add_parser("show", help="one job, as JSON")
+    show.add_argument("id")
+    show.set_defaults(func=_jobs_show)
+    return parser
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from aiohttp import web
+
+    from .accesslog import AccessLogger
+    from .app import create_app
+
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    config = load_config(args.config)
+    server = config.server
+    if args.host or args.port is not None:
+        server = dataclasses.replace(
+            server, host=args.host or server.host, port=server.port if args.port is None else args.port
+        )
+        config = dataclasses.replace(config, server=server)
+    _use_uvloop()
+    app = create_app(config)
+    web.run_app(
+        app,
+        host=server.host,
+        port=server.port,
+        access_log_class=AccessLogger,
+        print=lambda _: print(f"hookgate serving on http://{server.host}:{server.port}", flush=True),
+    )
+    return 0
+
+
+def _use_uvloop() -> None:
+    try:
+        import uvloop
+    except ImportError:
+        return
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+
+
+def _check_config(args: argparse.Namespace) -> int:
+    from .catalog import check_scripts
+    from .engine import create_engines
+
+    config = load_config(args.file)
+    check_scripts(create_engines(config.engines), config.routes)
+    print(f"{args.file}: ok ({len(config.routes)} routes, {len(config.engines)} engines)")
+    return 0
+
+
+def _open_config(path: str) -> Config:
+    return load_config(Path(path))
+
+
+def _jobs_list(args: argparse.Namespace) -> int:
+    config = _open_config(args.config)
+    query = JobQuery(state=JobState(args.state) if args.state else None, script=args.script, limit=args.limit)
+
+    async def run() -> int:
+        store = create_store(config.store.url, exclusive=False)
+        await store.open()
+        try:
+            page = await store.list_jobs(query)
+        finally:
+            await store.close()
+        for job in page.items:
+            print(f"{job.id}  {job.state.value:<9}  {job.script}  {job_view(job)['created_at']}")
+        return 0
+
+    return asyncio.run(run())
+
+
+def _jobs_show(args: argparse.Namespace) -> int:
+    config = _open_config(args.config)
+
+    async def run() -> int:
+        store = create_store(config.store.url, exclusive=False)
+        await store.open()
+        try:
+            job = await store.get_job(args.id)
+        finally:
+            await store.close()
+        if job is None:
+            print(f"hookgate: no job {args.id}", file=sys.stderr)
+            return 1
+        print(orjson.dumps(job_view(job), option=orjson.OPT_INDENT_2).decode())
+        return 0
+
+    return asyncio.run(run())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,111 @@
+"""Build the aiohttp application: state, routes, middlewares and lifecycles; nothing else."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+
+from aiohttp import web
+
+from .catalog import Catalog, check_scripts
+from .config import Config
+from .dispatcher import Dispatcher
+from .engine import create_engines
+from .keys import CATALOG, CONFIG, DISPATCHER, ENGINES, STORE, SYNC_WAITS
+from .limits import WaitSlots
+from .middlewares import error_middleware
+from .models import Job
+from .routing import add_routes
+from .store import create_store
+
+__all__ = ["create_app"]
+
+log = logging.getLogger("hookgate")
+
+
+def create_app(config: Config) -> web.Application:
+    """Wire everything for ``config``. Construction does no I/O; ``cleanup_ctx`` opens and closes."""
+    app = web.Application(middlewares=[error_middleware], client_max_size=config.server.max_body_size)
+    store = create_store(config.store.url)
+    engines = create_engines(config.engines)
+    app[CONFIG] = config
+    app[STORE] = store
+    app[ENGINES] = engines
+    app[CATALOG] = Catalog(engines, store)
+    app[SYNC_WAITS] = WaitSlots(config.server.max_sync_waiting)
+    app[DISPATCHER] = Dispatcher(
+        store=store, engines=engines, lease=config.server.lease, gateway_url=_gateway_url(config)
+    )
+    add_routes(app, config)
+    app.cleanup_ctx.extend([_store_ctx, _engines_ctx, _dispatcher_ctx, _purge_ctx])
+    return app
+
+
+def _gateway_url(config: Config) -> Callable[[Job], str]:
+    server = config.server
+    host = "127.0.0.1" if server.host in ("0.0.0.0", "::", "") else server.host
+    fallback = f"http://{host}:{server.port}"
+
+    def url_for(job: Job) -> str:
+        return server.public_url or job.origin or fallback
+
+    return url_for
+
+
+async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
+    store = app[STORE]
+    try:
+        await store.open()
+        yield
+    finally:
+        await store.close()
+
+
+async def _engines_ctx(app: web.Application) -> AsyncIterator[None]:
+    engines = app[ENGINES]
+    check_scripts(engines, app[CONFIG].routes)
+    context = app[DISPATCHER].engine_context(app[CONFIG].server.data_dir)
+    started = []
+    try:
+        for engine in engines.values():
+            started.append(engine)
+            await engine.start(context)
+        yield
+    finally:
+        for engine in reversed(started):
+            try:
+                await engine.close()
+            except Exception:
+                log.exception("closing engine %s failed", engine.name)
+
+
+async def _dispatcher_ctx(app: web.Application) -> AsyncIterator[None]:
+    dispatcher = app[DISPATCHER]
+    await dispatcher.start()
+    yield
+    await dispatcher.stop()
+
+
+async def _purge_ctx(app: web.Application) -> AsyncIterator[None]:
+    task = asyncio.create_task(_purge_forever(app))
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+async def _purge_forever(app: web.Application) -> None:
+    """Delete finished jobs past their retention, a few times per retention period."""
+    retention = app[CONFIG].server.retention
+    interval = min(max(retention / 4, 0.2), 600.0)
+    while True:
+        try:
+            purged = await app[STORE].purge_finished(before=time.time() - retention)
+            if purged:
+                log.info("purged %d finished jobs older than the retention of %gs", purged, retention)
+        except Exception:
+            log.exception("purging finished jobs failed")
+        await asyncio.sleep(interval)  # a period, not a wait for an event

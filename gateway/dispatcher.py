@@ -1,0 +1,154 @@
+"""Pull queued jobs from the store and hand them to their engines, under a renewed lease.
+
+Each engine gets a loop that claims no more jobs than the engine has free slots. A heartbeat renews
+the leases of the jobs this process runs (and learns of jobs cancelled elsewhere); a recovery pass
+gives back the jobs of processes whose leases expired. Nothing here sleeps to wait for work: the
+loops wake on the store's queue notification, and time out only for retry back-offs and as a
+safety net against a missed wake-up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Callable, Mapping
+
+from . import jobs
+from .engine import Engine, EngineContext, JobContext, Outcome
+from .models import Job, ScriptVersion
+from .store import QUEUE_TOPIC, Store
+
+__all__ = ["Dispatcher"]
+
+log = logging.getLogger("hookgate.dispatcher")
+SAFETY_POLL = 1.0
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        engines: Mapping[str, Engine],
+        lease: float,
+        gateway_url: Callable[[Job], str],
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.engines = engines
+        self.lease = lease
+        self.gateway_url = gateway_url
+        self.clock = clock
+        self.worker = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._held: dict[str, str] = {}  # job id -> engine name
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def engine_context(self, data_dir: os.PathLike[str] | str) -> EngineContext:
+        from pathlib import Path
+
+        return EngineContext(report=self.report, load_version=self._load_version, data_dir=Path(data_dir))
+
+    async def _load_version(self, content_hash: str) -> ScriptVersion | None:
+        return await self.store.get_script_version(content_hash)
+
+    async def start(self) -> None:
+        await self.store.recover_expired(now=self.clock())
+        for name, engine in self.engines.items():
+            self._tasks.append(asyncio.create_task(self._feed(name, engine), name=f"dispatch:{name}"))
+        self._tasks.append(asyncio.create_task(self._heartbeat(), name="dispatch:heartbeat"))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+
+    # --- claiming ---------------------------------------------------------------------------------
+
+    async def _feed(self, name: str, engine: Engine) -> None:
+        with self.store.listen(QUEUE_TOPIC) as wake:
+            while True:
+                wake.clear()
+                try:
+                    await self._claim_and_start(name, engine)
+                    timeout = await self._idle_timeout(name)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("dispatching to engine %s failed; retrying", name)
+                    timeout = SAFETY_POLL
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(wake.wait(), timeout)
+
+    async def _claim_and_start(self, name: str, engine: Engine) -> None:
+        while (slots := engine.free_slots()) > 0:
+            claimed = await self.store.claim_jobs(
+                engine=name, worker=self.worker, now=self.clock(), lease=self.lease, limit=slots
+            )
+            for job in claimed:
+                await self._start(name, engine, job)
+            if len(claimed) < slots:
+                return
+
+    async def _idle_timeout(self, name: str) -> float:
+        due = await self.store.next_due(engine=name)
+        now = self.clock()
+        if due is not None and due > now:
+            return min(due - now, SAFETY_POLL)
+        return SAFETY_POLL
+
+    async def _start(self, name: str, engine: Engine, job: Job) -> None:
+        self._held[job.id] = name
+        context = JobContext(job_id=job.id, gateway_url=self.gateway_url(job))
+        try:
+            await engine.submit(job, context)
+        except Exception as exc:
+            log.warning("engine %s could not start job %s: %s", name, job.id, exc)
+            error = {"name": type(exc).__name__, "message": f"the engine could not start the job: {exc}"}
+            await self.report(Outcome(job.id, "failed", error=error))
+
+    # --- outcomes and cancellation ----------------------------------------------------------------
+
+    async def report(self, outcome: Outcome) -> None:
+        """Called by engines when a job ends."""
+        self._held.pop(outcome.job_id, None)
+        try:
+            await jobs.complete(self.store, outcome, now=self.clock())
+        except Exception:
+            log.exception("recording the outcome of job %s failed", outcome.job_id)
+
+    async def abort(self, job_id: str) -> None:
+        """Stop a job that was cancelled, if it runs in this process."""
+        name = self._held.pop(job_id, None)
+        if name is not None:
+            await self.engines[name].cancel(job_id)
+
+    async def _heartbeat(self) -> None:
+        interval = self.lease / 3
+        while True:
+            await asyncio.sleep(interval)  # a period, not a wait for an event: leases are time-based
+            try:
+                await self.beat()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("heartbeat failed")
+
+    async def beat(self) -> None:
+        """Renew our leases, stop jobs we no longer hold, and recover expired ones of dead processes."""
+        held = list(self._held)
+        still_ours = await self.store.renew_leases(
+            worker=self.worker, job_ids=held, until=self.clock() + self.lease
+        )
+        for job_id in held:
+            if job_id not in still_ours and job_id in self._held:
+                await self.abort(job_id)
+        for job in await self.store.recover_expired(now=self.clock()):
+            log.warning("recovered job %s after its lease expired: now %s", job.id, job.state.value)

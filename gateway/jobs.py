@@ -1,0 +1,146 @@
+"""The job lifecycle: submit, complete (with retries), cancel, and wait.
+
+``queued → running ⇄ suspended → succeeded | failed | cancelled``; every step is a compare-and-set
+in the store, so a cancel racing a completion has exactly one winner. These are plain functions over
+a ``Store``: handlers and the dispatcher call them, tests call them without a server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from .engine import Outcome
+from .errors import Conflict, JobNotFound, Overloaded
+from .models import ACTIVE_STATES, Job, JobOptions, JobState, ScriptVersion
+from .store import Store, job_topic
+
+__all__ = [
+    "cancel",
+    "complete",
+    "new_job_id",
+    "render_concurrency_key",
+    "retry_delay",
+    "submit",
+    "wait_finished",
+]
+
+MAX_RETRY_DELAY = 3600.0
+_KEY_FIELD = re.compile(r"\{([A-Za-z0-9_.\-]+)\}")
+
+
+def new_job_id() -> str:
+    return str(uuid.uuid4())
+
+
+async def submit(
+    store: Store,
+    *,
+    engine: str,
+    version: ScriptVersion,
+    args: dict[str, Any],
+    now: float,
+    route: str | None = None,
+    origin: str | None = None,
+    options: JobOptions | None = None,
+    concurrency_key: str | None = None,
+    max_queued: int | None = None,
+) -> Job:
+    """Commit a queued job and return it; nothing is answered before this returns."""
+    job = Job(
+        id=new_job_id(),
+        engine=engine,
+        script=version.path,
+        script_hash=version.hash,
+        route=route,
+        args=args,
+        created_at=now,
+        run_after=now,
+        concurrency_key=concurrency_key,
+        options=options or JobOptions(),
+        origin=origin,
+    )
+    if not await store.create_job(job, max_queued=max_queued):
+        raise Overloaded(f"{max_queued} jobs are already queued; try again later", retry_after=5)
+    return job
+
+
+async def complete(store: Store, outcome: Outcome, *, now: float) -> Job | None:
+    """Record an engine's outcome; a failure with retries left goes back to the queue after a backoff.
+
+    Returns None when the job was no longer running (cancelled, or recovered by another process):
+    the outcome then changes nothing.
+    """
+    job = await store.get_job(outcome.job_id)
+    if job is None or job.state not in ACTIVE_STATES:
+        return None
+    if outcome.state == "succeeded":
+        changes = {"result": outcome.result, "error": None, "logs": outcome.logs, "finished_at": now}
+        return await store.transition(
+            job.id, from_states=ACTIVE_STATES, to=JobState.SUCCEEDED, changes=changes
+        )
+    if job.attempts <= job.options.retries:
+        changes = {
+            "error": outcome.error,
+            "logs": outcome.logs,
+            "run_after": now + retry_delay(job.options, job.attempts),
+        }
+        return await store.transition(job.id, from_states=ACTIVE_STATES, to=JobState.QUEUED, changes=changes)
+    changes = {"error": outcome.error, "logs": outcome.logs, "finished_at": now}
+    return await store.transition(job.id, from_states=ACTIVE_STATES, to=JobState.FAILED, changes=changes)
+
+
+def retry_delay(options: JobOptions, attempt: int) -> float:
+    """Exponential backoff from the route's ``retry_backoff``: base, 2*base, 4*base ... capped at an hour."""
+    return float(min(options.retry_backoff * (2 ** max(attempt - 1, 0)), MAX_RETRY_DELAY))
+
+
+async def cancel(store: Store, job_id: str, *, reason: str | None, now: float) -> Job:
+    """Cancel a job that has not finished; a finished job is a ``Conflict``."""
+    error = {"name": "Cancelled", "message": reason or "cancelled by request"}
+    from_states = (JobState.QUEUED, JobState.RUNNING, JobState.SUSPENDED)
+    job = await store.transition(
+        job_id, from_states=from_states, to=JobState.CANCELLED, changes={"error": error, "finished_at": now}
+    )
+    if job is not None:
+        return job
+    existing = await store.get_job(job_id)
+    if existing is None:
+        raise JobNotFound(f"no job {job_id}")
+    raise Conflict(f"job {job_id} already {existing.state.value}", details={"state": existing.state.value})
+
+
+async def wait_finished(store: Store, job_id: str, timeout: float) -> Job | None:  # noqa: ASYNC109
+    """Wait until the job finishes or ``timeout`` passes; return it as last seen (None if unknown).
+
+    Woken by the store's notification for this job, never by polling.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    with store.listen(job_topic(job_id)) as changed:
+        while True:
+            changed.clear()
+            job = await store.get_job(job_id)
+            remaining = deadline - loop.time()
+            if job is None or job.finished or remaining <= 0:
+                return job
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(changed.wait(), remaining)
+
+
+def render_concurrency_key(route: str, template: str | None, args: Mapping[str, Any]) -> str | None:
+    """``"{repository}"`` over the arguments → ``"/hooks/deploy|acme/site"``; None when no template."""
+    if template is None:
+        return None
+
+    def field(match: re.Match[str]) -> str:
+        value: Any = args
+        for part in match.group(1).split("."):
+            value = value.get(part) if isinstance(value, Mapping) else None
+        return "" if value is None else str(value)
+
+    return f"{route}|{_KEY_FIELD.sub(field, template)}"

@@ -1,0 +1,21 @@
+"""Every piece of application state, as a typed ``web.AppKey``."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from .catalog import Catalog
+from .config import Config
+from .dispatcher import Dispatcher
+from .engine import Engine
+from .limits import WaitSlots
+from .store import Store
+
+__all__ = ["CATALOG", "CONFIG", "DISPATCHER", "ENGINES", "STORE", "SYNC_WAITS"]
+
+CONFIG = web.AppKey("config", Config)
+STORE = web.AppKey("store", Store)
+ENGINES = web.AppKey("engines", dict[str, Engine])
+CATALOG = web.AppKey("catalog", Catalog)
+DISPATCHER = web.AppKey("dispatcher", Dispatcher)
+SYNC_WAITS = web.AppKey("sync_waits", WaitSlots)

@@ -1,0 +1,49 @@
+"""The one place where errors become HTTP answers: always JSON, never a traceback or an HTML page."""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from .errors import GatewayError
+from .responses import json_response
+
+__all__ = ["error_middleware"]
+
+log = logging.getLogger("hookgate.http")
+
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+}
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except GatewayError as exc:
+        return json_response(exc.body(), status=exc.status, headers=exc.headers())
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        # aiohttp's own answers (no route matched, method not allowed, body too large) in our shape.
+        message = exc.reason
+        if exc.status == 404:
+            message = f"no route for {request.method} {request.path}"
+        body = {"error": {"code": _HTTP_CODES.get(exc.status, "http_error"), "message": message}}
+        headers = {k: v for k, v in exc.headers.items() if k.lower() in ("allow", "retry-after")}
+        return json_response(body, status=exc.status, headers=headers)
+    except Exception:
+        route = request.match_info.route.resource
+        template = route.canonical if route is not None else "(no route)"
+        log.exception("unhandled error on %s %s", request.method, template)
+        body = {"error": {"code": "internal", "message": "internal error; see the gateway's log"}}
+        return json_response(body, status=500)

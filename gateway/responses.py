@@ -1,0 +1,82 @@
+"""Turn a finished job into the HTTP answer of a sync call.
+
+A result may steer its own answer, as in Windmill: an object with ``windmill_status_code`` (an
+integer status) and/or ``windmill_content_type``; the body is then its ``result`` key, or the object
+without those keys. A string with a non-JSON content type goes out as text. A failed job answers
+``200`` with ``{"error": {...}}`` (what Windmill documents), or the route's ``error_status``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from .models import Job, JobState
+
+__all__ = ["json_response", "render_job_result"]
+
+STATUS_KEY = "windmill_status_code"
+CONTENT_TYPE_KEY = "windmill_content_type"
+_NO_BODY = frozenset({204, 304})
+
+
+def json_response(data: Any, *, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(
+        body=orjson.dumps(data), status=status, content_type="application/json", headers=headers
+    )
+
+
+def render_job_result(job: Job, *, error_status: int | None = None) -> web.Response:
+    if job.state is JobState.SUCCEEDED:
+        return _render_result(job.result)
+    error = job.error or {"name": job.state.value, "message": f"the job {job.state.value}"}
+    return json_response({"error": error}, status=error_status or 200)
+
+
+def _render_result(result: Any) -> web.Response:
+    if not isinstance(result, dict) or not (STATUS_KEY in result or CONTENT_TYPE_KEY in result):
+        return json_response(result)
+    status = result.get(STATUS_KEY, 200)
+    if not _valid_status(status):
+        return json_response(
+            {
+                "error": {
+                    "code": "invalid_status_code",
+                    "message": f"the script's {STATUS_KEY} must be an integer from 200 to 599 "
+                    f"(1xx statuses cannot end a response), got {status!r}",
+                }
+            },
+            status=500,
+        )
+    content_type = result.get(CONTENT_TYPE_KEY)
+    if content_type is not None and not isinstance(content_type, str):
+        return json_response(
+            {
+                "error": {
+                    "code": "invalid_content_type",
+                    "message": f"the script's {CONTENT_TYPE_KEY} must be a string, got {content_type!r}",
+                }
+            },
+            status=500,
+        )
+    if "result" in result:
+        body = result["result"]
+    else:
+        body = {k: v for k, v in result.items() if k not in (STATUS_KEY, CONTENT_TYPE_KEY)}
+    if status in _NO_BODY:
+        return web.Response(status=status)
+    content_type = content_type or "application/json"
+    is_json = content_type.split(";")[0].strip().lower().endswith(("/json", "+json"))
+    if isinstance(body, str) and not is_json:
+        payload = body.encode()
+    elif isinstance(body, bytes):
+        payload = body
+    else:
+        payload = orjson.dumps(body)
+    return web.Response(body=payload, status=status, headers={"Content-Type": content_type})
+
+
+def _valid_status(status: object) -> bool:
+    return isinstance(status, int) and not isinstance(status, bool) and 200 <= status <= 599

@@ -1,0 +1,49 @@
+"""The route table: custom paths from the configuration, generic endpoints, Windmill aliases."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from . import handlers as h
+from .config import Config
+
+__all__ = ["WINDMILL_PREFIX", "add_routes"]
+
+WINDMILL_PREFIX = "/api/w/{workspace}"
+_PATH = "{path:.+}"
+_HASH = "{hash:[0-9a-fA-F]{64}}"
+
+
+def add_routes(app: web.Application, config: Config) -> None:
+    r = app.router
+    r.add_get("/healthz", h.healthz)
+
+    # Generic endpoints: every script, by path.
+    r.add_post(f"/api/run/{_PATH}", h.run_async)
+    r.add_post(f"/api/run_wait_result/{_PATH}", h.run_sync)
+    r.add_get(f"/api/run_wait_result/{_PATH}", h.run_sync)
+
+    # Windmill-compatible aliases: a Windmill webhook caller only changes its base URL.
+    wm = WINDMILL_PREFIX
+    r.add_post(f"{wm}/jobs/run/p/{_PATH}", h.windmill_run_path)
+    r.add_post(f"{wm}/jobs/run_wait_result/p/{_PATH}", h.run_sync)
+    r.add_get(f"{wm}/jobs/run_wait_result/p/{_PATH}", h.run_sync)
+    r.add_post(f"{wm}/jobs/run/h/{_HASH}", h.windmill_run_hash)
+    r.add_post(f"{wm}/jobs/run_wait_result/h/{_HASH}", h.windmill_run_wait_hash)
+    r.add_get(f"{wm}/jobs/run_wait_result/h/{_HASH}", h.windmill_run_wait_hash)
+    r.add_get(f"{wm}/jobs_u/completed/get_result_maybe/{{id}}", h.windmill_get_result_maybe)
+    r.add_get(f"{wm}/jobs_u/completed/get_result/{{id}}", h.windmill_get_result)
+    r.add_get(f"{wm}/jobs_u/get/{{id}}", h.windmill_get_job)
+    r.add_post(f"{wm}/jobs_u/queue/cancel/{{id}}", h.windmill_cancel)
+
+    # Jobs.
+    r.add_get("/api/jobs", h.list_jobs)
+    r.add_get("/api/jobs/{id}", h.get_job)
+    r.add_get("/api/jobs/{id}/result", h.get_job_result)
+    r.add_post("/api/jobs/{id}/cancel", h.cancel_job)
+
+    # Custom routes, last: reserved prefixes were refused by the configuration.
+    for route in config.routes:
+        handler = h.make_route_handler(h.policy_for_route(route))
+        for method in sorted(route.methods):
+            r.add_route(method, route.path, handler)
