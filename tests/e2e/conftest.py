@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from .harness import Gateway
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as s:
+        yield s
+
+
+@pytest.fixture
+async def make_gateway(tmp_path: Path) -> AsyncIterator[Callable[..., Gateway]]:
+    """Build gateways in the test's folder; every one is stopped at the end (its log shown on failure)."""
+    made: list[Gateway] = []
+
+    def make(**kwargs: Any) -> Gateway:
+        gateway = Gateway(tmp_path / f"gw{len(made)}", **kwargs)
+        made.append(gateway)
+        return gateway
+
+    yield make
+    for gateway in made:
+        await gateway.stop()
+        print(f"--- log of {gateway.root.name}:\n{gateway.logs()[-4000:]}")
+
+
+@pytest.fixture
+async def gateway(make_gateway: Callable[..., Gateway]) -> Gateway:
+    """A started gateway with the default test configuration and no custom routes."""
+    gw = make_gateway()
+    await gw.start()
+    return gw

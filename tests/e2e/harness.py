@@ -1,0 +1,147 @@
+"""Start the real gateway (``hookgate serve``) on a free loopback port and talk HTTP to it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+HERE = Path(__file__).parent
+REPO = HERE.parent.parent
+SUPPORT = REPO / "tests" / "support"
+
+BASE_CONFIG = """
+[server]
+host = "127.0.0.1"
+port = {port}
+data_dir = "{data_dir}"
+lease = "{lease}"
+{server_extra}
+
+[[engines]]
+name = "local"
+type = "local"
+scripts_dir = "{scripts_dir}"
+concurrency = {concurrency}
+
+[[engines]]
+name = "py"
+type = "python"
+functions = {{ "py/echo" = "hookgate_testfuncs:echo", "py/whoami" = "hookgate_testfuncs:whoami", "py/forever" = "hookgate_testfuncs:wait_forever" }}
+
+{routes}
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Gateway:
+    """One gateway process over a folder of its own; can be killed and started again on the same data."""
+
+    def __init__(
+        self,
+        root: Path,
+        *,
+        routes: str = "",
+        server_extra: str = "",
+        concurrency: int = 4,
+        lease: str = "30s",
+    ) -> None:
+        self.root = root
+        self.scripts_dir = root / "scripts"
+        self.data_dir = root / "data"
+        if not self.scripts_dir.exists():
+            shutil.copytree(HERE / "scripts", self.scripts_dir)
+        self.port = free_port()
+        self.config_path = root / "gateway.toml"
+        self.config_path.write_text(
+            BASE_CONFIG.format(
+                port=self.port,
+                data_dir=self.data_dir,
+                scripts_dir=self.scripts_dir,
+                concurrency=concurrency,
+                lease=lease,
+                routes=routes,
+                server_extra=server_extra,
+            )
+        )
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process: asyncio.subprocess.Process | None = None
+        self.log_path = root / "gateway.log"
+
+    async def start(self) -> None:
+        env = {**os.environ, "PYTHONPATH": str(SUPPORT), "PYTHONUNBUFFERED": "1"}
+        log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child process
+        self.process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "gateway", "serve", "--config", str(self.config_path),
+            stdout=asyncio.subprocess.PIPE, stderr=log, env=env, cwd=str(REPO),
+        )
+        log.close()
+        assert self.process.stdout is not None
+        try:
+            line = await asyncio.wait_for(self.process.stdout.readline(), 20)
+        except TimeoutError:
+            raise RuntimeError(f"gateway did not start:\n{self.logs()}") from None
+        if b"serving on" not in line:
+            raise RuntimeError(f"gateway did not start ({line!r}):\n{self.logs()}")
+
+    def logs(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    async def kill(self) -> None:
+        """SIGKILL: no shutdown code runs, as in a crash."""
+        if self.process and self.process.returncode is None:
+            self.process.send_signal(signal.SIGKILL)
+            await self.process.wait()
+
+    async def stop(self) -> None:
+        if self.process and self.process.returncode is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                await asyncio.wait_for(self.process.wait(), 10)
+            except TimeoutError:
+                await self.kill()
+
+
+async def eventually(check: Callable[[], Awaitable[Any]], *, timeout: float = 10.0, interval: float = 0.05) -> Any:
+    """Poll an HTTP-observable condition of another process until it holds (there is no event to await)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = await check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition did not hold within {timeout}s (last: {result!r})")
+        await asyncio.sleep(interval)
+
+
+async def job_state(session: aiohttp.ClientSession, gateway: Gateway, job_id: str) -> dict[str, Any]:
+    async with session.get(f"{gateway.url}/api/jobs/{job_id}") as resp:
+        assert resp.status == 200, await resp.text()
+        return dict(await resp.json())
+
+
+async def wait_for_state(
+    session: aiohttp.ClientSession, gateway: Gateway, job_id: str, *states: str, timeout: float = 10.0
+) -> dict[str, Any]:
+    async def check() -> dict[str, Any] | None:
+        job = await job_state(session, gateway, job_id)
+        return job if job["state"] in states else None
+
+    return dict(await eventually(check, timeout=timeout))
+
+

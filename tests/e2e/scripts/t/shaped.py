@@ -1,0 +1,2 @@
+def main(ret):
+    return ret
