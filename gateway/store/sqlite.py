@@ -213,8 +213,8 @@ class SQLiteStore:
     ) -> list[Job]:
         if limit <= 0:
             return []
-        # Candidates skip concurrency keys already at their limit; the loop below also counts the
-        # jobs it picks itself, since two queued jobs may share a key.
+        # Candidates skip concurrency keys already at their limit; the loop counts again per job,
+        # since two queued jobs may share a key (the count sees this transaction's own updates).
         sql = f"""
             SELECT * FROM jobs AS q
             WHERE q.state = 'queued' AND q.engine = ? AND q.run_after <= ?
@@ -226,17 +226,13 @@ class SQLiteStore:
         async with self._transaction() as db:
             async with db.execute(sql, (engine, now, limit * 4)) as cur:
                 candidates = [_row_to_job(r) for r in await cur.fetchall()]
-            taken: dict[str, int] = {}
             for job in candidates:
                 if len(claimed) >= limit:
                     break
                 if job.concurrency_key is not None:
-                    active = await self._active_with_key(db, job.concurrency_key) + taken.get(
-                        job.concurrency_key, 0
-                    )
+                    active = await self._active_with_key(db, job.concurrency_key)
                     if active >= (job.options.max_concurrent or 1):
                         continue
-                    taken[job.concurrency_key] = taken.get(job.concurrency_key, 0) + 1
                 await db.execute(
                     "UPDATE jobs SET state = 'running', started_at = COALESCE(started_at, ?), "
                     "attempts = attempts + 1, lease_owner = ?, lease_expires = ? WHERE id = ?",
@@ -342,6 +338,10 @@ class SQLiteStore:
                 (orjson.dumps({"name": "Erased", "message": "erased after use"}).decode(), job_id),
             )
             self._touch(job_topic(job_id))
+            # secure_delete zeroes the old row in the database file, but the write-ahead log still
+            # holds the page as it was; a truncating checkpoint removes that copy too.
+        async with self._lock:
+            await self._db(write=True).execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     async def purge_finished(self, *, before: float) -> int:
         async with self._transaction() as db:
@@ -460,8 +460,7 @@ def _decode_cursor(cursor: str) -> int:
 
 
 def sqlite_path_from_url(url: str) -> Path:
-    """``sqlite:///abs/path.db`` → ``/abs/path.db``; ``sqlite:///:memory:`` is refused (not durable)."""
-    path = url.removeprefix("sqlite://")
-    if path.startswith("/") and not path.startswith("//"):
-        return Path(path)
-    return Path(os.path.abspath(path.lstrip("/")))
+    """``sqlite:////abs/path.db`` → ``/abs/path.db``; ``sqlite:///rel.db`` → ``rel.db`` (from the cwd)."""
+    if not url.startswith("sqlite:///"):
+        raise ValueError(f"expected sqlite:///PATH, got {url!r}")
+    return Path(os.path.abspath(url.removeprefix("sqlite:///")))
