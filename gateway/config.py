@@ -124,7 +124,7 @@ def parse_config(
     tree = _interpolate(raw, os.environ if environ is None else environ, "", problems)
     root = Table(tree, "", problems)
     server = _parse_server(root.table("server"), base_dir)
-    store = _parse_store(root.table("store"), server)
+    store = _parse_store(root.table("store"), server, base_dir)
     engines = tuple(_parse_engine(t, base_dir) for t in root.tables("engines"))
     if not engines:
         engines = (
@@ -171,10 +171,13 @@ def _parse_server(t: Table, base_dir: Path) -> ServerConfig:
     return server
 
 
-def _parse_store(t: Table, server: ServerConfig) -> StoreConfig:
+def _parse_store(t: Table, server: ServerConfig, base_dir: Path) -> StoreConfig:
     default = f"sqlite:///{server.data_dir / 'hookgate.db'}"
     url = t.get("url", str, default)
-    if not url.startswith(("sqlite://", "postgresql://", "postgres://")):
+    if url.startswith("sqlite:///"):
+        # sqlite:///relative/to/this/file.db or sqlite:////absolute/path.db, as in SQLAlchemy.
+        url = f"sqlite:///{_resolve(base_dir, url.removeprefix('sqlite:///'))}"
+    elif not url.startswith(("postgresql://", "postgres://")):
         t.problem("url", f'expected "sqlite:///PATH" or "postgresql://...", got {url!r}')
     t.reject_unknown()
     return StoreConfig(url=url)
