@@ -13,6 +13,7 @@ import contextlib
 import os
 import signal
 import sys
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,7 @@ __all__ = ["LocalEngine", "create"]
 
 _RUNNER = str(Path(__file__).with_name("_pyrunner.py"))
 _READ_CHUNK = 65536
+_RACY_NS = 2_000_000_000
 
 
 @dataclass(frozen=True)
@@ -129,7 +131,10 @@ class LocalEngine:
         stat = file.stat()
         key = (file, stat.st_mtime_ns, stat.st_size)
         version = self._versions.get(key)
-        if version is None:
+        # As git does with its index: a file modified within the timestamp granularity may change
+        # again without its mtime or size moving, so its cached hash is only trusted once it is older.
+        racy = time.time_ns() - stat.st_mtime_ns < _RACY_NS
+        if version is None or racy:
             content = file.read_bytes()
             version = ScriptVersion(
                 hash=content_hash(content), engine=self.name, path=path, filename=file.name, content=content
