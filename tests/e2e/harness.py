@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import shutil
 import signal
@@ -37,7 +36,10 @@ concurrency = {concurrency}
 [[engines]]
 name = "py"
 type = "python"
-functions = {{ "py/echo" = "hookgate_testfuncs:echo", "py/whoami" = "hookgate_testfuncs:whoami", "py/forever" = "hookgate_testfuncs:wait_forever" }}
+[engines.functions]
+"py/echo" = "hookgate_testfuncs:echo"
+"py/whoami" = "hookgate_testfuncs:whoami"
+"py/forever" = "hookgate_testfuncs:wait_forever"
 
 {routes}
 """
@@ -87,8 +89,16 @@ class Gateway:
         env = {**os.environ, "PYTHONPATH": str(SUPPORT), "PYTHONUNBUFFERED": "1"}
         log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child process
         self.process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "gateway", "serve", "--config", str(self.config_path),
-            stdout=asyncio.subprocess.PIPE, stderr=log, env=env, cwd=str(REPO),
+            sys.executable,
+            "-m",
+            "gateway",
+            "serve",
+            "--config",
+            str(self.config_path),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=log,
+            env=env,
+            cwd=str(REPO),
         )
         log.close()
         assert self.process.stdout is not None
@@ -117,7 +127,9 @@ class Gateway:
                 await self.kill()
 
 
-async def eventually(check: Callable[[], Awaitable[Any]], *, timeout: float = 10.0, interval: float = 0.05) -> Any:
+async def eventually(
+    check: Callable[[], Awaitable[Any]], *, timeout: float = 10.0, interval: float = 0.05
+) -> Any:
     """Poll an HTTP-observable condition of another process until it holds (there is no event to await)."""
     deadline = time.monotonic() + timeout
     while True:
@@ -143,5 +155,3 @@ async def wait_for_state(
         return job if job["state"] in states else None
 
     return dict(await eventually(check, timeout=timeout))
-
-

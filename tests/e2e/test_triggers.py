@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable
 
 import aiohttp
 
@@ -12,7 +13,9 @@ from .harness import Gateway, wait_for_state
 JSON = {"Content-Type": "application/json"}
 
 
-async def test_async_trigger_answers_202_with_a_pollable_job(gateway: Gateway, session: aiohttp.ClientSession) -> None:
+async def test_async_trigger_answers_202_with_a_pollable_job(
+    gateway: Gateway, session: aiohttp.ClientSession
+) -> None:
     async with session.post(f"{gateway.url}/api/run/t/echo", json={"a": 1}) as resp:
         assert resp.status == 202
         body = await resp.json()
@@ -53,12 +56,16 @@ async def test_sync_get_takes_a_base64_payload(gateway: Gateway, session: aiohtt
         base64.urlsafe_b64encode(raw).decode().rstrip("="),
         base64.b64encode(raw).decode(),
     ):
-        async with session.get(f"{gateway.url}/api/run_wait_result/t/echo", params={"payload": encoded}) as resp:
+        async with session.get(
+            f"{gateway.url}/api/run_wait_result/t/echo", params={"payload": encoded}
+        ) as resp:
             assert resp.status == 200, await resp.text()
             assert await resp.json() == {"q": "a?b/c>"}
 
 
-async def test_bad_payload_says_which_part_was_wrong(gateway: Gateway, session: aiohttp.ClientSession) -> None:
+async def test_bad_payload_says_which_part_was_wrong(
+    gateway: Gateway, session: aiohttp.ClientSession
+) -> None:
     url = f"{gateway.url}/api/run_wait_result/t/echo"
     async with session.get(url, params={"payload": "%%%"}) as resp:
         assert resp.status == 400
@@ -70,7 +77,9 @@ async def test_bad_payload_says_which_part_was_wrong(gateway: Gateway, session: 
 
 
 async def test_executable_script_gets_json_on_stdin(gateway: Gateway, session: aiohttp.ClientSession) -> None:
-    async with session.post(f"{gateway.url}/api/run_wait_result/t/wc", json={"text": "one two three"}) as resp:
+    async with session.post(
+        f"{gateway.url}/api/run_wait_result/t/wc", json={"text": "one two three"}
+    ) as resp:
         assert await resp.json() == {"words": 3}
 
 
@@ -90,7 +99,9 @@ async def test_missing_required_argument_is_named(gateway: Gateway, session: aio
     assert "'counter'" in error["message"]
 
 
-async def test_job_environment_points_back_at_the_gateway(gateway: Gateway, session: aiohttp.ClientSession) -> None:
+async def test_job_environment_points_back_at_the_gateway(
+    gateway: Gateway, session: aiohttp.ClientSession
+) -> None:
     async with session.post(f"{gateway.url}/api/run_wait_result/t/env", json={}) as resp:
         env = await resp.json()
     assert env["HOOKGATE_URL"] == gateway.url
@@ -105,7 +116,9 @@ async def test_python_engine_runs_in_process(gateway: Gateway, session: aiohttp.
     assert len(who["job_id"]) == 36
 
 
-async def test_custom_routes_modes_and_path_arguments(make_gateway, session: aiohttp.ClientSession) -> None:  # type: ignore[no-untyped-def]
+async def test_custom_routes_modes_and_path_arguments(
+    make_gateway: Callable[..., Gateway], session: aiohttp.ClientSession
+) -> None:
     gateway = make_gateway(
         routes="""
 [[routes]]
@@ -142,8 +155,12 @@ mode = "sync"
         assert "POST" in resp.headers["Allow"]
 
 
-async def test_sync_timeout_answers_504_and_the_job_goes_on(make_gateway, session: aiohttp.ClientSession) -> None:  # type: ignore[no-untyped-def]
-    gateway = make_gateway(routes='[[routes]]\npath = "/slow"\nscript = "t/sleep"\nmode = "sync"\nsync_timeout = "300ms"\n')
+async def test_sync_timeout_answers_504_and_the_job_goes_on(
+    make_gateway: Callable[..., Gateway], session: aiohttp.ClientSession
+) -> None:
+    gateway = make_gateway(
+        routes='[[routes]]\npath = "/slow"\nscript = "t/sleep"\nmode = "sync"\nsync_timeout = "300ms"\n'
+    )
     await gateway.start()
     async with session.post(f"{gateway.url}/slow", json={"seconds": 1.5}) as resp:
         assert resp.status == 504
@@ -153,8 +170,12 @@ async def test_sync_timeout_answers_504_and_the_job_goes_on(make_gateway, sessio
     assert job["result"]["slept"] == 1.5
 
 
-async def test_route_error_status(make_gateway, session: aiohttp.ClientSession) -> None:  # type: ignore[no-untyped-def]
-    gateway = make_gateway(routes='[[routes]]\npath = "/f"\nscript = "t/fail"\nmode = "sync"\nerror_status = 502\n')
+async def test_route_error_status(
+    make_gateway: Callable[..., Gateway], session: aiohttp.ClientSession
+) -> None:
+    gateway = make_gateway(
+        routes='[[routes]]\npath = "/f"\nscript = "t/fail"\nmode = "sync"\nerror_status = 502\n'
+    )
     await gateway.start()
     async with session.post(f"{gateway.url}/f", json={}) as resp:
         assert resp.status == 502

@@ -1,0 +1,182 @@
+"""Cancel, retries, concurrency keys, overload, retention, and recovery after a crash."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+
+import aiohttp
+from proc import process_gone
+
+from .harness import Gateway, eventually, job_state, wait_for_state
+
+
+async def _start_async(session: aiohttp.ClientSession, url: str, body: dict) -> str:
+    async with session.post(url, json=body) as resp:
+        assert resp.status == 202, await resp.text()
+        return str((await resp.json())["job_id"])
+
+
+async def test_cancel_kills_the_running_script(
+    gateway: Gateway, session: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    marker = tmp_path / "pid"
+    job_id = await _start_async(
+        session, f"{gateway.url}/api/run/t/sleep", {"seconds": 60, "marker": str(marker)}
+    )
+    await eventually(lambda: asyncio.to_thread(marker.exists))
+    pid = int(marker.read_text())
+    async with session.post(f"{gateway.url}/api/jobs/{job_id}/cancel", json={"reason": "stop"}) as resp:
+        assert resp.status == 200
+        assert (await resp.json())["state"] == "cancelled"
+    await eventually(lambda: asyncio.to_thread(process_gone, pid))
+    job = await job_state(session, gateway, job_id)
+    assert job["state"] == "cancelled" and job["error"]["message"] == "stop"
+    async with session.post(f"{gateway.url}/api/jobs/{job_id}/cancel") as resp:
+        assert resp.status == 409
+
+
+async def test_cancel_unknown_job_is_404(gateway: Gateway, session: aiohttp.ClientSession) -> None:
+    async with session.post(f"{gateway.url}/api/jobs/00000000-0000-0000-0000-000000000000/cancel") as resp:
+        assert resp.status == 404
+        assert (await resp.json())["error"]["code"] == "job_not_found"
+
+
+async def test_retries_with_backoff_until_success(
+    make_gateway: Callable[..., Gateway], session: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    gateway = make_gateway(
+        routes='[[routes]]\npath = "/flaky"\nscript = "t/flaky"\nretries = 2\nretry_backoff = "100ms"\n'
+    )
+    await gateway.start()
+    counter = tmp_path / "counter"
+    job_id = await _start_async(session, f"{gateway.url}/flaky", {"counter": str(counter), "succeed_on": 3})
+    job = await wait_for_state(session, gateway, job_id, "succeeded", "failed")
+    assert job["state"] == "succeeded"
+    assert job["result"] == {"attempt": 3} and job["attempts"] == 3
+
+
+async def test_retries_exhausted_fail_the_job(
+    make_gateway: Callable[..., Gateway], session: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    gateway = make_gateway(
+        routes='[[routes]]\npath = "/flaky"\nscript = "t/flaky"\nretries = 1\nretry_backoff = "50ms"\n'
+    )
+    await gateway.start()
+    counter = tmp_path / "counter"
+    job_id = await _start_async(session, f"{gateway.url}/flaky", {"counter": str(counter), "succeed_on": 5})
+    job = await wait_for_state(session, gateway, job_id, "failed")
+    assert job["attempts"] == 2 and job["error"]["message"] == "attempt 2 fails"
+
+
+async def test_concurrency_key_holds_the_second_job(
+    make_gateway: Callable[..., Gateway], session: aiohttp.ClientSession
+) -> None:
+    gateway = make_gateway(
+        routes="""
+[[routes]]
+path = "/deploy/{repo}"
+script = "t/sleep"
+concurrency_key = "{repo}"
+"""
+    )
+    await gateway.start()
+    first = await _start_async(session, f"{gateway.url}/deploy/site", {"seconds": 1.0, "tag": "first"})
+    await wait_for_state(session, gateway, first, "running")
+    second = await _start_async(session, f"{gateway.url}/deploy/site", {"seconds": 0, "tag": "second"})
+    other = await _start_async(session, f"{gateway.url}/deploy/docs", {"seconds": 0, "tag": "other"})
+    await wait_for_state(session, gateway, other, "succeeded")  # another key is not held
+    assert (await job_state(session, gateway, second))["state"] == "queued"
+    assert (await job_state(session, gateway, first))["state"] == "running"
+    done_second = await wait_for_state(session, gateway, second, "succeeded")
+    done_first = await job_state(session, gateway, first)
+    assert done_second["started_at"] >= done_first["finished_at"]
+
+
+async def test_overload_answers_503_with_retry_after(
+    make_gateway: Callable[..., Gateway], session: aiohttp.ClientSession
+) -> None:
+    gateway = make_gateway(concurrency=1, server_extra="max_queued_jobs = 2\nmax_sync_waiting = 1")
+    await gateway.start()
+    running = await _start_async(session, f"{gateway.url}/api/run/t/sleep", {"seconds": 30})
+    await wait_for_state(session, gateway, running, "running")
+    await _start_async(session, f"{gateway.url}/api/run/t/echo", {})
+    await _start_async(session, f"{gateway.url}/api/run/t/echo", {})
+    async with session.post(f"{gateway.url}/api/run/t/echo", json={}) as resp:
+        assert resp.status == 503
+        assert int(resp.headers["Retry-After"]) >= 1
+        assert (await resp.json())["error"]["code"] == "overloaded"
+    # One sync call waits (on a python-engine job that never ends); a second is refused at once.
+    waiting = asyncio.create_task(session.post(f"{gateway.url}/api/run_wait_result/py/forever", json={}))
+
+    async def second_refused() -> bool:
+        async with session.post(f"{gateway.url}/api/run_wait_result/py/echo", json={}) as resp:
+            return resp.status == 503 and (await resp.json())["error"]["code"] == "overloaded"
+
+    assert await eventually(second_refused)
+    waiting.cancel()
+
+
+async def test_retention_purges_finished_jobs(
+    make_gateway: Callable[..., Gateway], session: aiohttp.ClientSession
+) -> None:
+    gateway = make_gateway(server_extra='retention = "1s"')
+    await gateway.start()
+    finished = await _start_async(session, f"{gateway.url}/api/run/t/echo", {})
+    running = await _start_async(session, f"{gateway.url}/api/run/t/sleep", {"seconds": 30})
+    await wait_for_state(session, gateway, finished, "succeeded")
+
+    async def purged() -> bool:
+        async with session.get(f"{gateway.url}/api/jobs/{finished}") as resp:
+            return resp.status == 404
+
+    await eventually(purged, timeout=10)
+    assert (await job_state(session, gateway, running))["state"] == "running"  # unfinished jobs stay
+
+
+async def test_restart_after_sigkill_resumes_queued_and_recovers_running(
+    make_gateway: Callable[..., Gateway], session: aiohttp.ClientSession
+) -> None:
+    gateway = make_gateway(
+        concurrency=2,
+        lease="1s",
+        routes="""
+[[routes]]
+path = "/fragile"
+script = "t/sleep"
+
+[[routes]]
+path = "/sturdy"
+script = "t/sleep"
+retry_on_restart = true
+""",
+    )
+    await gateway.start()
+    fragile = await _start_async(session, f"{gateway.url}/fragile", {"seconds": 60})
+    sturdy = await _start_async(session, f"{gateway.url}/sturdy", {"seconds": 60, "tag": "again"})
+    await wait_for_state(session, gateway, fragile, "running")
+    await wait_for_state(session, gateway, sturdy, "running")
+    queued = [await _start_async(session, f"{gateway.url}/api/run/t/echo", {"n": n}) for n in range(3)]
+    await gateway.kill()
+
+    await gateway.start()
+    for job_id in queued:
+        assert (await wait_for_state(session, gateway, job_id, "succeeded"))["result"]["n"] in (0, 1, 2)
+    failed = await wait_for_state(session, gateway, fragile, "failed")
+    assert failed["error"]["name"] == "GatewayRestarted"
+    requeued = await wait_for_state(session, gateway, sturdy, "running")
+    assert requeued["attempts"] == 2
+
+
+async def test_second_process_on_the_same_data_dir_refuses_to_start(gateway: Gateway) -> None:
+    twin = Gateway(gateway.root)
+    twin.config_path = gateway.config_path
+    try:
+        await twin.start()
+    except RuntimeError as exc:
+        assert "another hookgate process" in str(exc)
+    else:
+        raise AssertionError("a second gateway started on the same data directory")
+    assert twin.process is not None
+    assert await twin.process.wait() == 1

@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from gateway.__main__ import main
+
+REPO = Path(__file__).parent.parent
+
+
+def test_check_config_accepts_the_example(capsys) -> None:
+    assert main(["check-config", str(REPO / "config" / "gateway.toml")]) == 0
+    assert "ok" in capsys.readouterr().out
+
+
+def test_check_config_prints_every_problem_and_exits_1(tmp_path: Path, capsys) -> None:
+    scripts = tmp_path / "scripts"
+    scripts.mkdir()
+    (scripts / "real.py").write_text("def main(): pass\n")
+    bad = tmp_path / "bad.toml"
+    bad.write_text(
+        '[[routes]]\npath = "/a"\nscript = "real"\nmode = "fast"\n[[routes]]\npath = "/b"\nscript = "ghost"\n'
+    )
+    assert main(["check-config", str(bad)]) == 1
+    err = capsys.readouterr().err
+    assert 'routes[0].mode: expected "async", "sync" or "both", got "fast"' in err
+    bad.write_text('[[routes]]\npath = "/b"\nscript = "ghost"\n')
+    assert main(["check-config", str(bad)]) == 1
+    assert 'routes[0].script: no engine has a script "ghost"' in capsys.readouterr().err
+
+
+def test_python_dash_m_is_the_same_program() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "gateway", "--help"], capture_output=True, text=True, check=True
+    )
+    assert "serve" in result.stdout and "check-config" in result.stdout and "jobs" in result.stdout
+
+
+def test_jobs_list_and_show_read_the_store(tmp_path: Path, capsys) -> None:
+    import asyncio
+
+    from gateway.models import Job
+    from gateway.store import SQLiteStore
+
+    config = tmp_path / "g.toml"
+    (tmp_path / "scripts").mkdir()
+    config.write_text('[server]\ndata_dir = "data"\n')
+
+    async def seed() -> None:
+        store = SQLiteStore(tmp_path / "data" / "hookgate.db")
+        await store.open()
+        await store.create_job(Job(id="job-1", engine="local", script="u/x", created_at=1, run_after=1))
+        await store.close()
+
+    asyncio.run(seed())
+    assert main(["jobs", "--config", str(config), "list"]) == 0
+    assert "job-1" in capsys.readouterr().out
+    assert main(["jobs", "--config", str(config), "show", "job-1"]) == 0
+    assert '"script": "u/x"' in capsys.readouterr().out
+    assert main(["jobs", "--config", str(config), "show", "nope"]) == 1

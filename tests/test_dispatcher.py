@@ -1,0 +1,112 @@
+"""The dispatcher with a real store and the in-process engine."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+from types import MappingProxyType
+
+import pytest
+
+from gateway import jobs
+from gateway.config import EngineConfig
+from gateway.dispatcher import Dispatcher
+from gateway.models import Job, JobOptions, JobState, ScriptVersion
+from gateway.store import SQLiteStore
+from plugins.engines.python import create
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+async def setup(tmp_path: Path) -> AsyncIterator[tuple[SQLiteStore, Dispatcher, FakeClock]]:
+    store = SQLiteStore(tmp_path / "h.db")
+    await store.open()
+    functions = {"echo": "hookgate_testfuncs:echo", "forever": "hookgate_testfuncs:wait_forever"}
+    engine = create(
+        EngineConfig(
+            name="py",
+            type="python",
+            options=MappingProxyType({"functions": functions, "concurrency": 1}),
+            path="e",
+        )
+    )
+    clock = FakeClock()
+    dispatcher = Dispatcher(
+        store=store, engines={"py": engine}, lease=30, gateway_url=lambda job: "http://gw", clock=clock
+    )
+    await engine.start(dispatcher.engine_context(tmp_path))
+    await dispatcher.start()
+    yield store, dispatcher, clock
+    await dispatcher.stop()
+    await engine.close()
+    await store.close()
+
+
+async def submit(store: SQLiteStore, script: str, **args: object) -> str:
+    version = ScriptVersion(
+        hash=script.ljust(64, "0"), engine="py", path=script, filename=script, content=b""
+    )
+    return (await jobs.submit(store, engine="py", version=version, args=dict(args), now=1000.0)).id
+
+
+async def test_a_queued_job_runs_to_completion(setup: tuple[SQLiteStore, Dispatcher, FakeClock]) -> None:
+    store, _, _ = setup
+    job_id = await submit(store, "echo", x=1)
+    job = await jobs.wait_finished(store, job_id, timeout=5)
+    assert job is not None and job.state is JobState.SUCCEEDED and job.result == {"x": 1}
+
+
+async def test_no_more_jobs_are_claimed_than_free_slots(
+    setup: tuple[SQLiteStore, Dispatcher, FakeClock],
+) -> None:
+    store, dispatcher, _ = setup
+    blocker = await submit(store, "forever")
+    waiting = await submit(store, "echo")
+    await asyncio.sleep(0.2)
+    assert (await store.get_job(blocker)).state is JobState.RUNNING
+    assert (await store.get_job(waiting)).state is JobState.QUEUED
+    await jobs.cancel(store, blocker, reason=None, now=1.0)
+    await dispatcher.abort(blocker)
+    done = await jobs.wait_finished(store, waiting, timeout=5)
+    assert done is not None and done.state is JobState.SUCCEEDED
+
+
+async def test_heartbeat_stops_a_job_cancelled_elsewhere(
+    setup: tuple[SQLiteStore, Dispatcher, FakeClock],
+) -> None:
+    store, dispatcher, _ = setup
+    job_id = await submit(store, "forever")
+    await asyncio.sleep(0.1)
+    # Another process cancels it directly in the store: this process learns of it at its next beat.
+    await store.transition(job_id, from_states=[JobState.RUNNING], to=JobState.CANCELLED)
+    await dispatcher.beat()
+    assert dispatcher.engines["py"].free_slots() == 1
+
+
+async def test_heartbeat_renews_leases_and_recovers_expired_ones(
+    setup: tuple[SQLiteStore, Dispatcher, FakeClock],
+) -> None:
+    store, dispatcher, clock = setup
+    job_id = await submit(store, "forever")
+    await asyncio.sleep(0.1)
+    clock.now += 20
+    await dispatcher.beat()
+    job = await store.get_job(job_id)
+    assert job is not None and job.lease_expires == clock.now + 30
+    # A job held by a dead worker, with an expired lease, is recovered by this one.
+    await store.create_job(
+        Job(id="orphan", engine="other", script="s", created_at=1, run_after=1, options=JobOptions())
+    )
+    await store.claim_jobs(engine="other", worker="dead", now=clock.now, lease=1, limit=1)
+    clock.now += 5
+    await dispatcher.beat()
+    orphan = await store.get_job("orphan")
+    assert orphan is not None and orphan.state is JobState.FAILED

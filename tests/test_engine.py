@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+from pathlib import Path
+from types import MappingProxyType
+
+import pytest
+
+from gateway.config import EngineConfig
+from gateway.engine import Engine, create_engines
+from gateway.errors import ConfigError
+from plugins.engines.local import LocalEngine
+from plugins.engines.python import PythonEngine
+
+
+def test_built_in_engines_load_through_entry_points(tmp_path: Path) -> None:
+    engines = create_engines(
+        (
+            EngineConfig(
+                name="a",
+                type="local",
+                options=MappingProxyType({"scripts_dir": str(tmp_path)}),
+                path="engines[0]",
+            ),
+            EngineConfig(
+                name="b", type="python", options=MappingProxyType({"functions": {}}), path="engines[1]"
+            ),
+        )
+    )
+    assert isinstance(engines["a"], LocalEngine) and isinstance(engines["b"], PythonEngine)
+
+
+def test_unknown_engine_type_names_the_known_ones() -> None:
+    with pytest.raises(ConfigError) as info:
+        create_engines(
+            (EngineConfig(name="x", type="celery2", options=MappingProxyType({}), path="engines[0]"),)
+        )
+    assert info.value.problems == [
+        'engines[0].type: unknown engine type "celery2" (known: "local", "python")'
+    ]
+
+
+def test_built_in_engines_fit_the_protocol(tmp_path: Path) -> None:
+    local: Engine = LocalEngine.__new__(LocalEngine)
+    python: Engine = PythonEngine("p", {}, {}, concurrency=1, default_timeout=1)
+    assert local is not None and python.name == "p"

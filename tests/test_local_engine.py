@@ -1,0 +1,246 @@
+"""The local engine running real subprocesses from a scripts folder."""
+
+from __future__ import annotations
+
+import asyncio
+import textwrap
+from collections.abc import AsyncIterator
+from pathlib import Path
+from types import MappingProxyType
+
+import pytest
+from proc import process_gone
+
+from gateway.config import EngineConfig
+from gateway.engine import EngineContext, JobContext, Outcome, content_hash
+from gateway.errors import ConfigError
+from gateway.models import Job, JobOptions, ScriptVersion
+from plugins.engines.local import LocalEngine, create
+
+CONTEXT = JobContext(job_id="ignored", gateway_url="http://gw")
+
+
+def write(folder: Path, name: str, text: str, *, executable: bool = False) -> Path:
+    path = folder / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(text))
+    if executable:
+        path.chmod(0o755)
+    return path
+
+
+class Harness:
+    def __init__(self, engine: LocalEngine, tmp: Path) -> None:
+        self.engine = engine
+        self.outcomes: asyncio.Queue[Outcome] = asyncio.Queue()
+        self.versions: dict[str, ScriptVersion] = {}
+        self.tmp = tmp
+
+    async def report(self, outcome: Outcome) -> None:
+        await self.outcomes.put(outcome)
+
+    async def load(self, content_hash: str) -> ScriptVersion | None:
+        return self.versions.get(content_hash)
+
+    async def run(self, script: str, args: dict | None = None, **job_fields: object) -> Outcome:
+        version = self.engine.resolve(script)
+        job = Job(
+            id=f"job-{script}",
+            engine="local",
+            script=script,
+            args=args or {},
+            script_hash=version.hash if version else None,
+            **job_fields,
+        )
+        await self.engine.submit(job, JobContext(job_id=job.id, gateway_url="http://gw"))
+        return await asyncio.wait_for(self.outcomes.get(), 20)
+
+
+@pytest.fixture
+async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
+    scripts = tmp_path / "scripts"
+    scripts.mkdir()
+    engine = create(
+        EngineConfig(
+            name="local",
+            type="local",
+            options=MappingProxyType({"scripts_dir": "scripts", "concurrency": 2}),
+            path="engines[0]",
+            base_dir=tmp_path,
+        )
+    )
+    h = Harness(engine, tmp_path)
+    await engine.start(EngineContext(report=h.report, load_version=h.load, data_dir=tmp_path / "data"))
+    yield h
+    await engine.close()
+
+
+def test_options_are_validated_with_their_path(tmp_path: Path) -> None:
+    config = EngineConfig(
+        name="l",
+        type="local",
+        options=MappingProxyType({"scripts_dir": "nope", "concurrency": 0, "x": 1}),
+        path="engines[2]",
+        base_dir=tmp_path,
+    )
+    with pytest.raises(ConfigError) as info:
+        create(config)
+    assert any(p.startswith("engines[2].scripts_dir:") for p in info.value.problems)
+    assert "engines[2].concurrency: expected >= 1, got 0" in info.value.problems
+    assert "engines[2].x: unknown option" in info.value.problems
+
+
+async def test_lists_scripts_by_path_without_extension(harness: Harness) -> None:
+    folder = harness.engine.options.scripts_dir
+    write(folder, "u/bot/hello.py", "def main(): return 1\n")
+    write(folder, "tool.sh", "#!/bin/sh\necho 1\n", executable=True)
+    write(folder, "notes.txt", "not a script")
+    write(folder, "_helpers.py", "X = 1\n")
+    assert set(harness.engine.scripts()) == {"u/bot/hello", "tool"}
+
+
+async def test_python_main_gets_the_arguments_it_declares(harness: Harness) -> None:
+    write(
+        harness.engine.options.scripts_dir,
+        "s.py",
+        """
+        def main(a, b=2, *, c=3):
+            print("this is a log line")
+            return {"a": a, "b": b, "c": c}
+    """,
+    )
+    outcome = await harness.run("s", {"a": 1, "c": 9, "extra": "dropped"})
+    assert outcome.state == "succeeded"
+    assert outcome.result == {"a": 1, "b": 2, "c": 9}
+    assert "this is a log line" in (outcome.logs or "")
+
+
+async def test_kwargs_receives_everything_and_async_main_works(harness: Harness) -> None:
+    write(
+        harness.engine.options.scripts_dir,
+        "s.py",
+        """
+        import asyncio
+        async def main(**kwargs):
+            await asyncio.sleep(0)
+            return kwargs
+    """,
+    )
+    assert (await harness.run("s", {"x": 1, "y": [2]})).result == {"x": 1, "y": [2]}
+
+
+async def test_missing_argument_and_exceptions_are_failures(harness: Harness) -> None:
+    folder = harness.engine.options.scripts_dir
+    write(folder, "needs.py", "def main(required):\n    return required\n")
+    outcome = await harness.run("needs", {})
+    assert outcome.state == "failed" and outcome.error is not None
+    assert outcome.error["name"] == "MissingArgument" and "'required'" in outcome.error["message"]
+    write(folder, "boom.py", "def main():\n    raise KeyError('k')\n")
+    outcome = await harness.run("boom")
+    assert outcome.error is not None and outcome.error["name"] == "KeyError"
+    assert "boom.py" in outcome.error["stack"]
+
+
+async def test_result_channel_is_not_stdout(harness: Harness) -> None:
+    write(
+        harness.engine.options.scripts_dir,
+        "noisy.py",
+        """
+        import sys
+        def main():
+            print('{"kind": "result", "value": "forged"}')
+            sys.stdout.flush()
+            return "real"
+    """,
+    )
+    assert (await harness.run("noisy")).result == "real"
+
+
+async def test_unserializable_result_and_hard_exit_fail(harness: Harness) -> None:
+    folder = harness.engine.options.scripts_dir
+    write(folder, "obj.py", "def main():\n    return object()\n")
+    outcome = await harness.run("obj")
+    assert outcome.state == "failed" and "not JSON" in outcome.error["message"]
+    write(folder, "exit.py", "import os\ndef main():\n    os._exit(7)\n")
+    outcome = await harness.run("exit")
+    assert outcome.state == "failed" and outcome.error["exit_code"] == 7
+
+
+async def test_executables_read_stdin_and_answer_on_stdout(harness: Harness) -> None:
+    folder = harness.engine.options.scripts_dir
+    write(folder, "json.sh", "#!/bin/sh\ncat\n", executable=True)
+    write(folder, "text.sh", "#!/bin/sh\necho plain words\n", executable=True)
+    write(folder, "bad.sh", "#!/bin/sh\necho oops >&2\nexit 3\n", executable=True)
+    assert (await harness.run("json", {"k": [1]})).result == {"k": [1]}
+    assert (await harness.run("text")).result == "plain words"
+    outcome = await harness.run("bad")
+    assert outcome.state == "failed"
+    assert outcome.error is not None and outcome.error["exit_code"] == 3 and "oops" in outcome.error["stderr"]
+
+
+async def test_timeout_kills_the_whole_process_group(harness: Harness) -> None:
+    pidfile = harness.tmp / "child.pid"
+    write(
+        harness.engine.options.scripts_dir,
+        "spawn.py",
+        f"""
+        import subprocess, time
+        def main():
+            child = subprocess.Popen(["sleep", "60"])
+            open({str(pidfile)!r}, "w").write(str(child.pid))
+            time.sleep(60)
+    """,
+    )
+    outcome = await harness.run("spawn", options=JobOptions(timeout=1.0))
+    assert outcome.state == "failed" and outcome.error is not None and outcome.error["name"] == "Timeout"
+    child = int(pidfile.read_text())
+    for _ in range(100):  # SIGKILL is delivered asynchronously
+        if process_gone(child):
+            break
+        await asyncio.sleep(0.01)
+    assert process_gone(child)
+
+
+async def test_cancel_kills_and_reports_nothing(harness: Harness) -> None:
+    write(harness.engine.options.scripts_dir, "long.py", "import time\ndef main():\n    time.sleep(60)\n")
+    job = Job(id="long", engine="local", script="long", args={})
+    await harness.engine.submit(job, CONTEXT)
+    assert harness.engine.free_slots() == 1
+    await harness.engine.cancel("long")
+    for _ in range(200):
+        if harness.engine.free_slots() == 2:
+            break
+        await asyncio.sleep(0.01)
+    assert harness.engine.free_slots() == 2
+    assert harness.outcomes.empty()
+
+
+async def test_paths_may_not_leave_the_folder(harness: Harness, tmp_path: Path) -> None:
+    outside = write(tmp_path, "outside.py", "def main(): return 'escaped'\n")
+    (harness.engine.options.scripts_dir / "link.py").symlink_to(outside)
+    assert harness.engine.resolve("link") is None
+    assert harness.engine.resolve("../outside") is None
+    assert harness.engine.resolve("/etc/passwd") is None
+
+
+async def test_a_pinned_older_version_is_restored_from_the_store(harness: Harness) -> None:
+    folder = harness.engine.options.scripts_dir
+    old = b"def main():\n    return 'old'\n"
+    write(folder, "v.py", old.decode())
+    old_version = harness.engine.resolve("v")
+    assert old_version is not None and old_version.hash == content_hash(old)
+    harness.versions[old_version.hash] = old_version
+    write(folder, "v.py", "def main():\n    return 'new'\n")
+    assert (await harness.run("v")).result == "new"
+    job = Job(id="pinned", engine="local", script="v", script_hash=old_version.hash, args={})
+    await harness.engine.submit(job, CONTEXT)
+    assert (await asyncio.wait_for(harness.outcomes.get(), 20)).result == "old"
+
+
+async def test_job_environment(harness: Harness) -> None:
+    write(
+        harness.engine.options.scripts_dir,
+        "env.py",
+        "import os\ndef main():\n    return [os.environ['HOOKGATE_URL'], os.environ['HOOKGATE_JOB_ID']]\n",
+    )
+    assert (await harness.run("env")).result == ["http://gw", "job-env"]

@@ -1,0 +1,100 @@
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from types import MappingProxyType
+
+import pytest
+
+from gateway.config import EngineConfig
+from gateway.engine import EngineContext, JobContext, Outcome
+from gateway.errors import ConfigError
+from gateway.models import Job, JobOptions
+from plugins.engines.python import PythonEngine, create
+
+FUNCTIONS = {
+    "echo": "hookgate_testfuncs:echo",
+    "aecho": "hookgate_testfuncs:async_echo",
+    "who": "hookgate_testfuncs:whoami",
+    "forever": "hookgate_testfuncs:wait_forever",
+    "boom": "hookgate_testfuncs:explode",
+    "obj": "hookgate_testfuncs:not_json",
+}
+
+
+def config(functions: dict) -> EngineConfig:
+    return EngineConfig(
+        name="py", type="python", options=MappingProxyType({"functions": functions}), path="engines[1]"
+    )
+
+
+@pytest.fixture
+async def engine() -> AsyncIterator[tuple[PythonEngine, asyncio.Queue[Outcome]]]:
+    outcomes: asyncio.Queue[Outcome] = asyncio.Queue()
+
+    async def report(outcome: Outcome) -> None:
+        await outcomes.put(outcome)
+
+    async def no_versions(_: str) -> None:
+        return None
+
+    eng = create(config(FUNCTIONS))
+    from pathlib import Path
+
+    await eng.start(EngineContext(report=report, load_version=no_versions, data_dir=Path(".")))
+    yield eng, outcomes
+    await eng.close()
+
+
+async def run(
+    engine: tuple[PythonEngine, asyncio.Queue[Outcome]],
+    script: str,
+    args: dict | None = None,
+    **fields: object,
+) -> Outcome:
+    eng, outcomes = engine
+    job = Job(id=f"id-{script}", engine="py", script=script, args=args or {}, **fields)
+    await eng.submit(job, JobContext(job_id=job.id, gateway_url="http://gw", job_token="tok"))
+    return await asyncio.wait_for(outcomes.get(), 5)
+
+
+def test_unimportable_targets_fail_at_load_with_their_path() -> None:
+    with pytest.raises(ConfigError) as info:
+        create(config({"a": "no_such_module:f", "b": "hookgate_testfuncs:missing", "c": "plain"}))
+    problems = info.value.problems
+    assert len(problems) == 3 and all(p.startswith("engines[1].functions.") for p in problems)
+
+
+async def test_sync_and_async_functions(engine: tuple[PythonEngine, asyncio.Queue[Outcome]]) -> None:
+    assert (await run(engine, "echo", {"a": 1})).result == {"a": 1}
+    assert (await run(engine, "aecho", {"b": 2})).result == {"b": 2}
+
+
+async def test_job_context_is_visible_and_sync_functions_use_threads(
+    engine: tuple[PythonEngine, asyncio.Queue[Outcome]],
+) -> None:
+    result = (await run(engine, "who")).result
+    assert result["job_id"] == "id-who"
+    assert result["thread"] != "MainThread"
+
+
+async def test_failures_timeouts_and_bad_results(engine: tuple[PythonEngine, asyncio.Queue[Outcome]]) -> None:
+    boom = await run(engine, "boom", {"message": "bad"})
+    assert boom.state == "failed" and boom.error == {**boom.error, "name": "RuntimeError", "message": "bad"}
+    slow = await run(engine, "forever", options=JobOptions(timeout=0.05))
+    assert slow.state == "failed" and slow.error["name"] == "Timeout"
+    assert (await run(engine, "obj")).state == "failed"
+
+
+async def test_slots_and_cancel(engine: tuple[PythonEngine, asyncio.Queue[Outcome]]) -> None:
+    eng, outcomes = engine
+    free = eng.free_slots()
+    await eng.submit(
+        Job(id="f", engine="py", script="forever"), JobContext(job_id="f", gateway_url="http://gw")
+    )
+    assert eng.free_slots() == free - 1
+    await eng.cancel("f")
+    await asyncio.sleep(0.01)
+    assert eng.free_slots() == free
+    assert outcomes.empty()
+    assert set(eng.scripts()) == set(FUNCTIONS)

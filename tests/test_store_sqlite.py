@@ -1,0 +1,211 @@
+"""The SQLite store against a real database file."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from gateway.models import Job, JobOptions, JobQuery, JobState, ScriptVersion
+from gateway.store import QUEUE_TOPIC, SQLiteStore, StoreLocked, job_topic
+from gateway.store.sqlite import RESTART_ERROR
+
+ACTIVE = (JobState.RUNNING, JobState.SUSPENDED)
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
+    s = SQLiteStore(tmp_path / "h.db")
+    await s.open()
+    yield s
+    await s.close()
+
+
+def job(job_id: str, **kwargs: object) -> Job:
+    fields: dict = {"engine": "local", "script": "s", "created_at": 1.0, "run_after": 1.0, "args": {"a": 1}}
+    fields.update(kwargs)
+    return Job(id=job_id, **fields)
+
+
+async def test_create_and_get_round_trip(store: SQLiteStore) -> None:
+    original = job("j1", options=JobOptions(timeout=5, retries=2, delete_after_use=True), origin="http://x")
+    assert await store.create_job(original)
+    assert await store.get_job("j1") == original
+    assert await store.get_job("missing") is None
+
+
+async def test_max_queued_is_enforced_in_the_insert(store: SQLiteStore) -> None:
+    assert await store.create_job(job("a"), max_queued=2)
+    assert await store.create_job(job("b"), max_queued=2)
+    assert not await store.create_job(job("c"), max_queued=2)
+    assert await store.get_job("c") is None
+
+
+async def test_transition_is_compare_and_set(store: SQLiteStore) -> None:
+    await store.create_job(job("j"))
+    done = await store.transition(
+        "j", from_states=[JobState.QUEUED], to=JobState.CANCELLED, changes={"finished_at": 2.0}
+    )
+    assert done is not None and done.state is JobState.CANCELLED and done.finished_at == 2.0
+    assert await store.transition("j", from_states=ACTIVE, to=JobState.SUCCEEDED) is None
+    assert (await store.get_job("j")).state is JobState.CANCELLED
+
+
+async def test_claim_takes_due_jobs_of_its_engine_under_a_lease(store: SQLiteStore) -> None:
+    await store.create_job(job("due", run_after=5.0))
+    await store.create_job(job("later", run_after=50.0))
+    await store.create_job(job("other", engine="py"))
+    claimed = await store.claim_jobs(engine="local", worker="w1", now=10.0, lease=30.0, limit=10)
+    assert [j.id for j in claimed] == ["due"]
+    stored = await store.get_job("due")
+    assert stored is not None
+    assert (stored.state, stored.lease_owner, stored.lease_expires, stored.attempts) == (
+        JobState.RUNNING,
+        "w1",
+        40.0,
+        1,
+    )
+    assert stored.started_at == 10.0
+    assert await store.claim_jobs(engine="local", worker="w2", now=10.0, lease=30.0, limit=10) == []
+
+
+async def test_claim_respects_the_limit_and_order(store: SQLiteStore) -> None:
+    for n in range(5):
+        await store.create_job(job(f"j{n}", created_at=float(n)))
+    first = await store.claim_jobs(engine="local", worker="w", now=10.0, lease=1.0, limit=2)
+    assert [j.id for j in first] == ["j0", "j1"]
+
+
+async def test_concurrency_key_allows_max_concurrent_active_jobs(store: SQLiteStore) -> None:
+    options = JobOptions(max_concurrent=2)
+    for n in range(4):
+        await store.create_job(job(f"k{n}", concurrency_key="r|x", options=options))
+    await store.create_job(job("free"))
+    claimed = await store.claim_jobs(engine="local", worker="w", now=10.0, lease=5.0, limit=10)
+    assert sorted(j.id for j in claimed) == ["free", "k0", "k1"]
+    assert await store.claim_jobs(engine="local", worker="w", now=10.0, lease=5.0, limit=10) == []
+    await store.transition("k0", from_states=ACTIVE, to=JobState.SUCCEEDED)
+    assert [
+        j.id for j in await store.claim_jobs(engine="local", worker="w", now=10.0, lease=5.0, limit=10)
+    ] == ["k2"]
+
+
+async def test_renew_leases_reports_what_is_still_held(store: SQLiteStore) -> None:
+    for name in ("a", "b"):
+        await store.create_job(job(name))
+    await store.claim_jobs(engine="local", worker="w", now=1.0, lease=5.0, limit=10)
+    await store.transition("b", from_states=ACTIVE, to=JobState.CANCELLED)
+    assert await store.renew_leases(worker="w", job_ids=["a", "b"], until=100.0) == {"a"}
+    assert (await store.get_job("a")).lease_expires == 100.0
+    assert await store.renew_leases(worker="other", job_ids=["a"], until=200.0) == set()
+
+
+async def test_recover_expired_fails_or_requeues_per_the_route(store: SQLiteStore) -> None:
+    await store.create_job(job("fragile"))
+    await store.create_job(job("sturdy", options=JobOptions(retry_on_restart=True)))
+    await store.create_job(job("alive"))
+    await store.claim_jobs(engine="local", worker="dead", now=1.0, lease=5.0, limit=2)
+    await store.claim_jobs(engine="local", worker="live", now=1.0, lease=100.0, limit=1)
+    recovered = await store.recover_expired(now=10.0)
+    assert sorted(j.id for j in recovered) == ["fragile", "sturdy"]
+    fragile, sturdy, alive = [await store.get_job(i) for i in ("fragile", "sturdy", "alive")]
+    assert fragile is not None and fragile.state is JobState.FAILED and fragile.error == RESTART_ERROR
+    assert sturdy is not None and sturdy.state is JobState.QUEUED and sturdy.lease_owner is None
+    assert alive is not None and alive.state is JobState.RUNNING
+
+
+async def test_listing_is_newest_first_with_cursor_and_filters(store: SQLiteStore) -> None:
+    for n in range(5):
+        await store.create_job(job(f"j{n}", script="even" if n % 2 == 0 else "odd"))
+    page = await store.list_jobs(JobQuery(limit=2))
+    assert [j.id for j in page.items] == ["j4", "j3"]
+    page = await store.list_jobs(JobQuery(limit=2, cursor=page.next_cursor))
+    assert [j.id for j in page.items] == ["j2", "j1"]
+    page = await store.list_jobs(JobQuery(limit=2, cursor=page.next_cursor))
+    assert [j.id for j in page.items] == ["j0"] and page.next_cursor is None
+    assert [j.id for j in (await store.list_jobs(JobQuery(script="odd"))).items] == ["j3", "j1"]
+    assert len((await store.list_jobs(JobQuery(state=JobState.QUEUED))).items) == 5
+    with pytest.raises(ValueError, match="cursor"):
+        await store.list_jobs(JobQuery(cursor="***"))
+
+
+async def test_erase_keeps_only_the_skeleton(store: SQLiteStore, tmp_path: Path) -> None:
+    await store.create_job(job("j", args={"secret": "s3cr3t-value"}))
+    await store.transition(
+        "j",
+        from_states=[JobState.QUEUED],
+        to=JobState.SUCCEEDED,
+        changes={"result": "s3cr3t-value", "logs": "s3cr3t-value"},
+    )
+    await store.erase_job_data("j")
+    erased = await store.get_job("j")
+    assert erased is not None and erased.erased
+    assert (erased.args, erased.result, erased.logs, erased.state) == (None, None, None, JobState.SUCCEEDED)
+    files = b"".join(
+        p.read_bytes()
+        for p in tmp_path.iterdir()
+        if p.name.startswith("h.db") and not p.name.endswith(".lock")
+    )
+    assert b"s3cr3t-value" not in files
+
+
+async def test_purge_deletes_only_old_finished_jobs(store: SQLiteStore) -> None:
+    await store.create_job(job("old"))
+    await store.create_job(job("new"))
+    await store.create_job(job("running"))
+    await store.transition(
+        "old", from_states=[JobState.QUEUED], to=JobState.SUCCEEDED, changes={"finished_at": 10.0}
+    )
+    await store.transition(
+        "new", from_states=[JobState.QUEUED], to=JobState.FAILED, changes={"finished_at": 100.0}
+    )
+    assert await store.purge_finished(before=50.0) == 1
+    assert await store.get_job("old") is None
+    assert await store.get_job("new") is not None and await store.get_job("running") is not None
+
+
+async def test_script_versions_are_kept_once(store: SQLiteStore) -> None:
+    version = ScriptVersion(
+        hash="ab" * 32, engine="local", path="u/x", filename="x.py", content=b"def main(): pass"
+    )
+    await store.save_script_version(version)
+    await store.save_script_version(version)
+    assert await store.get_script_version("ab" * 32) == version
+    assert await store.get_script_version("cd" * 32) is None
+
+
+async def test_waiters_are_woken_after_commit(store: SQLiteStore) -> None:
+    await store.create_job(job("j"))
+    with store.listen(job_topic("j")) as changed, store.listen(QUEUE_TOPIC) as queue:
+        queue.clear()
+        await store.transition("j", from_states=[JobState.QUEUED], to=JobState.FAILED)
+        await asyncio.wait_for(changed.wait(), 1)
+        await asyncio.wait_for(queue.wait(), 1)  # a finished job may free a slot or a key
+        assert (await store.get_job("j")).state is JobState.FAILED
+
+
+async def test_second_owner_is_refused_but_a_reader_may_open(store: SQLiteStore, tmp_path: Path) -> None:
+    with pytest.raises(StoreLocked, match="another hookgate process"):
+        await SQLiteStore(tmp_path / "h.db").open()
+    await store.create_job(job("visible"))
+    reader = SQLiteStore(tmp_path / "h.db", exclusive=False)
+    await reader.open()
+    try:
+        assert await reader.get_job("visible") is not None
+    finally:
+        await reader.close()
+
+
+async def test_reopening_keeps_data_and_applies_migrations_once(tmp_path: Path) -> None:
+    first = SQLiteStore(tmp_path / "h.db")
+    await first.open()
+    await first.create_job(job("kept"))
+    await first.close()
+    second = SQLiteStore(tmp_path / "h.db")
+    await second.open()
+    try:
+        assert await second.get_job("kept") is not None
+    finally:
+        await second.close()
