@@ -144,7 +144,9 @@ async def trigger(
         "route": route_template(request),
         "origin": origin_of(request),
         "options": policy.options,
-        "concurrency_key": jobs.render_concurrency_key(policy.route, policy.concurrency_key, args),
+        "concurrency_key": jobs.render_concurrency_key(
+            policy.route, policy.concurrency_key, args, limited=policy.options.max_concurrent is not None
+        ),
         "max_queued": server.max_queued_jobs,
     }
     if not sync:

@@ -132,10 +132,16 @@ async def wait_finished(store: Store, job_id: str, timeout: float) -> Job | None
                 await asyncio.wait_for(changed.wait(), remaining)
 
 
-def render_concurrency_key(route: str, template: str | None, args: Mapping[str, Any]) -> str | None:
-    """``"{repository}"`` over the arguments → ``"/hooks/deploy|acme/site"``; None when no template."""
+def render_concurrency_key(
+    route: str, template: str | None, args: Mapping[str, Any], *, limited: bool = False
+) -> str | None:
+    """``"{repository}"`` over the arguments → ``"/hooks/deploy|acme/site"``.
+
+    Without a template, a route with ``max_concurrent`` (``limited``) is one key as a whole;
+    otherwise there is no key.
+    """
     if template is None:
-        return None
+        return f"{route}|" if limited else None
 
     def field(match: re.Match[str]) -> str:
         value: Any = args

@@ -123,6 +123,7 @@ def test_concurrency_key_template() -> None:
     assert jobs.render_concurrency_key("/d", "{repository.name}:{branch}", args) == "/d|site:main"
     assert jobs.render_concurrency_key("/d", "{missing}", args) == "/d|"
     assert jobs.render_concurrency_key("/d", None, args) is None
+    assert jobs.render_concurrency_key("/d", None, args, limited=True) == "/d|"
 
 
 def test_retry_delay_doubles_and_is_capped() -> None:

@@ -221,6 +221,8 @@ async def test_paths_may_not_leave_the_folder(harness: Harness, tmp_path: Path) 
     assert harness.engine.resolve("link") is None
     assert harness.engine.resolve("../outside") is None
     assert harness.engine.resolve("/etc/passwd") is None
+    write(harness.engine.options.scripts_dir, "_private.py", "def main(): return 'helper'\n")
+    assert harness.engine.resolve("_private") is None
 
 
 async def test_a_pinned_older_version_is_restored_from_the_store(harness: Harness) -> None:

@@ -100,13 +100,11 @@ class LocalEngine:
         return file.suffix == ".py" or os.access(file, os.X_OK)
 
     def _locate(self, path: str) -> Path | None:
-        if (
-            not path
-            or path.startswith("/")
-            or "\\" in path
-            or any(p in ("", ".", "..") for p in path.split("/"))
-        ):
+        parts = path.split("/")
+        if not path or path.startswith("/") or "\\" in path or any(p in ("", ".", "..") for p in parts):
             raise ScriptPathError(f"'{path}' is not a script path")
+        if any(p.startswith((".", "_")) for p in parts):
+            raise ScriptPathError(f"'{path}' is hidden: names starting with '.' or '_' are helpers")
         root = self.options.scripts_dir
         base = root / path
         candidates = [base.with_name(base.name + ".py")] if base.suffix != ".py" else []

@@ -180,3 +180,17 @@ async def test_second_process_on_the_same_data_dir_refuses_to_start(gateway: Gat
         raise AssertionError("a second gateway started on the same data directory")
     assert twin.process is not None
     assert await twin.process.wait() == 1
+
+
+async def test_max_concurrent_without_a_key_limits_the_whole_route(
+    make_gateway: Callable[..., Gateway], session: aiohttp.ClientSession
+) -> None:
+    gateway = make_gateway(routes='[[routes]]\npath = "/one"\nscript = "t/sleep"\nmax_concurrent = 1\n')
+    await gateway.start()
+    first = await _start_async(session, f"{gateway.url}/one", {"seconds": 1.0})
+    await wait_for_state(session, gateway, first, "running")
+    second = await _start_async(session, f"{gateway.url}/one", {"seconds": 0})
+    unrelated = await _start_async(session, f"{gateway.url}/api/run/t/echo", {})
+    await wait_for_state(session, gateway, unrelated, "succeeded")
+    assert (await job_state(session, gateway, second))["state"] == "queued"
+    await wait_for_state(session, gateway, second, "succeeded")
