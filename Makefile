@@ -32,7 +32,9 @@ pytest: install-test
 
 test: lint typecheck pytest
 
+# Benchmarks run on demand, never in `make test`. wrk (Debian) is installed when missing and possible.
 bench: install-test
+	bash -c 'source scripts/test-services.sh --only-helpers && { command -v wrk >/dev/null || hg_apt_install wrk || true; }'
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 clean:

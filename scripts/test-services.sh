@@ -49,6 +49,9 @@ ensure_redis() {
   redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no >/dev/null 2>&1 || true
 }
 
-# The SQLite store and the local engine need nothing beyond Python; services for later features:
-ensure_postgres || true
-ensure_redis || true
+# `--only-helpers` defines the functions above and starts nothing (used by `make bench`).
+if [ "${1:-}" != "--only-helpers" ]; then
+  # The SQLite store and the local engine need nothing beyond Python; services for later features:
+  ensure_postgres || true
+  ensure_redis || true
+fi

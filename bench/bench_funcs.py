@@ -1,0 +1,9 @@
+"""Functions the benchmark's python engine runs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def echo(**kwargs: Any) -> dict[str, Any]:
+    return kwargs
