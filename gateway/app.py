@@ -14,11 +14,12 @@ from .catalog import Catalog, check_scripts
 from .config import Config
 from .dispatcher import Dispatcher
 from .engine import create_engines
-from .keys import CATALOG, CONFIG, DISPATCHER, ENGINES, STORE, SYNC_WAITS
+from .keys import CATALOG, CONFIG, DISPATCHER, ENGINES, SEALER, STORE, SYNC_WAITS
 from .limits import WaitSlots
 from .middlewares import error_middleware
 from .models import Job
 from .routing import add_routes
+from .sealing import Sealer
 from .store import create_store
 
 __all__ = ["create_app"]
@@ -36,8 +37,14 @@ def create_app(config: Config) -> web.Application:
     app[ENGINES] = engines
     app[CATALOG] = Catalog(engines, store)
     app[SYNC_WAITS] = WaitSlots(config.server.max_sync_waiting)
+    sealer = Sealer(key=config.server.secret_key, data_dir=config.server.data_dir)
+    app[SEALER] = sealer
     app[DISPATCHER] = Dispatcher(
-        store=store, engines=engines, lease=config.server.lease, gateway_url=_gateway_url(config)
+        store=store,
+        engines=engines,
+        lease=config.server.lease,
+        gateway_url=_gateway_url(config),
+        unseal=sealer.unseal,
     )
     add_routes(app, config)
     app.cleanup_ctx.extend([_store_ctx, _engines_ctx, _dispatcher_ctx, _purge_ctx])
@@ -57,6 +64,7 @@ def _gateway_url(config: Config) -> Callable[[Job], str]:
 
 async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
     store = app[STORE]
+    app[SEALER].load()
     try:
         await store.open()
         yield

@@ -17,6 +17,7 @@ import socket
 import time
 import uuid
 from collections.abc import Callable, Mapping
+from typing import Any
 
 from . import jobs
 from .engine import Engine, EngineContext, JobContext, Outcome
@@ -37,12 +38,14 @@ class Dispatcher:
         engines: Mapping[str, Engine],
         lease: float,
         gateway_url: Callable[[Job], str],
+        unseal: Callable[[str], dict[str, Any]] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
         self.engines = engines
         self.lease = lease
         self.gateway_url = gateway_url
+        self.unseal = unseal
         self.clock = clock
         self.worker = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._held: dict[str, str] = {}  # job id -> engine name
@@ -108,11 +111,19 @@ class Dispatcher:
         self._held[job.id] = name
         context = JobContext(job_id=job.id, gateway_url=self.gateway_url(job))
         try:
-            await engine.submit(job, context)
+            await engine.submit(self._with_sealed_args(job), context)
         except Exception as exc:
             log.warning("engine %s could not start job %s: %s", name, job.id, exc)
             error = {"name": type(exc).__name__, "message": f"the engine could not start the job: {exc}"}
             await self.report(Outcome(job.id, "failed", error=error))
+
+    def _with_sealed_args(self, job: Job) -> Job:
+        """The job as the engine must see it: redacted arguments with their real values."""
+        if not job.sealed_args:
+            return job
+        if self.unseal is None:
+            raise RuntimeError("the job has sealed arguments but no key to open them")
+        return job.evolve(args={**(job.args or {}), **self.unseal(job.sealed_args)})
 
     # --- outcomes and cancellation ----------------------------------------------------------------
 

@@ -9,9 +9,10 @@ from .config import Config
 from .dispatcher import Dispatcher
 from .engine import Engine
 from .limits import WaitSlots
+from .sealing import Sealer
 from .store import Store
 
-__all__ = ["CATALOG", "CONFIG", "DISPATCHER", "ENGINES", "STORE", "SYNC_WAITS"]
+__all__ = ["CATALOG", "CONFIG", "DISPATCHER", "ENGINES", "SEALER", "STORE", "SYNC_WAITS"]
 
 CONFIG = web.AppKey("config", Config)
 STORE = web.AppKey("store", Store)
@@ -19,3 +20,4 @@ ENGINES = web.AppKey("engines", dict[str, Engine])
 CATALOG = web.AppKey("catalog", Catalog)
 DISPATCHER = web.AppKey("dispatcher", Dispatcher)
 SYNC_WAITS = web.AppKey("sync_waits", WaitSlots)
+SEALER = web.AppKey("sealer", Sealer)

@@ -84,6 +84,8 @@ class Job:
     lease_owner: str | None = None
     lease_expires: float | None = None
     erased: bool = False
+    sealed_args: str | None = None
+    """Encrypted real values of redacted arguments (``args`` shows them as ``***``), until the job ends."""
 
     @property
     def finished(self) -> bool:

@@ -50,7 +50,7 @@ def test_jobs_list_and_show_read_the_store(tmp_path: Path, capsys) -> None:
     async def seed() -> None:
         store = SQLiteStore(tmp_path / "data" / "hookgate.db")
         await store.open()
-        await store.create_job(Job(id="job-1", engine="local", script="u/x", created_at=1, run_after=1))
+        await store.create_jobs([Job(id="job-1", engine="local", script="u/x", created_at=1, run_after=1)])
         await store.close()
 
     asyncio.run(seed())

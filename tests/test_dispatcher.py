@@ -102,8 +102,8 @@ async def test_heartbeat_renews_leases_and_recovers_expired_ones(
     job = await store.get_job(job_id)
     assert job is not None and job.lease_expires == clock.now + 30
     # A job held by a dead worker, with an expired lease, is recovered by this one.
-    await store.create_job(
-        Job(id="orphan", engine="other", script="s", created_at=1, run_after=1, options=JobOptions())
+    await store.create_jobs(
+        [Job(id="orphan", engine="other", script="s", created_at=1, run_after=1, options=JobOptions())]
     )
     await store.claim_jobs(engine="other", worker="dead", now=clock.now, lease=1, limit=1)
     clock.now += 5

@@ -31,20 +31,20 @@ def job(job_id: str, **kwargs: object) -> Job:
 
 async def test_create_and_get_round_trip(store: SQLiteStore) -> None:
     original = job("j1", options=JobOptions(timeout=5, retries=2, delete_after_use=True), origin="http://x")
-    assert await store.create_job(original)
+    assert await store.create_jobs([original])
     assert await store.get_job("j1") == original
     assert await store.get_job("missing") is None
 
 
 async def test_max_queued_is_enforced_in_the_insert(store: SQLiteStore) -> None:
-    assert await store.create_job(job("a"), max_queued=2)
-    assert await store.create_job(job("b"), max_queued=2)
-    assert not await store.create_job(job("c"), max_queued=2)
+    assert await store.create_jobs([job("a")], max_queued=2)
+    assert await store.create_jobs([job("b")], max_queued=2)
+    assert not await store.create_jobs([job("c")], max_queued=2)
     assert await store.get_job("c") is None
 
 
 async def test_transition_is_compare_and_set(store: SQLiteStore) -> None:
-    await store.create_job(job("j"))
+    await store.create_jobs([job("j")])
     done = await store.transition(
         "j", from_states=[JobState.QUEUED], to=JobState.CANCELLED, changes={"finished_at": 2.0}
     )
@@ -54,9 +54,9 @@ async def test_transition_is_compare_and_set(store: SQLiteStore) -> None:
 
 
 async def test_claim_takes_due_jobs_of_its_engine_under_a_lease(store: SQLiteStore) -> None:
-    await store.create_job(job("due", run_after=5.0))
-    await store.create_job(job("later", run_after=50.0))
-    await store.create_job(job("other", engine="py"))
+    await store.create_jobs([job("due", run_after=5.0)])
+    await store.create_jobs([job("later", run_after=50.0)])
+    await store.create_jobs([job("other", engine="py")])
     claimed = await store.claim_jobs(engine="local", worker="w1", now=10.0, lease=30.0, limit=10)
     assert [j.id for j in claimed] == ["due"]
     stored = await store.get_job("due")
@@ -73,7 +73,7 @@ async def test_claim_takes_due_jobs_of_its_engine_under_a_lease(store: SQLiteSto
 
 async def test_claim_respects_the_limit_and_order(store: SQLiteStore) -> None:
     for n in range(5):
-        await store.create_job(job(f"j{n}", created_at=float(n)))
+        await store.create_jobs([job(f"j{n}", created_at=float(n))])
     first = await store.claim_jobs(engine="local", worker="w", now=10.0, lease=1.0, limit=2)
     assert [j.id for j in first] == ["j0", "j1"]
 
@@ -81,8 +81,8 @@ async def test_claim_respects_the_limit_and_order(store: SQLiteStore) -> None:
 async def test_concurrency_key_allows_max_concurrent_active_jobs(store: SQLiteStore) -> None:
     options = JobOptions(max_concurrent=2)
     for n in range(4):
-        await store.create_job(job(f"k{n}", concurrency_key="r|x", options=options))
-    await store.create_job(job("free"))
+        await store.create_jobs([job(f"k{n}", concurrency_key="r|x", options=options)])
+    await store.create_jobs([job("free")])
     claimed = await store.claim_jobs(engine="local", worker="w", now=10.0, lease=5.0, limit=10)
     assert sorted(j.id for j in claimed) == ["free", "k0", "k1"]
     assert await store.claim_jobs(engine="local", worker="w", now=10.0, lease=5.0, limit=10) == []
@@ -92,9 +92,19 @@ async def test_concurrency_key_allows_max_concurrent_active_jobs(store: SQLiteSt
     ] == ["k2"]
 
 
+async def test_finishing_drops_sealed_arguments_but_a_retry_keeps_them(store: SQLiteStore) -> None:
+    await store.create_jobs([job("j", sealed_args="gAAAA-sealed")])
+    await store.claim_jobs(engine="local", worker="w", now=10.0, lease=5.0, limit=1)
+    requeued = await store.transition("j", from_states=ACTIVE, to=JobState.QUEUED)
+    assert requeued is not None and requeued.sealed_args == "gAAAA-sealed"
+    await store.claim_jobs(engine="local", worker="w", now=10.0, lease=5.0, limit=1)
+    done = await store.transition("j", from_states=ACTIVE, to=JobState.SUCCEEDED)
+    assert done is not None and done.sealed_args is None
+
+
 async def test_renew_leases_reports_what_is_still_held(store: SQLiteStore) -> None:
     for name in ("a", "b"):
-        await store.create_job(job(name))
+        await store.create_jobs([job(name)])
     await store.claim_jobs(engine="local", worker="w", now=1.0, lease=5.0, limit=10)
     await store.transition("b", from_states=ACTIVE, to=JobState.CANCELLED)
     assert await store.renew_leases(worker="w", job_ids=["a", "b"], until=100.0) == {"a"}
@@ -103,9 +113,9 @@ async def test_renew_leases_reports_what_is_still_held(store: SQLiteStore) -> No
 
 
 async def test_recover_expired_fails_or_requeues_per_the_route(store: SQLiteStore) -> None:
-    await store.create_job(job("fragile"))
-    await store.create_job(job("sturdy", options=JobOptions(retry_on_restart=True)))
-    await store.create_job(job("alive"))
+    await store.create_jobs([job("fragile")])
+    await store.create_jobs([job("sturdy", options=JobOptions(retry_on_restart=True))])
+    await store.create_jobs([job("alive")])
     await store.claim_jobs(engine="local", worker="dead", now=1.0, lease=5.0, limit=2)
     await store.claim_jobs(engine="local", worker="live", now=1.0, lease=100.0, limit=1)
     recovered = await store.recover_expired(now=10.0)
@@ -118,7 +128,7 @@ async def test_recover_expired_fails_or_requeues_per_the_route(store: SQLiteStor
 
 async def test_listing_is_newest_first_with_cursor_and_filters(store: SQLiteStore) -> None:
     for n in range(5):
-        await store.create_job(job(f"j{n}", script="even" if n % 2 == 0 else "odd"))
+        await store.create_jobs([job(f"j{n}", script="even" if n % 2 == 0 else "odd")])
     page = await store.list_jobs(JobQuery(limit=2))
     assert [j.id for j in page.items] == ["j4", "j3"]
     page = await store.list_jobs(JobQuery(limit=2, cursor=page.next_cursor))
@@ -132,7 +142,7 @@ async def test_listing_is_newest_first_with_cursor_and_filters(store: SQLiteStor
 
 
 async def test_erase_keeps_only_the_skeleton(store: SQLiteStore, tmp_path: Path) -> None:
-    await store.create_job(job("j", args={"secret": "s3cr3t-value"}))
+    await store.create_jobs([job("j", args={"secret": "s3cr3t-value"})])
     await store.transition(
         "j",
         from_states=[JobState.QUEUED],
@@ -152,9 +162,9 @@ async def test_erase_keeps_only_the_skeleton(store: SQLiteStore, tmp_path: Path)
 
 
 async def test_purge_deletes_only_old_finished_jobs(store: SQLiteStore) -> None:
-    await store.create_job(job("old"))
-    await store.create_job(job("new"))
-    await store.create_job(job("running"))
+    await store.create_jobs([job("old")])
+    await store.create_jobs([job("new")])
+    await store.create_jobs([job("running")])
     await store.transition(
         "old", from_states=[JobState.QUEUED], to=JobState.SUCCEEDED, changes={"finished_at": 10.0}
     )
@@ -177,7 +187,7 @@ async def test_script_versions_are_kept_once(store: SQLiteStore) -> None:
 
 
 async def test_waiters_are_woken_after_commit(store: SQLiteStore) -> None:
-    await store.create_job(job("j"))
+    await store.create_jobs([job("j")])
     with store.listen(job_topic("j")) as changed, store.listen(QUEUE_TOPIC) as queue:
         queue.clear()
         await store.transition("j", from_states=[JobState.QUEUED], to=JobState.FAILED)
@@ -189,7 +199,7 @@ async def test_waiters_are_woken_after_commit(store: SQLiteStore) -> None:
 async def test_second_owner_is_refused_but_a_reader_may_open(store: SQLiteStore, tmp_path: Path) -> None:
     with pytest.raises(StoreLocked, match="another hookgate process"):
         await SQLiteStore(tmp_path / "h.db").open()
-    await store.create_job(job("visible"))
+    await store.create_jobs([job("visible")])
     reader = SQLiteStore(tmp_path / "h.db", exclusive=False)
     await reader.open()
     try:
@@ -201,7 +211,7 @@ async def test_second_owner_is_refused_but_a_reader_may_open(store: SQLiteStore,
 async def test_reopening_keeps_data_and_applies_migrations_once(tmp_path: Path) -> None:
     first = SQLiteStore(tmp_path / "h.db")
     await first.open()
-    await first.create_job(job("kept"))
+    await first.create_jobs([job("kept")])
     await first.close()
     second = SQLiteStore(tmp_path / "h.db")
     await second.open()

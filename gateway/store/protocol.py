@@ -13,7 +13,7 @@ Properties every implementation keeps (SQLite now, PostgreSQL next):
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
@@ -43,8 +43,8 @@ class Store(Protocol):
     def listen(self, topic: str) -> AbstractContextManager[asyncio.Event]:
         """Wake-ups: ``job_topic(id)`` after any change to that job, ``QUEUE_TOPIC`` after an enqueue."""
 
-    async def create_job(self, job: Job, *, max_queued: int | None = None) -> bool:
-        """Insert a queued job; return False (writing nothing) when ``max_queued`` are already queued."""
+    async def create_jobs(self, jobs: Sequence[Job], *, max_queued: int | None = None) -> bool:
+        """Insert queued jobs, all or none; False (writing nothing) when they would pass ``max_queued``."""
 
     async def get_job(self, job_id: str) -> Job | None: ...
 

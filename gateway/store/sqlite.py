@@ -15,7 +15,7 @@ import fcntl
 import os
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Collection, Iterable
+from collections.abc import AsyncIterator, Collection, Iterable, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -158,18 +158,22 @@ class SQLiteStore:
 
     # --- jobs -------------------------------------------------------------------------------------
 
-    async def create_job(self, job: Job, *, max_queued: int | None = None) -> bool:
-        row = _job_to_row(job)
-        columns = ", ".join(row)
-        placeholders = ", ".join("?" for _ in row)
+    async def create_jobs(self, jobs: Sequence[Job], *, max_queued: int | None = None) -> bool:
+        rows = [_job_to_row(job) for job in jobs]
+        if not rows:
+            return True
+        columns = ", ".join(rows[0])
+        placeholders = ", ".join("?" for _ in rows[0])
         async with self._transaction() as db:
             if max_queued is not None:
                 async with db.execute("SELECT COUNT(*) FROM jobs WHERE state = 'queued'") as cur:
                     (queued,) = await cur.fetchone() or (0,)
-                if queued >= max_queued:
+                if queued + len(rows) > max_queued:
                     return False
-            await db.execute(f"INSERT INTO jobs ({columns}) VALUES ({placeholders})", tuple(row.values()))
-            self._touch(QUEUE_TOPIC, job_topic(job.id))
+            await db.executemany(
+                f"INSERT INTO jobs ({columns}) VALUES ({placeholders})", [tuple(r.values()) for r in rows]
+            )
+            self._touch(QUEUE_TOPIC, *(job_topic(job.id) for job in jobs))
         return True
 
     async def get_job(self, job_id: str) -> Job | None:
@@ -282,6 +286,8 @@ class SQLiteStore:
         values: dict[str, Any] = {"state": to.value}
         if to in TERMINAL_STATES or to is JobState.QUEUED:
             values.update(lease_owner=None, lease_expires=None)
+        if to in TERMINAL_STATES:
+            values["sealed_args"] = None  # a finished job never runs again: its secrets go
         for key, value in (changes or {}).items():
             values[key] = _encode_column(key, value)
         assignments = ", ".join(f"{column} = ?" for column in values)
@@ -317,10 +323,14 @@ class SQLiteStore:
                 else:
                     await db.execute(
                         "UPDATE jobs SET state = 'failed', error = ?, finished_at = ?, lease_owner = NULL, "
-                        "lease_expires = NULL WHERE id = ?",
+                        "lease_expires = NULL, sealed_args = NULL WHERE id = ?",
                         (orjson.dumps(RESTART_ERROR).decode(), now, job.id),
                     )
-                    recovered.append(job.evolve(state=JobState.FAILED, error=RESTART_ERROR, finished_at=now))
+                    recovered.append(
+                        job.evolve(
+                            state=JobState.FAILED, error=RESTART_ERROR, finished_at=now, sealed_args=None
+                        )
+                    )
                 self._touch(job_topic(job.id), QUEUE_TOPIC)
         return recovered
 
@@ -374,7 +384,9 @@ class SQLiteStore:
 
 
 def _statements(sql: str) -> list[str]:
-    return [s.strip() for s in sql.split(";") if s.strip()]
+    """Split a migration into statements (comments, which may hold semicolons, dropped first)."""
+    code = "\n".join(line.split("--", 1)[0] for line in sql.splitlines())
+    return [statement.strip() for statement in code.split(";") if statement.strip()]
 
 
 def _encode_column(column: str, value: Any) -> Any:
@@ -414,6 +426,7 @@ def _job_to_row(job: Job) -> dict[str, Any]:
         "lease_owner": job.lease_owner,
         "lease_expires": job.lease_expires,
         "erased": int(job.erased),
+        "sealed_args": job.sealed_args,
     }
 
 
@@ -445,6 +458,7 @@ def _row_to_job(row: sqlite3.Row) -> Job:
         lease_owner=row["lease_owner"],
         lease_expires=row["lease_expires"],
         erased=bool(row["erased"]),
+        sealed_args=row["sealed_args"],
     )
 
 
