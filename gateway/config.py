@@ -55,6 +55,10 @@ class ServerConfig:
     retention: float = 7 * 86400.0
     lease: float = 30.0
     """How long a claimed job stays ours without a heartbeat; a dead process's jobs return after it."""
+    include_headers: tuple[str, ...] = ()
+    """Headers copied into every job's arguments (``HOOKGATE_INCLUDE_HEADERS``, comma-separated)."""
+    secret_key: str | None = None
+    """Fernet key sealing redacted arguments at rest; generated in data_dir when unset."""
 
 
 @dataclass(frozen=True)
@@ -89,6 +93,11 @@ class RouteConfig:
     error_status: int | None = None
     delete_after_use: bool = False
     sync_timeout: float | None = None
+    wrap_body: bool = False
+    raw: bool = False
+    include_headers: tuple[str, ...] = ()
+    include_query: tuple[str, ...] = ()
+    redact: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -121,9 +130,10 @@ def parse_config(
 ) -> Config:
     """Turn an already-decoded TOML document into a ``Config``."""
     problems: list[str] = []
-    tree = _interpolate(raw, os.environ if environ is None else environ, "", problems)
+    env = os.environ if environ is None else environ
+    tree = _interpolate(raw, env, "", problems)
     root = Table(tree, "", problems)
-    server = _parse_server(root.table("server"), base_dir)
+    server = _parse_server(root.table("server"), base_dir, env)
     store = _parse_store(root.table("store"), server, base_dir)
     engines = tuple(_parse_engine(t, base_dir) for t in root.tables("engines"))
     if not engines:
@@ -148,7 +158,7 @@ def parse_config(
 # --- sections -------------------------------------------------------------------------------------
 
 
-def _parse_server(t: Table, base_dir: Path) -> ServerConfig:
+def _parse_server(t: Table, base_dir: Path, environ: Mapping[str, str]) -> ServerConfig:
     d = ServerConfig()
     server = ServerConfig(
         host=t.get("host", str, d.host),
@@ -162,6 +172,8 @@ def _parse_server(t: Table, base_dir: Path) -> ServerConfig:
         max_queued_jobs=t.get("max_queued_jobs", int, d.max_queued_jobs, check=_positive, expect=">= 1"),
         retention=t.convert("retention", parse_duration, d.retention),
         lease=t.convert("lease", parse_duration, d.lease),
+        include_headers=_split_names(environ.get("HOOKGATE_INCLUDE_HEADERS", "")),
+        secret_key=t.get("secret_key", str, None),
     )
     if server.sync_timeout > server.max_sync_timeout:
         t.problem("sync_timeout", f"must not exceed max_sync_timeout ({server.max_sync_timeout:g}s)")
@@ -223,6 +235,11 @@ def _parse_route(t: Table) -> RouteConfig:
         error_status=t.get("error_status", int, None, check=_http_status, expect="an HTTP status 100-599"),
         delete_after_use=t.get("delete_after_use", bool, d.delete_after_use),
         sync_timeout=t.convert("sync_timeout", parse_duration, None),
+        wrap_body=t.get("wrap_body", bool, False),
+        raw=t.get("raw", bool, False),
+        include_headers=_string_list(t, "include_headers"),
+        include_query=_string_list(t, "include_query"),
+        redact=_string_list(t, "redact"),
     )
     if not path.startswith("/"):
         t.problem("path", f'expected a path starting with "/", got "{path}"')
@@ -300,6 +317,18 @@ def _resolve(base_dir: Path, value: str) -> Path:
 
 def _strip_slash(url: str | None) -> str | None:
     return url.rstrip("/") if url else None
+
+
+def _split_names(value: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in value.split(",") if part.strip())
+
+
+def _string_list(t: Table, key: str) -> tuple[str, ...]:
+    values = t.get(key, list, [])
+    if not all(isinstance(v, str) and v for v in values):
+        t.problem(key, f"expected a list of non-empty strings, got {values!r}")
+        return ()
+    return tuple(values)
 
 
 def _positive(n: int) -> bool:

@@ -15,10 +15,11 @@ from .accesslog import route_template
 from .catalog import Target
 from .config import Mode, RouteConfig
 from .errors import BadRequest, JobNotFound, SyncTimeout
-from .keys import CATALOG, CONFIG, DISPATCHER, STORE, SYNC_WAITS
+from .keys import CATALOG, CONFIG, DISPATCHER, SEALER, STORE, SYNC_WAITS
 from .models import Job, JobOptions, JobQuery, JobState
-from .payload import RequestData, check_size, shape
+from .payload import RequestData, Shaped, ShapeOptions, check_size, shape
 from .responses import json_response, render_job_result
+from .sealing import split_redacted
 from .views import iso_time, job_view
 
 __all__ = ["TriggerPolicy", "make_route_handler", "policy_for_route"]
@@ -40,6 +41,8 @@ class TriggerPolicy:
     concurrency_key: str | None = None
     error_status: int | None = None
     sync_timeout: float | None = None
+    shape: ShapeOptions = field(default_factory=ShapeOptions)
+    redact: tuple[str, ...] = ()
 
 
 def policy_for_route(route: RouteConfig) -> TriggerPolicy:
@@ -51,6 +54,13 @@ def policy_for_route(route: RouteConfig) -> TriggerPolicy:
         concurrency_key=route.concurrency_key,
         error_status=route.error_status,
         sync_timeout=route.sync_timeout,
+        shape=ShapeOptions(
+            wrap_body=route.wrap_body,
+            raw=route.raw,
+            include_headers=route.include_headers,
+            include_query=route.include_query,
+        ),
+        redact=route.redact,
         options=JobOptions(
             timeout=route.timeout,
             retries=route.retries,
@@ -76,7 +86,7 @@ async def read_body(request: web.Request) -> bytes:
     return bytes(body)
 
 
-async def request_arguments(request: web.Request) -> dict[str, Any]:
+async def request_arguments(request: web.Request, policy: TriggerPolicy) -> Shaped:
     body = b"" if request.method == "GET" else await read_body(request)
     data = RequestData(
         method=request.method,
@@ -86,7 +96,8 @@ async def request_arguments(request: web.Request) -> dict[str, Any]:
         headers=request.headers,
         path_params=_route_params(request),
     )
-    return shape(data)
+    instance_headers = request.app[CONFIG].server.include_headers
+    return shape(data, policy.shape.for_request(request.query, instance_headers=instance_headers))
 
 
 def _route_params(request: web.Request) -> dict[str, str]:
@@ -129,31 +140,32 @@ async def trigger(
     request: web.Request,
     policy: TriggerPolicy,
     target: Target,
-    args: dict[str, Any],
+    shaped: Shaped,
     *,
     sync: bool,
     answer_async: Callable[[web.Request, Job], web.Response],
 ) -> web.StreamResponse:
     app = request.app
     server = app[CONFIG].server
-    submit_kwargs: dict[str, Any] = {
+    if shaped.batch and sync:
+        raise BadRequest(
+            "a CloudEvents batch starts several jobs and cannot be waited for; use an async endpoint"
+        )
+    common: dict[str, Any] = {
         "engine": target.engine,
         "version": target.version,
-        "args": args,
         "now": time.time(),
         "route": route_template(request),
         "origin": origin_of(request),
         "options": policy.options,
-        "concurrency_key": jobs.render_concurrency_key(
-            policy.route, policy.concurrency_key, args, limited=policy.options.max_concurrent is not None
-        ),
         "max_queued": server.max_queued_jobs,
     }
+    submissions = [_submission(request, policy, args) for args in shaped.arguments]
     if not sync:
-        job = await jobs.submit(app[STORE], **submit_kwargs)
-        return answer_async(request, job)
+        submitted = await jobs.submit_many(app[STORE], submissions, **common)
+        return batch_accepted(request, submitted) if shaped.batch else answer_async(request, submitted[0])
     with app[SYNC_WAITS].hold():
-        job = await jobs.submit(app[STORE], **submit_kwargs)
+        (job,) = await jobs.submit_many(app[STORE], submissions, **common)
         finished = await jobs.wait_finished(app[STORE], job.id, _sync_timeout(request, policy))
     if finished is None or not finished.finished:
         raise SyncTimeout(
@@ -167,6 +179,21 @@ async def trigger(
         await response.write_eof()
         await app[STORE].erase_job_data(job.id)
     return response
+
+
+def _submission(request: web.Request, policy: TriggerPolicy, args: dict[str, Any]) -> jobs.Submission:
+    """Concurrency keys see the real arguments; the store sees redacted ones, the real values sealed."""
+    limited = policy.options.max_concurrent is not None
+    key = jobs.render_concurrency_key(policy.route, policy.concurrency_key, args, limited=limited)
+    shown, hidden = split_redacted(args, policy.redact)
+    sealed = request.app[SEALER].seal(hidden) if hidden else None
+    return jobs.Submission(args=shown, concurrency_key=key, sealed_args=sealed)
+
+
+def batch_accepted(request: web.Request, submitted: list[Job]) -> web.Response:
+    """A CloudEvents batch: ``202`` with the job ids in the order of the events."""
+    urls = [f"{base_url(request, job)}/api/jobs/{job.id}" for job in submitted]
+    return json_response({"job_ids": [job.id for job in submitted], "status_urls": urls}, status=202)
 
 
 def accepted(request: web.Request, job: Job) -> web.Response:
@@ -190,10 +217,9 @@ def make_route_handler(policy: TriggerPolicy) -> Handler:
     async def handle(request: web.Request) -> web.StreamResponse:
         request["custom_route"] = True
         target = await request.app[CATALOG].resolve(script, engine=policy.engine)
-        args = await request_arguments(request)
-        return await trigger(
-            request, policy, target, args, sync=_wants_wait(request, policy), answer_async=accepted
-        )
+        shaped = await request_arguments(request, policy)
+        sync = _wants_wait(request, policy)
+        return await trigger(request, policy, target, shaped, sync=sync, answer_async=accepted)
 
     return handle
 
@@ -212,35 +238,36 @@ async def _by_hash(request: web.Request) -> Target:
     return await request.app[CATALOG].pinned(request.match_info["hash"])
 
 
+async def _generic(
+    request: web.Request,
+    target: Target,
+    *,
+    sync: bool,
+    answer_async: Callable[[web.Request, Job], web.Response] = accepted,
+) -> web.StreamResponse:
+    policy = GENERIC_SYNC if sync else GENERIC
+    shaped = await request_arguments(request, policy)
+    return await trigger(request, policy, target, shaped, sync=sync, answer_async=answer_async)
+
+
 async def run_async(request: web.Request) -> web.StreamResponse:
-    target = await _by_path(request)
-    return await trigger(
-        request, GENERIC, target, await request_arguments(request), sync=False, answer_async=accepted
-    )
+    return await _generic(request, await _by_path(request), sync=False)
 
 
 async def run_sync(request: web.Request) -> web.StreamResponse:
-    target = await _by_path(request)
-    args = await request_arguments(request)
-    return await trigger(request, GENERIC_SYNC, target, args, sync=True, answer_async=accepted)
+    return await _generic(request, await _by_path(request), sync=True)
 
 
 async def windmill_run_path(request: web.Request) -> web.StreamResponse:
-    target = await _by_path(request)
-    args = await request_arguments(request)
-    return await trigger(request, GENERIC, target, args, sync=False, answer_async=windmill_accepted)
+    return await _generic(request, await _by_path(request), sync=False, answer_async=windmill_accepted)
 
 
 async def windmill_run_hash(request: web.Request) -> web.StreamResponse:
-    target = await _by_hash(request)
-    args = await request_arguments(request)
-    return await trigger(request, GENERIC, target, args, sync=False, answer_async=windmill_accepted)
+    return await _generic(request, await _by_hash(request), sync=False, answer_async=windmill_accepted)
 
 
 async def windmill_run_wait_hash(request: web.Request) -> web.StreamResponse:
-    target = await _by_hash(request)
-    args = await request_arguments(request)
-    return await trigger(request, GENERIC_SYNC, target, args, sync=True, answer_async=accepted)
+    return await _generic(request, await _by_hash(request), sync=True)
 
 
 # --- jobs API -------------------------------------------------------------------------------------
@@ -277,8 +304,8 @@ async def _cancel_reason(request: web.Request) -> str | None:
     body = await read_body(request)
     if not body.strip():
         return None
-    args = shape(RequestData(method="POST", body=body, content_type=request.headers.get("Content-Type", "")))
-    reason = args.get("reason")
+    data = RequestData(method="POST", body=body, content_type=request.headers.get("Content-Type", ""))
+    reason = shape(data).single.get("reason")
     return str(reason) if reason is not None else None
 
 

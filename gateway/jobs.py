@@ -12,6 +12,7 @@ import contextlib
 import re
 import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from .engine import Outcome
@@ -20,12 +21,14 @@ from .models import ACTIVE_STATES, Job, JobOptions, JobState, ScriptVersion
 from .store import Store, job_topic
 
 __all__ = [
+    "Submission",
     "cancel",
     "complete",
     "new_job_id",
     "render_concurrency_key",
     "retry_delay",
     "submit",
+    "submit_many",
     "wait_finished",
 ]
 
@@ -37,36 +40,56 @@ def new_job_id() -> str:
     return str(uuid.uuid4())
 
 
-async def submit(
+@dataclass(frozen=True)
+class Submission:
+    """One job to submit: its arguments as shown, and the sealed real values of redacted ones."""
+
+    args: dict[str, Any]
+    concurrency_key: str | None = None
+    sealed_args: str | None = None
+
+
+async def submit(store: Store, *, args: dict[str, Any], **common: Any) -> Job:
+    """Commit one queued job and return it; nothing is answered before this returns."""
+    (job,) = await submit_many(
+        store, [Submission(args=args, concurrency_key=common.pop("concurrency_key", None))], **common
+    )
+    return job
+
+
+async def submit_many(
     store: Store,
+    submissions: list[Submission],
     *,
     engine: str,
     version: ScriptVersion,
-    args: dict[str, Any],
     now: float,
     route: str | None = None,
     origin: str | None = None,
     options: JobOptions | None = None,
-    concurrency_key: str | None = None,
     max_queued: int | None = None,
-) -> Job:
-    """Commit a queued job and return it; nothing is answered before this returns."""
-    job = Job(
-        id=new_job_id(),
-        engine=engine,
-        script=version.path,
-        script_hash=version.hash,
-        route=route,
-        args=args,
-        created_at=now,
-        run_after=now,
-        concurrency_key=concurrency_key,
-        options=options or JobOptions(),
-        origin=origin,
-    )
-    if not await store.create_job(job, max_queued=max_queued):
+) -> list[Job]:
+    """Commit several queued jobs at once, all or none (a CloudEvents batch)."""
+    jobs = [
+        Job(
+            id=new_job_id(),
+            engine=engine,
+            script=version.path,
+            script_hash=version.hash,
+            route=route,
+            args=submission.args,
+            created_at=now,
+            run_after=now,
+            concurrency_key=submission.concurrency_key,
+            options=options or JobOptions(),
+            origin=origin,
+            sealed_args=submission.sealed_args,
+        )
+        for submission in submissions
+    ]
+    if not await store.create_jobs(jobs, max_queued=max_queued):
         raise Overloaded(f"{max_queued} jobs are already queued; try again later", retry_after=5)
-    return job
+    return jobs
 
 
 async def complete(store: Store, outcome: Outcome, *, now: float) -> Job | None:

@@ -62,7 +62,9 @@ class Gateway:
         server_extra: str = "",
         concurrency: int = 4,
         lease: str = "30s",
+        env: dict[str, str] | None = None,
     ) -> None:
+        self.env = env or {}
         self.root = root
         self.scripts_dir = root / "scripts"
         self.data_dir = root / "data"
@@ -86,7 +88,7 @@ class Gateway:
         self.log_path = root / "gateway.log"
 
     async def start(self) -> None:
-        env = {**os.environ, "PYTHONPATH": str(SUPPORT), "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, "PYTHONPATH": str(SUPPORT), "PYTHONUNBUFFERED": "1", **self.env}
         log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child process
         self.process = await asyncio.create_subprocess_exec(
             sys.executable,
