@@ -7,14 +7,18 @@ One middleware (``gateway.middlewares.error_middleware``) turns any of these int
     ├── BadRequest (400 bad_request)
     │   ├── InvalidPayload (400 invalid_payload)
     │   └── InvalidJSON (400 invalid_json)
+    ├── Unauthorized (401 unauthorized, with WWW-Authenticate: Bearer)
+    ├── Forbidden (403 forbidden)
     ├── NotFound (404 not_found)
     │   ├── RouteNotFound (404 route_not_found)
     │   ├── ScriptNotFound (404 script_not_found)
     │   └── JobNotFound (404 job_not_found)
     ├── MethodNotAllowed (405 method_not_allowed)
     ├── Conflict (409 conflict)
+    ├── Gone (410 gone)
     ├── PayloadTooLarge (413 payload_too_large)
     ├── UnsupportedMediaType (415 unsupported_media_type)
+    ├── TooManyRequests (429 rate_limited, with Retry-After and RateLimit headers)
     ├── Overloaded (503 overloaded, with Retry-After)
     └── SyncTimeout (504 timeout)
 
@@ -31,7 +35,9 @@ __all__ = [
     "BadRequest",
     "ConfigError",
     "Conflict",
+    "Forbidden",
     "GatewayError",
+    "Gone",
     "InvalidJSON",
     "InvalidPayload",
     "JobNotFound",
@@ -42,6 +48,8 @@ __all__ = [
     "RouteNotFound",
     "ScriptNotFound",
     "SyncTimeout",
+    "TooManyRequests",
+    "Unauthorized",
     "UnsupportedMediaType",
 ]
 
@@ -78,6 +86,31 @@ class InvalidJSON(BadRequest):
     code = "invalid_json"
 
 
+class Unauthorized(GatewayError):
+    """No credential, or one that does not hold; ``code`` says which (never why a signature failed)."""
+
+    status = 401
+    code = "unauthorized"
+
+    def __init__(self, message: str, *, code: str = "unauthorized", bearer_error: str | None = None) -> None:
+        super().__init__(message)
+        self.reason_code = code
+        self.bearer_error = bearer_error
+
+    def body(self) -> dict[str, Any]:
+        return {"error": {"code": self.reason_code, "message": self.message}}
+
+    def headers(self) -> dict[str, str]:
+        if self.bearer_error:
+            return {"WWW-Authenticate": f'Bearer realm="hookgate", error="{self.bearer_error}"'}
+        return {"WWW-Authenticate": 'Bearer realm="hookgate"'}
+
+
+class Forbidden(GatewayError):
+    status = 403
+    code = "forbidden"
+
+
 class NotFound(GatewayError):
     status = 404
     code = "not_found"
@@ -112,6 +145,11 @@ class Conflict(GatewayError):
     code = "conflict"
 
 
+class Gone(GatewayError):
+    status = 410
+    code = "gone"
+
+
 class PayloadTooLarge(GatewayError):
     status = 413
     code = "payload_too_large"
@@ -120,6 +158,18 @@ class PayloadTooLarge(GatewayError):
 class UnsupportedMediaType(GatewayError):
     status = 415
     code = "unsupported_media_type"
+
+
+class TooManyRequests(GatewayError):
+    status = 429
+    code = "rate_limited"
+
+    def __init__(self, message: str, *, headers: dict[str, str]) -> None:
+        super().__init__(message)
+        self._headers = headers
+
+    def headers(self) -> dict[str, str]:
+        return dict(self._headers)
 
 
 class Overloaded(GatewayError):

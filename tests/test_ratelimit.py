@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+import pytest
+
+from gateway.errors import TooManyRequests
+from gateway.ratelimit import Rate, RateLimiter, parse_rate
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.mark.parametrize(
+    ("text", "rate"), [("100/m", Rate(100, 60)), ("10/s", Rate(10, 1)), ("5/10m", Rate(5, 600))]
+)
+def test_parse(text: str, rate: Rate) -> None:
+    assert parse_rate(text) == rate
+
+
+@pytest.mark.parametrize("bad", ["100", "0/m", "x/m", "10/w"])
+def test_parse_refuses(bad: str) -> None:
+    with pytest.raises(ValueError, match="rate"):
+        parse_rate(bad)
+
+
+def test_bucket_allows_the_burst_then_refills() -> None:
+    clock = Clock()
+    limiter = RateLimiter(clock)
+    rate = Rate(100, 60)
+    for _ in range(100):
+        headers = limiter.take("route:/r", rate, policy="route")
+    assert headers["RateLimit"] == '"route";r=0;t=60'
+    assert headers["RateLimit-Policy"] == '"route";q=100;w=60'
+    with pytest.raises(TooManyRequests) as info:
+        limiter.take("route:/r", rate, policy="route")
+    assert info.value.status == 429 and info.value.headers()["Retry-After"] == "1"
+    clock.now += 0.6  # one token back
+    limiter.take("route:/r", rate, policy="route")
+    limiter.take("route:/other", rate, policy="route")  # another key has its own bucket
