@@ -18,7 +18,7 @@ from typing import Any
 from .engine import Outcome
 from .errors import Conflict, JobNotFound, Overloaded
 from .models import ACTIVE_STATES, Job, JobOptions, JobState, ScriptVersion
-from .store import Store, job_topic
+from .store import Idempotency, QueueFull, Store, job_topic
 
 __all__ = [
     "Submission",
@@ -68,6 +68,8 @@ async def submit_many(
     origin: str | None = None,
     options: JobOptions | None = None,
     max_queued: int | None = None,
+    principal: str | None = None,
+    idempotency: Idempotency | None = None,
 ) -> list[Job]:
     """Commit several queued jobs at once, all or none (a CloudEvents batch)."""
     jobs = [
@@ -84,11 +86,14 @@ async def submit_many(
             options=options or JobOptions(),
             origin=origin,
             sealed_args=submission.sealed_args,
+            principal=principal,
         )
         for submission in submissions
     ]
-    if not await store.create_jobs(jobs, max_queued=max_queued):
-        raise Overloaded(f"{max_queued} jobs are already queued; try again later", retry_after=5)
+    try:
+        await store.create_jobs(jobs, max_queued=max_queued, idempotency=idempotency)
+    except QueueFull:
+        raise Overloaded(f"{max_queued} jobs are already queued; try again later", retry_after=5) from None
     return jobs
 
 

@@ -18,6 +18,7 @@ __all__ = [
     "JobState",
     "Page",
     "ScriptVersion",
+    "TokenRecord",
 ]
 
 
@@ -86,6 +87,8 @@ class Job:
     erased: bool = False
     sealed_args: str | None = None
     """Encrypted real values of redacted arguments (``args`` shows them as ``***``), until the job ends."""
+    principal: str | None = None
+    """Who started the job (``admin``, ``user:{label}``, ``token:{jti}``, ``job:{id}``)."""
 
     @property
     def finished(self) -> bool:
@@ -107,9 +110,24 @@ class ScriptVersion:
 
 
 @dataclass(frozen=True)
+class TokenRecord:
+    """A token hookgate issued, or a revocation of one it did not."""
+
+    jti: str
+    label: str | None = None
+    subject: str | None = None
+    scopes: tuple[str, ...] = ()
+    expires_at: float | None = None
+    created_at: float | None = None
+    last_used_at: float | None = None
+    revoked_at: float | None = None
+
+
+@dataclass(frozen=True)
 class JobQuery:
     state: JobState | None = None
     script: str | None = None
+    principal: str | None = None
     limit: int = 50
     cursor: str | None = None
 

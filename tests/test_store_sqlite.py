@@ -8,8 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from gateway.models import Job, JobOptions, JobQuery, JobState, ScriptVersion
-from gateway.store import QUEUE_TOPIC, SQLiteStore, StoreLocked, job_topic
+from gateway.models import Job, JobOptions, JobQuery, JobState, ScriptVersion, TokenRecord
+from gateway.store import (
+    QUEUE_TOPIC,
+    DuplicateRequest,
+    Idempotency,
+    QueueFull,
+    SQLiteStore,
+    StoreLocked,
+    job_topic,
+)
 from gateway.store.sqlite import RESTART_ERROR
 
 ACTIVE = (JobState.RUNNING, JobState.SUSPENDED)
@@ -31,16 +39,58 @@ def job(job_id: str, **kwargs: object) -> Job:
 
 async def test_create_and_get_round_trip(store: SQLiteStore) -> None:
     original = job("j1", options=JobOptions(timeout=5, retries=2, delete_after_use=True), origin="http://x")
-    assert await store.create_jobs([original])
+    await store.create_jobs([original])
     assert await store.get_job("j1") == original
     assert await store.get_job("missing") is None
 
 
 async def test_max_queued_is_enforced_in_the_insert(store: SQLiteStore) -> None:
-    assert await store.create_jobs([job("a")], max_queued=2)
-    assert await store.create_jobs([job("b")], max_queued=2)
-    assert not await store.create_jobs([job("c")], max_queued=2)
-    assert await store.get_job("c") is None
+    await store.create_jobs([job("a")], max_queued=3)
+    with pytest.raises(QueueFull):
+        await store.create_jobs([job("b"), job("c"), job("d")], max_queued=3)  # all or nothing
+    assert await store.get_job("b") is None
+    await store.create_jobs([job("b"), job("c")], max_queued=3)
+    with pytest.raises(QueueFull):
+        await store.create_jobs([job("e")], max_queued=3)
+
+
+async def test_idempotency_keys_are_held_atomically_until_they_expire(store: SQLiteStore) -> None:
+    first = Idempotency(key="/r|delivery-1", expires_at=100.0, now=10.0)
+    await store.create_jobs([job("original")], idempotency=first)
+    with pytest.raises(DuplicateRequest) as info:
+        await store.create_jobs(
+            [job("repeat")], idempotency=Idempotency(key="/r|delivery-1", expires_at=200.0, now=50.0)
+        )
+    assert info.value.job_id == "original"
+    assert await store.get_job("repeat") is None
+    await store.create_jobs(
+        [job("later")], idempotency=Idempotency(key="/r|delivery-1", expires_at=300.0, now=150.0)
+    )
+    assert await store.get_job("later") is not None
+    # A refused create (queue full) must not hold the key either.
+    with pytest.raises(QueueFull):
+        await store.create_jobs(
+            [job("x")], max_queued=0, idempotency=Idempotency(key="/r|d2", expires_at=1e9, now=1.0)
+        )
+    await store.create_jobs([job("y")], idempotency=Idempotency(key="/r|d2", expires_at=1e9, now=1.0))
+
+
+async def test_tokens_revocations_and_settings(store: SQLiteStore) -> None:
+    record = TokenRecord(
+        jti="t1", label="deploy", subject="route:/d", scopes=("jobs:run:routes:/d",), created_at=1.0
+    )
+    await store.record_token(record)
+    assert await store.list_tokens() == [record]
+    await store.revoke_token("t1", now=5.0)
+    await store.revoke_token("t1", now=9.0)  # idempotent: the first time stands
+    await store.revoke_token("never-recorded", now=6.0)
+    assert await store.revoked_tokens() == {"t1", "never-recorded"}
+    await store.touch_token("t1", now=7.0)
+    listed = {t.jti: t for t in await store.list_tokens()}
+    assert listed["t1"].revoked_at == 5.0 and listed["t1"].last_used_at == 7.0
+    assert await store.get_setting("k") is None
+    assert await store.set_setting_if_absent("k", "first") == "first"
+    assert await store.set_setting_if_absent("k", "second") == "first"
 
 
 async def test_transition_is_compare_and_set(store: SQLiteStore) -> None:

@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
-from .protocol import QUEUE_TOPIC, Store, StoreLocked, job_topic
+from .protocol import QUEUE_TOPIC, DuplicateRequest, Idempotency, QueueFull, Store, StoreLocked, job_topic
 from .sqlite import SQLiteStore, sqlite_path_from_url
 
-__all__ = ["QUEUE_TOPIC", "SQLiteStore", "Store", "StoreLocked", "create_store", "job_topic"]
+__all__ = [
+    "QUEUE_TOPIC",
+    "DuplicateRequest",
+    "Idempotency",
+    "QueueFull",
+    "SQLiteStore",
+    "Store",
+    "StoreLocked",
+    "create_store",
+    "job_topic",
+]
 
 
 def create_store(url: str, *, exclusive: bool = True) -> Store:

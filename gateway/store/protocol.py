@@ -15,11 +15,21 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Collection, Iterable, Sequence
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from typing import Any, Protocol
 
-from ..models import Job, JobQuery, JobState, Page, ScriptVersion
+from ..models import Job, JobQuery, JobState, Page, ScriptVersion, TokenRecord
 
-__all__ = ["JOB_TOPIC", "QUEUE_TOPIC", "Store", "StoreLocked", "job_topic"]
+__all__ = [
+    "JOB_TOPIC",
+    "QUEUE_TOPIC",
+    "DuplicateRequest",
+    "Idempotency",
+    "QueueFull",
+    "Store",
+    "StoreLocked",
+    "job_topic",
+]
 
 QUEUE_TOPIC = "queue"
 JOB_TOPIC = "job:"
@@ -33,6 +43,25 @@ class StoreLocked(RuntimeError):
     """Another process already owns this store (SQLite is one process per data directory)."""
 
 
+class QueueFull(Exception):
+    """Creating the jobs would pass ``max_queued``; nothing was written."""
+
+
+class DuplicateRequest(Exception):
+    """The idempotency key was seen within its lifetime; nothing was written."""
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(job_id)
+        self.job_id = job_id
+
+
+@dataclass(frozen=True)
+class Idempotency:
+    key: str
+    expires_at: float
+    now: float
+
+
 class Store(Protocol):
     async def open(self) -> None:
         """Connect, take ownership where the backend needs it, and apply pending migrations."""
@@ -43,8 +72,14 @@ class Store(Protocol):
     def listen(self, topic: str) -> AbstractContextManager[asyncio.Event]:
         """Wake-ups: ``job_topic(id)`` after any change to that job, ``QUEUE_TOPIC`` after an enqueue."""
 
-    async def create_jobs(self, jobs: Sequence[Job], *, max_queued: int | None = None) -> bool:
-        """Insert queued jobs, all or none; False (writing nothing) when they would pass ``max_queued``."""
+    async def create_jobs(
+        self, jobs: Sequence[Job], *, max_queued: int | None = None, idempotency: Idempotency | None = None
+    ) -> None:
+        """Insert queued jobs, all or none.
+
+        Raises ``QueueFull`` past ``max_queued``, and ``DuplicateRequest`` (naming the first job of the
+        original request) when ``idempotency.key`` is already held; either way nothing is written.
+        """
 
     async def get_job(self, job_id: str) -> Job | None: ...
 
@@ -90,3 +125,20 @@ class Store(Protocol):
         """Keep this exact content forever (idempotent)."""
 
     async def get_script_version(self, content_hash: str) -> ScriptVersion | None: ...
+
+    async def record_token(self, record: TokenRecord) -> None: ...
+
+    async def list_tokens(self) -> list[TokenRecord]: ...
+
+    async def revoke_token(self, jti: str, *, now: float) -> None:
+        """Idempotent; works for tokens this store never recorded."""
+
+    async def revoked_tokens(self) -> set[str]: ...
+
+    async def touch_token(self, jti: str, *, now: float) -> None:
+        """Record a use (callers throttle this; it is not on every request)."""
+
+    async def get_setting(self, key: str) -> str | None: ...
+
+    async def set_setting_if_absent(self, key: str, value: str) -> str:
+        """Store ``value`` unless ``key`` has one; return the value that won."""

@@ -22,9 +22,19 @@ from typing import IO, Any
 import aiosqlite
 import orjson
 
-from ..models import ACTIVE_STATES, TERMINAL_STATES, Job, JobOptions, JobQuery, JobState, Page, ScriptVersion
+from ..models import (
+    ACTIVE_STATES,
+    TERMINAL_STATES,
+    Job,
+    JobOptions,
+    JobQuery,
+    JobState,
+    Page,
+    ScriptVersion,
+    TokenRecord,
+)
 from .migrations import migrations_for
-from .protocol import QUEUE_TOPIC, StoreLocked, job_topic
+from .protocol import QUEUE_TOPIC, DuplicateRequest, Idempotency, QueueFull, StoreLocked, job_topic
 from .signals import Signals
 
 __all__ = ["SQLiteStore"]
@@ -47,7 +57,7 @@ RESTART_ERROR = {
 
 class SQLiteStore:
     def __init__(self, path: Path, *, exclusive: bool = True) -> None:
-        """``exclusive=False`` opens for reading alongside a running gateway (the CLI's ``jobs``)."""
+        """``exclusive=False`` opens alongside a running gateway (the CLI): no lock file is taken."""
         self.path = path
         self.exclusive = exclusive
         self._signals = Signals()
@@ -64,8 +74,7 @@ class SQLiteStore:
         if self.exclusive:
             self._take_ownership()
         self._writer = await self._connect()
-        if self.exclusive:
-            await self._migrate()
+        await self._migrate()
         self._reader = await self._connect()
 
     async def close(self) -> None:
@@ -112,12 +121,13 @@ class SQLiteStore:
         await db.execute(
             "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT)"
         )
-        async with db.execute("SELECT version FROM schema_migrations") as cur:
-            applied = {row[0] async for row in cur}
         for version, name, sql in migrations_for("sqlite"):
-            if version in applied:
+            await db.execute("BEGIN IMMEDIATE")  # checked again inside: another process may have migrated
+            async with db.execute("SELECT 1 FROM schema_migrations WHERE version = ?", (version,)) as cur:
+                applied = await cur.fetchone() is not None
+            if applied:
+                await db.execute("COMMIT")
                 continue
-            await db.execute("BEGIN IMMEDIATE")
             try:
                 for statement in _statements(sql):
                     await db.execute(statement)
@@ -158,23 +168,42 @@ class SQLiteStore:
 
     # --- jobs -------------------------------------------------------------------------------------
 
-    async def create_jobs(self, jobs: Sequence[Job], *, max_queued: int | None = None) -> bool:
+    async def create_jobs(
+        self, jobs: Sequence[Job], *, max_queued: int | None = None, idempotency: Idempotency | None = None
+    ) -> None:
         rows = [_job_to_row(job) for job in jobs]
         if not rows:
-            return True
+            return
         columns = ", ".join(rows[0])
         placeholders = ", ".join("?" for _ in rows[0])
         async with self._transaction() as db:
+            if idempotency is not None:
+                await self._hold_idempotency_key(db, idempotency, jobs[0].id)
             if max_queued is not None:
                 async with db.execute("SELECT COUNT(*) FROM jobs WHERE state = 'queued'") as cur:
                     (queued,) = await cur.fetchone() or (0,)
                 if queued + len(rows) > max_queued:
-                    return False
+                    raise QueueFull()
             await db.executemany(
                 f"INSERT INTO jobs ({columns}) VALUES ({placeholders})", [tuple(r.values()) for r in rows]
             )
             self._touch(QUEUE_TOPIC, *(job_topic(job.id) for job in jobs))
-        return True
+
+    async def _hold_idempotency_key(
+        self, db: aiosqlite.Connection, idempotency: Idempotency, job_id: str
+    ) -> None:
+        """Inside the creating transaction, so a key and its jobs are written together or not at all."""
+        async with db.execute(
+            "SELECT job_id FROM idempotency_keys WHERE key = ? AND expires_at > ?",
+            (idempotency.key, idempotency.now),
+        ) as cur:
+            held = await cur.fetchone()
+        if held is not None:
+            raise DuplicateRequest(held[0])
+        await db.execute(
+            "INSERT OR REPLACE INTO idempotency_keys (key, job_id, expires_at) VALUES (?, ?, ?)",
+            (idempotency.key, job_id, idempotency.expires_at),
+        )
 
     async def get_job(self, job_id: str) -> Job | None:
         async with self._db().execute("SELECT * FROM jobs WHERE id = ?", (job_id,)) as cur:
@@ -190,6 +219,9 @@ class SQLiteStore:
         if query.script is not None:
             where.append("script = ?")
             params.append(query.script)
+        if query.principal is not None:
+            where.append("principal = ?")
+            params.append(query.principal)
         if query.cursor:
             where.append("seq < ?")
             params.append(_decode_cursor(query.cursor))
@@ -359,6 +391,7 @@ class SQLiteStore:
                 f"DELETE FROM jobs WHERE state IN {_TERMINAL} AND finished_at < ?",
                 (before,),
             )
+            await db.execute("DELETE FROM idempotency_keys WHERE expires_at < ?", (time.time(),))
             return cur.rowcount
 
     # --- script versions --------------------------------------------------------------------------
@@ -378,6 +411,72 @@ class SQLiteStore:
         if row is None:
             return None
         return ScriptVersion(hash=row[0], engine=row[1], path=row[2], filename=row[3], content=bytes(row[4]))
+
+    # --- tokens and settings --------------------------------------------------------------------
+
+    async def record_token(self, record: TokenRecord) -> None:
+        async with self._transaction() as db:
+            await db.execute(
+                "INSERT OR REPLACE INTO tokens (jti, label, subject, scopes, expires_at, created_at, "
+                "last_used_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    record.jti,
+                    record.label,
+                    record.subject,
+                    orjson.dumps(list(record.scopes)).decode(),
+                    record.expires_at,
+                    record.created_at,
+                    record.last_used_at,
+                    record.revoked_at,
+                ),
+            )
+
+    async def list_tokens(self) -> list[TokenRecord]:
+        async with self._db().execute("SELECT * FROM tokens ORDER BY created_at DESC") as cur:
+            rows = await cur.fetchall()
+        return [
+            TokenRecord(
+                jti=r["jti"],
+                label=r["label"],
+                subject=r["subject"],
+                scopes=tuple(orjson.loads(r["scopes"] or "[]")),
+                expires_at=r["expires_at"],
+                created_at=r["created_at"],
+                last_used_at=r["last_used_at"],
+                revoked_at=r["revoked_at"],
+            )
+            for r in rows
+        ]
+
+    async def revoke_token(self, jti: str, *, now: float) -> None:
+        async with self._transaction() as db:
+            await db.execute(
+                "INSERT INTO tokens (jti, revoked_at) VALUES (?, ?) "
+                "ON CONFLICT (jti) DO UPDATE "
+                "SET revoked_at = COALESCE(tokens.revoked_at, excluded.revoked_at)",
+                (jti, now),
+            )
+
+    async def revoked_tokens(self) -> set[str]:
+        async with self._db().execute("SELECT jti FROM tokens WHERE revoked_at IS NOT NULL") as cur:
+            return {row[0] for row in await cur.fetchall()}
+
+    async def touch_token(self, jti: str, *, now: float) -> None:
+        async with self._transaction() as db:
+            await db.execute("UPDATE tokens SET last_used_at = ? WHERE jti = ?", (now, jti))
+
+    async def get_setting(self, key: str) -> str | None:
+        async with self._db().execute("SELECT value FROM settings WHERE key = ?", (key,)) as cur:
+            row = await cur.fetchone()
+        return str(row[0]) if row else None
+
+    async def set_setting_if_absent(self, key: str, value: str) -> str:
+        async with self._transaction() as db:
+            await db.execute("INSERT OR IGNORE INTO settings (key, value) VALUES (?, ?)", (key, value))
+            async with db.execute("SELECT value FROM settings WHERE key = ?", (key,)) as cur:
+                row = await cur.fetchone()
+        assert row is not None
+        return str(row[0])
 
 
 # --- rows -----------------------------------------------------------------------------------------
@@ -427,6 +526,7 @@ def _job_to_row(job: Job) -> dict[str, Any]:
         "lease_expires": job.lease_expires,
         "erased": int(job.erased),
         "sealed_args": job.sealed_args,
+        "principal": job.principal,
     }
 
 
@@ -459,6 +559,7 @@ def _row_to_job(row: sqlite3.Row) -> Job:
         lease_expires=row["lease_expires"],
         erased=bool(row["erased"]),
         sealed_args=row["sealed_args"],
+        principal=row["principal"],
     )
 
 
