@@ -12,6 +12,7 @@ from pathlib import Path
 
 import orjson
 
+from .cli_tokens import add_token_commands
 from .config import Config, load_config
 from .errors import ConfigError
 from .models import JobQuery, JobState
@@ -66,6 +67,8 @@ def _parser() -> argparse.ArgumentParser:
     show = jobs_sub.add_parser("show", help="one job, as JSON")
     show.add_argument("id")
     show.set_defaults(func=_jobs_show)
+
+    add_token_commands(sub, DEFAULT_CONFIG)
     return parser
 
 
@@ -113,6 +116,9 @@ def _check_config(args: argparse.Namespace) -> int:
 
     config = load_config(args.file)
     check_scripts(create_engines(config.engines), config.routes)
+    for index, route in enumerate(config.routes):
+        if route.public and route.verify is None:
+            print(f"warning: routes[{index}] ({route.path}) is public with no verify: anyone can trigger it")
     print(f"{args.file}: ok ({len(config.routes)} routes, {len(config.engines)} engines)")
     return 0
 

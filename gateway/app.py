@@ -10,14 +10,27 @@ from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
+from .auth import Authenticator
 from .catalog import Catalog, check_scripts
 from .config import Config
 from .dispatcher import Dispatcher
 from .engine import create_engines
-from .keys import CATALOG, CONFIG, DISPATCHER, ENGINES, SEALER, STORE, SYNC_WAITS
+from .keys import (
+    AUTH,
+    CATALOG,
+    CONFIG,
+    DISPATCHER,
+    ENGINES,
+    RATE_LIMITER,
+    SEALER,
+    STORE,
+    SYNC_WAITS,
+    VERIFY_FAILURES,
+)
 from .limits import WaitSlots
 from .middlewares import error_middleware
 from .models import Job
+from .ratelimit import RateLimiter
 from .routing import add_routes
 from .sealing import Sealer
 from .store import create_store
@@ -25,6 +38,8 @@ from .store import create_store
 __all__ = ["create_app"]
 
 log = logging.getLogger("hookgate")
+DEFAULT_JOB_TIMEOUT = 3600.0
+"""For a job token's lifetime when the route sets no timeout (the engines' own default)."""
 
 
 def create_app(config: Config) -> web.Application:
@@ -39,15 +54,20 @@ def create_app(config: Config) -> web.Application:
     app[SYNC_WAITS] = WaitSlots(config.server.max_sync_waiting)
     sealer = Sealer(key=config.server.secret_key, data_dir=config.server.data_dir)
     app[SEALER] = sealer
+    auth = Authenticator(config.auth, store=store, data_dir=config.server.data_dir)
+    app[AUTH] = auth
+    app[RATE_LIMITER] = RateLimiter()
+    app[VERIFY_FAILURES] = {}
     app[DISPATCHER] = Dispatcher(
         store=store,
         engines=engines,
         lease=config.server.lease,
         gateway_url=_gateway_url(config),
         unseal=sealer.unseal,
+        mint_token=lambda job: auth.mint_job_token(job, default_timeout=DEFAULT_JOB_TIMEOUT),
     )
     add_routes(app, config)
-    app.cleanup_ctx.extend([_store_ctx, _engines_ctx, _dispatcher_ctx, _purge_ctx])
+    app.cleanup_ctx.extend([_store_ctx, _auth_ctx, _engines_ctx, _dispatcher_ctx, _purge_ctx])
     return app
 
 
@@ -70,6 +90,11 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         await store.close()
+
+
+async def _auth_ctx(app: web.Application) -> AsyncIterator[None]:
+    async with app[AUTH].running():
+        yield
 
 
 async def _engines_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -22,12 +22,16 @@ from .durations import parse_duration, parse_size
 from .errors import ConfigError
 
 __all__ = [
+    "AuthConfig",
     "Config",
     "EngineConfig",
+    "KeyConfig",
     "RouteConfig",
     "ServerConfig",
     "StoreConfig",
     "Table",
+    "UserConfig",
+    "VerifyConfig",
     "load_config",
     "parse_config",
 ]
@@ -78,6 +82,54 @@ class EngineConfig:
 
 
 @dataclass(frozen=True)
+class KeyConfig:
+    """One JWT key. The first key able to sign signs; every key verifies tokens naming its ``kid``."""
+
+    kid: str
+    algorithm: str
+    secret: str | None = None
+    private_key: Path | None = None
+    public_key: Path | None = None
+
+
+@dataclass(frozen=True)
+class UserConfig:
+    label: str
+    token_hash: str
+    scopes: tuple[str, ...]
+    rate_limit: str | None = None
+
+
+@dataclass(frozen=True)
+class AuthConfig:
+    allow_query_token: bool = True
+    admin_token_hashes: tuple[str, ...] = ()
+    keys: tuple[KeyConfig, ...] = ()
+    users: tuple[UserConfig, ...] = ()
+    public_metrics: bool = False
+    job_token_grace: float = 86400.0
+    """Added to a job's timeout for its token's lifetime: the longest a callback may be awaited."""
+
+
+@dataclass(frozen=True)
+class VerifyConfig:
+    """A third-party signature scheme checked on the raw body before anything runs."""
+
+    scheme: str
+    secrets: tuple[str, ...] = ()
+    tolerance: float = 300.0
+    events: tuple[str, ...] | None = None
+    header: str | None = None
+    prefix: str = ""
+    algorithm: str = "sha256"
+    encoding: str = "hex"
+    template: str | None = None
+    timestamp_header: str | None = None
+    username: str | None = None
+    location: str = "header"
+
+
+@dataclass(frozen=True)
 class RouteConfig:
     path: str
     script: str
@@ -98,12 +150,19 @@ class RouteConfig:
     include_headers: tuple[str, ...] = ()
     include_query: tuple[str, ...] = ()
     redact: tuple[str, ...] = ()
+    public: bool = False
+    verify: VerifyConfig | None = None
+    allow_query_token: bool | None = None
+    rate_limit: str | None = None
+    idempotency_key: tuple[str, ...] | None = None
+    idempotency_ttl: float = 86400.0
 
 
 @dataclass(frozen=True)
 class Config:
     server: ServerConfig
     store: StoreConfig
+    auth: AuthConfig
     engines: tuple[EngineConfig, ...]
     routes: tuple[RouteConfig, ...]
     source: Path | None = field(default=None, compare=False)
@@ -146,13 +205,14 @@ def parse_config(
                 base_dir=base_dir,
             ),
         )
+    auth = _parse_auth(root.table("auth"), base_dir)
     routes = tuple(_parse_route(t) for t in root.tables("routes"))
     root.reject_unknown()
     _check_engines(engines, problems)
     _check_routes(routes, engines, problems)
     if problems:
         raise ConfigError(problems)
-    return Config(server=server, store=store, engines=engines, routes=routes, source=source)
+    return Config(server=server, store=store, auth=auth, engines=engines, routes=routes, source=source)
 
 
 # --- sections -------------------------------------------------------------------------------------
@@ -240,6 +300,12 @@ def _parse_route(t: Table) -> RouteConfig:
         include_headers=_string_list(t, "include_headers"),
         include_query=_string_list(t, "include_query"),
         redact=_string_list(t, "redact"),
+        public=t.get("public", bool, False),
+        verify=_parse_verify(t.table("verify")) if "verify" in t.raw else None,
+        allow_query_token=t.get("allow_query_token", bool, None),
+        rate_limit=t.convert("rate_limit", _rate_text, None),
+        idempotency_key=_string_list(t, "idempotency_key") if "idempotency_key" in t.raw else None,
+        idempotency_ttl=t.convert("idempotency_ttl", parse_duration, d.idempotency_ttl),
     )
     if not path.startswith("/"):
         t.problem("path", f'expected a path starting with "/", got "{path}"')
@@ -249,6 +315,121 @@ def _parse_route(t: Table) -> RouteConfig:
         t.problem("delete_after_use", 'only applies to routes with mode = "sync"')
     t.reject_unknown()
     return route
+
+
+VERIFY_SCHEMES = ("github", "stripe", "slack", "standard-webhooks", "hmac", "basic", "api_key")
+JWT_ALGORITHMS = ("HS256", "HS384", "HS512", "RS256", "EdDSA", "ES256")
+
+
+def _parse_auth(t: Table, base_dir: Path) -> AuthConfig:
+    d = AuthConfig()
+    keys = []
+    for k in t.tables("keys"):
+        algorithm = k.get("algorithm", str, "HS256")
+        if algorithm not in JWT_ALGORITHMS:
+            k.problem("algorithm", f"expected one of {', '.join(JWT_ALGORITHMS)}, got {algorithm!r}")
+        private_key, public_key = k.get("private_key", str, None), k.get("public_key", str, None)
+        key = KeyConfig(
+            kid=k.get("kid", str, None, required=True) or "",
+            algorithm=algorithm,
+            secret=k.get("secret", str, None),
+            private_key=_resolve(base_dir, private_key) if private_key else None,
+            public_key=_resolve(base_dir, public_key) if public_key else None,
+        )
+        if algorithm.startswith("HS") and not key.secret:
+            k.problem("secret", f"missing: {algorithm} keys need a secret")
+        if not algorithm.startswith("HS") and not (key.private_key or key.public_key):
+            k.problem("public_key", f"missing: {algorithm} keys need private_key and/or public_key")
+        if key.secret and len(key.secret.encode()) < 32:
+            k.problem(
+                "secret", "too short: use at least 32 bytes (hookgate token hash prints a random value)"
+            )
+        k.reject_unknown()
+        keys.append(key)
+    users = []
+    for u in t.tables("users"):
+        token_hash = (u.get("token_hash", str, None, required=True) or "").lower()
+        if len(token_hash) != 64 or any(c not in "0123456789abcdef" for c in token_hash):
+            u.problem("token_hash", "expected the SHA-256 hex digest printed by `hookgate token hash`")
+        users.append(
+            UserConfig(
+                label=u.get("label", str, None, required=True) or "",
+                token_hash=token_hash,
+                scopes=_string_list(u, "scopes"),
+                rate_limit=u.convert("rate_limit", _rate_text, None),
+            )
+        )
+        u.reject_unknown()
+    hashes = tuple(h.lower() for h in _string_list(t, "admin_token_hashes"))
+    for index, value in enumerate(hashes):
+        if len(value) != 64:
+            t.problem(
+                f"admin_token_hashes[{index}]",
+                "expected the SHA-256 hex digest printed by `hookgate token hash`",
+            )
+    auth = AuthConfig(
+        allow_query_token=t.get("allow_query_token", bool, d.allow_query_token),
+        admin_token_hashes=hashes,
+        keys=tuple(keys),
+        users=tuple(users),
+        public_metrics=t.get("public_metrics", bool, d.public_metrics),
+        job_token_grace=t.convert("job_token_grace", parse_duration, d.job_token_grace),
+    )
+    t.reject_unknown()
+    return auth
+
+
+def _parse_verify(t: Table) -> VerifyConfig:
+    d = VerifyConfig(scheme="")
+    scheme = t.get("scheme", str, None, required=True) or ""
+    if scheme and scheme not in VERIFY_SCHEMES:
+        t.problem("scheme", f"expected one of {', '.join(VERIFY_SCHEMES)}, got {scheme!r}")
+    secrets = list(_string_list(t, "secrets"))
+    single = t.get("secret", str, None)
+    if single:
+        secrets.insert(0, single)
+    if not secrets:
+        t.problem("secret", "missing: give secret, or secrets for rotation")
+    algorithm = t.get("algorithm", str, d.algorithm)
+    if algorithm not in ("sha1", "sha256", "sha512"):
+        t.problem("algorithm", f'expected "sha1", "sha256" or "sha512", got {algorithm!r}')
+    encoding = t.get("encoding", str, d.encoding)
+    if encoding not in ("hex", "base64"):
+        t.problem("encoding", f'expected "hex" or "base64", got {encoding!r}')
+    location = t.get("location", str, d.location)
+    if location not in ("header", "query"):
+        t.problem("location", f'expected "header" or "query", got {location!r}')
+    config = VerifyConfig(
+        scheme=scheme,
+        secrets=tuple(secrets),
+        tolerance=t.convert("tolerance", parse_duration, d.tolerance),
+        events=_string_list(t, "events") if "events" in t.raw else None,
+        header=t.get("header", str, None),
+        prefix=t.get("prefix", str, ""),
+        algorithm=algorithm,
+        encoding=encoding,
+        template=t.get("template", str, None),
+        timestamp_header=t.get("timestamp_header", str, None),
+        username=t.get("username", str, None),
+        location=location,
+    )
+    if scheme in ("hmac", "api_key") and not config.header:
+        t.problem("header", f"missing: the {scheme} scheme needs the header (or query parameter) name")
+    if scheme == "basic" and not config.username:
+        t.problem("username", "missing: the basic scheme needs a username (the secrets are its passwords)")
+    if config.template and "{timestamp}" in config.template and not config.timestamp_header:
+        t.problem("timestamp_header", "missing: the template uses {timestamp}")
+    t.reject_unknown()
+    return config
+
+
+def _rate_text(value: object) -> str:
+    from .ratelimit import parse_rate
+
+    if not isinstance(value, str):
+        raise ValueError(f'expected a rate such as "100/m", got {value!r}')
+    parse_rate(value)
+    return value
 
 
 def _check_engines(engines: tuple[EngineConfig, ...], problems: list[str]) -> None:

@@ -39,6 +39,7 @@ class Dispatcher:
         lease: float,
         gateway_url: Callable[[Job], str],
         unseal: Callable[[str], dict[str, Any]] | None = None,
+        mint_token: Callable[[Job], str] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
@@ -46,6 +47,7 @@ class Dispatcher:
         self.lease = lease
         self.gateway_url = gateway_url
         self.unseal = unseal
+        self.mint_token = mint_token
         self.clock = clock
         self.worker = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._held: dict[str, str] = {}  # job id -> engine name
@@ -109,8 +111,9 @@ class Dispatcher:
 
     async def _start(self, name: str, engine: Engine, job: Job) -> None:
         self._held[job.id] = name
-        context = JobContext(job_id=job.id, gateway_url=self.gateway_url(job))
         try:
+            token = self.mint_token(job) if self.mint_token else None
+            context = JobContext(job_id=job.id, gateway_url=self.gateway_url(job), job_token=token)
             await engine.submit(self._with_sealed_args(job), context)
         except Exception as exc:
             log.warning("engine %s could not start job %s: %s", name, job.id, exc)

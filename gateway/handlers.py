@@ -1,7 +1,14 @@
-"""The HTTP handlers: read → shape → submit → answer. Logic lives in the modules they call."""
+"""The trigger handlers: admit → read → verify → shape → submit → answer.
+
+Admission is, in order: the caller's token and scope (unless the route is public or verifies a
+third-party signature instead), the route's and the token's rate limits, the body size limit, and
+the signature. Only then is anything parsed or queued.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import re
 import time
 from collections.abc import Awaitable, Callable
@@ -13,44 +20,61 @@ from aiohttp import web
 from . import jobs
 from .accesslog import route_template
 from .catalog import Target
-from .config import Mode, RouteConfig
-from .errors import BadRequest, JobNotFound, SyncTimeout
-from .keys import CATALOG, CONFIG, DISPATCHER, SEALER, STORE, SYNC_WAITS
-from .models import Job, JobOptions, JobQuery, JobState
+from .config import Mode, RouteConfig, VerifyConfig
+from .errors import BadRequest, SyncTimeout, Unauthorized
+from .keys import AUTH, CATALOG, CONFIG, RATE_LIMITER, SEALER, STORE, SYNC_WAITS, VERIFY_FAILURES
+from .models import Job, JobOptions
 from .payload import RequestData, Shaped, ShapeOptions, check_size, shape
+from .ratelimit import Rate, parse_rate
 from .responses import json_response, render_job_result
 from .sealing import split_redacted
-from .views import iso_time, job_view
+from .store import DuplicateRequest, Idempotency
+from .verify import check
 
-__all__ = ["TriggerPolicy", "make_route_handler", "policy_for_route"]
+__all__ = ["TriggerPolicy", "make_route_handler", "policy_for_route", "read_body"]
+
+log = logging.getLogger("hookgate.triggers")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _PREFER_WAIT = re.compile(r"(?:^|[,;\s])wait\s*=\s*(\d+(?:\.\d+)?)", re.IGNORECASE)
 _READ_CHUNK = 65536
+# A bare HMAC carries no timestamp, so these schemes deduplicate on their delivery id by default.
+DEFAULT_IDEMPOTENCY = {"github": ("header:X-GitHub-Delivery",), "standard-webhooks": ("header:webhook-id",)}
 
 
 @dataclass(frozen=True)
 class TriggerPolicy:
-    """How one entry point triggers: what the job is called, how long it may wait, what it keeps."""
+    """How one entry point triggers: who may call it, what the job is called, what it keeps."""
 
     route: str
     mode: Mode = "async"
     options: JobOptions = field(default_factory=JobOptions)
     engine: str | None = None
     script: str | None = None
+    custom: bool = False
     concurrency_key: str | None = None
     error_status: int | None = None
     sync_timeout: float | None = None
     shape: ShapeOptions = field(default_factory=ShapeOptions)
     redact: tuple[str, ...] = ()
+    public: bool = False
+    verify: VerifyConfig | None = None
+    allow_query_token: bool | None = None
+    rate_limit: Rate | None = None
+    idempotency_key: tuple[str, ...] = ()
+    idempotency_ttl: float = 86400.0
 
 
 def policy_for_route(route: RouteConfig) -> TriggerPolicy:
+    idempotency = route.idempotency_key
+    if idempotency is None:
+        idempotency = DEFAULT_IDEMPOTENCY.get(route.verify.scheme, ()) if route.verify else ()
     return TriggerPolicy(
         route=route.path,
         mode=route.mode,
         engine=route.engine,
         script=route.script,
+        custom=True,
         concurrency_key=route.concurrency_key,
         error_status=route.error_status,
         sync_timeout=route.sync_timeout,
@@ -61,6 +85,12 @@ def policy_for_route(route: RouteConfig) -> TriggerPolicy:
             include_query=route.include_query,
         ),
         redact=route.redact,
+        public=route.public,
+        verify=route.verify,
+        allow_query_token=route.allow_query_token,
+        rate_limit=parse_rate(route.rate_limit) if route.rate_limit else None,
+        idempotency_key=idempotency,
+        idempotency_ttl=route.idempotency_ttl,
         options=JobOptions(
             timeout=route.timeout,
             retries=route.retries,
@@ -86,25 +116,16 @@ async def read_body(request: web.Request) -> bytes:
     return bytes(body)
 
 
-async def request_arguments(request: web.Request, policy: TriggerPolicy) -> Shaped:
-    body = b"" if request.method == "GET" else await read_body(request)
-    data = RequestData(
+def request_data(request: web.Request, body: bytes, policy: TriggerPolicy) -> RequestData:
+    return RequestData(
         method=request.method,
         body=body,
         content_type=request.headers.get("Content-Type", ""),
         query=request.query,
         headers=request.headers,
-        path_params=_route_params(request),
+        # Generic endpoints capture the script path and workspace; only custom routes' params are arguments.
+        path_params=dict(request.match_info) if policy.custom else {},
     )
-    instance_headers = request.app[CONFIG].server.include_headers
-    return shape(data, policy.shape.for_request(request.query, instance_headers=instance_headers))
-
-
-def _route_params(request: web.Request) -> dict[str, str]:
-    # Generic endpoints capture the script path and workspace; only custom routes' params are arguments.
-    if request.get("custom_route"):
-        return dict(request.match_info)
-    return {}
 
 
 def origin_of(request: web.Request) -> str:
@@ -114,6 +135,83 @@ def origin_of(request: web.Request) -> str:
 def base_url(request: web.Request, job: Job | None = None) -> str:
     public = request.app[CONFIG].server.public_url
     return public or (job.origin if job and job.origin else origin_of(request))
+
+
+# --- admission ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Admission:
+    principal_id: str | None
+    headers: dict[str, str]
+
+
+async def admit(request: web.Request, policy: TriggerPolicy, script: str) -> Admission:
+    principal = None
+    if policy.verify is None and not policy.public:
+        scopes = [f"jobs:run:scripts:{script.strip('/')}"]
+        if policy.custom:
+            scopes.insert(0, f"jobs:run:routes:{policy.route}")
+        principal = await request.app[AUTH].require(
+            request, scopes=tuple(scopes), allow_query=policy.allow_query_token
+        )
+    headers: dict[str, str] = {}
+    limiter = request.app[RATE_LIMITER]
+    if policy.rate_limit is not None:
+        headers = limiter.take(f"route:{policy.route}", policy.rate_limit, policy=f"route {policy.route}")
+    if principal is not None and principal.rate_limit is not None:
+        headers = limiter.take(f"token:{principal.id}", principal.rate_limit, policy=f"token {principal.id}")
+    return Admission(principal_id=principal.id if principal else None, headers=headers)
+
+
+def verify_signature(request: web.Request, policy: TriggerPolicy, body: bytes) -> None:
+    if policy.verify is None:
+        return
+    verdict = check(policy.verify, headers=request.headers, query=request.query, body=body, now=time.time())
+    if verdict.ok:
+        return
+    failures = request.app[VERIFY_FAILURES]
+    failures[policy.verify.scheme] = failures.get(policy.verify.scheme, 0) + 1
+    log.warning("signature check failed on %s (%s): %s", policy.route, policy.verify.scheme, verdict.reason)
+    raise Unauthorized("the request's signature does not verify", code="signature_invalid")
+
+
+def provider_answer(request: web.Request, policy: TriggerPolicy, body: bytes) -> web.Response | None:
+    """Answers a provider expects without a job: GitHub's ping, event filters, Slack's challenge."""
+    if policy.verify is None:
+        return None
+    if policy.verify.scheme == "github":
+        event = request.headers.get("X-GitHub-Event", "")
+        if event == "ping":
+            return json_response({"ok": True, "event": "ping"})
+        if policy.verify.events is not None and event not in policy.verify.events:
+            return json_response({"ok": True, "ignored": True, "event": event})
+    if policy.verify.scheme == "slack" and b"url_verification" in body:
+        args = shape(request_data(request, body, policy)).single
+        if args.get("type") == "url_verification":
+            return json_response({"challenge": args.get("challenge")})
+    return None
+
+
+def idempotency_for(
+    request: web.Request, policy: TriggerPolicy, args: dict[str, Any], now: float
+) -> Idempotency | None:
+    for spec in policy.idempotency_key:
+        source, _, name = spec.partition(":")
+        value: Any = None
+        if source == "header":
+            value = request.headers.get(name)
+        elif source == "query":
+            value = request.query.get(name)
+        elif source == "body":
+            value = args
+            for part in name.split("."):
+                value = value.get(part) if isinstance(value, dict) else None
+        if value not in (None, ""):
+            return Idempotency(
+                key=f"{policy.route}|{spec}|{value}", expires_at=now + policy.idempotency_ttl, now=now
+            )
+    return None
 
 
 # --- triggering -----------------------------------------------------------------------------------
@@ -139,33 +237,78 @@ def _sync_timeout(request: web.Request, policy: TriggerPolicy) -> float:
 async def trigger(
     request: web.Request,
     policy: TriggerPolicy,
+    *,
+    script: str | None,
+    load_target: Callable[[], Awaitable[Target]],
+    sync: bool,
+    answer_async: Callable[[web.Request, Job], web.Response],
+) -> web.StreamResponse:
+    """``script`` is known from the URL except for hash-pinned ones: the caller is then admitted
+    before anything reveals whether such a script exists."""
+    target = await load_target() if script is None else None
+    admission = await admit(request, policy, script or target.version.path)  # type: ignore[union-attr]
+    if target is None:
+        target = await load_target()
+    body = b"" if request.method == "GET" else await read_body(request)
+    verify_signature(request, policy, body)
+    answer = provider_answer(request, policy, body)
+    if answer is not None:
+        return answer
+    options = policy.shape.for_request(
+        request.query, instance_headers=request.app[CONFIG].server.include_headers
+    )
+    shaped = shape(request_data(request, body, policy), options)
+    response = await _submit_and_answer(
+        request, policy, target, shaped, admission, sync=sync, answer_async=answer_async
+    )
+    if not response.prepared:
+        response.headers.update(admission.headers)
+    return response
+
+
+async def _submit_and_answer(
+    request: web.Request,
+    policy: TriggerPolicy,
     target: Target,
     shaped: Shaped,
+    admission: Admission,
     *,
     sync: bool,
     answer_async: Callable[[web.Request, Job], web.Response],
 ) -> web.StreamResponse:
     app = request.app
-    server = app[CONFIG].server
     if shaped.batch and sync:
         raise BadRequest(
             "a CloudEvents batch starts several jobs and cannot be waited for; use an async endpoint"
         )
+    now = time.time()
     common: dict[str, Any] = {
         "engine": target.engine,
         "version": target.version,
-        "now": time.time(),
+        "now": now,
         "route": route_template(request),
         "origin": origin_of(request),
         "options": policy.options,
-        "max_queued": server.max_queued_jobs,
+        "max_queued": app[CONFIG].server.max_queued_jobs,
+        "principal": admission.principal_id,
+        "idempotency": idempotency_for(request, policy, shaped.arguments[0], now),
     }
     submissions = [_submission(request, policy, args) for args in shaped.arguments]
-    if not sync:
-        submitted = await jobs.submit_many(app[STORE], submissions, **common)
-        return batch_accepted(request, submitted) if shaped.batch else answer_async(request, submitted[0])
-    with app[SYNC_WAITS].hold():
-        (job,) = await jobs.submit_many(app[STORE], submissions, **common)
+    with app[SYNC_WAITS].hold() if sync else contextlib.nullcontext():
+        try:
+            submitted = await jobs.submit_many(app[STORE], submissions, **common)
+            replayed = False
+        except DuplicateRequest as duplicate:
+            submitted = [await _original(request, duplicate.job_id)]
+            replayed = True
+        if not sync:
+            response = (
+                batch_accepted(request, submitted) if shaped.batch else answer_async(request, submitted[0])
+            )
+            if replayed:
+                response.headers["Idempotent-Replayed"] = "true"
+            return response
+        job = submitted[0]
         finished = await jobs.wait_finished(app[STORE], job.id, _sync_timeout(request, policy))
     if finished is None or not finished.finished:
         raise SyncTimeout(
@@ -174,11 +317,18 @@ async def trigger(
             job_id=job.id,
         )
     response = render_job_result(finished, error_status=policy.error_status)
-    if finished.options.delete_after_use:
+    if finished.options.delete_after_use and not replayed:
         await response.prepare(request)
         await response.write_eof()
         await app[STORE].erase_job_data(job.id)
     return response
+
+
+async def _original(request: web.Request, job_id: str) -> Job:
+    job = await request.app[STORE].get_job(job_id)
+    if job is None:  # purged meanwhile: the repeat is still not run again
+        return Job(id=job_id, engine="", script="")
+    return job
 
 
 def _submission(request: web.Request, policy: TriggerPolicy, args: dict[str, Any]) -> jobs.Submission:
@@ -215,11 +365,13 @@ def make_route_handler(policy: TriggerPolicy) -> Handler:
     script = policy.script
 
     async def handle(request: web.Request) -> web.StreamResponse:
-        request["custom_route"] = True
-        target = await request.app[CATALOG].resolve(script, engine=policy.engine)
-        shaped = await request_arguments(request, policy)
+        async def load_target() -> Target:
+            return await request.app[CATALOG].resolve(script, engine=policy.engine)
+
         sync = _wants_wait(request, policy)
-        return await trigger(request, policy, target, shaped, sync=sync, answer_async=accepted)
+        return await trigger(
+            request, policy, script=script, load_target=load_target, sync=sync, answer_async=accepted
+        )
 
     return handle
 
@@ -230,180 +382,42 @@ GENERIC = TriggerPolicy(route="/api/run")
 GENERIC_SYNC = TriggerPolicy(route="/api/run_wait_result", mode="sync")
 
 
-async def _by_path(request: web.Request) -> Target:
-    return await request.app[CATALOG].resolve(request.match_info["path"])
-
-
-async def _by_hash(request: web.Request) -> Target:
-    return await request.app[CATALOG].pinned(request.match_info["hash"])
-
-
 async def _generic(
     request: web.Request,
-    target: Target,
     *,
+    pinned: bool,
     sync: bool,
     answer_async: Callable[[web.Request, Job], web.Response] = accepted,
 ) -> web.StreamResponse:
+    catalog = request.app[CATALOG]
+
+    async def load_target() -> Target:
+        if pinned:
+            return await catalog.pinned(request.match_info["hash"])
+        return await catalog.resolve(request.match_info["path"])
+
     policy = GENERIC_SYNC if sync else GENERIC
-    shaped = await request_arguments(request, policy)
-    return await trigger(request, policy, target, shaped, sync=sync, answer_async=answer_async)
+    script = None if pinned else request.match_info["path"]
+    return await trigger(
+        request, policy, script=script, load_target=load_target, sync=sync, answer_async=answer_async
+    )
 
 
 async def run_async(request: web.Request) -> web.StreamResponse:
-    return await _generic(request, await _by_path(request), sync=False)
+    return await _generic(request, pinned=False, sync=False)
 
 
 async def run_sync(request: web.Request) -> web.StreamResponse:
-    return await _generic(request, await _by_path(request), sync=True)
+    return await _generic(request, pinned=False, sync=True)
 
 
 async def windmill_run_path(request: web.Request) -> web.StreamResponse:
-    return await _generic(request, await _by_path(request), sync=False, answer_async=windmill_accepted)
+    return await _generic(request, pinned=False, sync=False, answer_async=windmill_accepted)
 
 
 async def windmill_run_hash(request: web.Request) -> web.StreamResponse:
-    return await _generic(request, await _by_hash(request), sync=False, answer_async=windmill_accepted)
+    return await _generic(request, pinned=True, sync=False, answer_async=windmill_accepted)
 
 
 async def windmill_run_wait_hash(request: web.Request) -> web.StreamResponse:
-    return await _generic(request, await _by_hash(request), sync=True)
-
-
-# --- jobs API -------------------------------------------------------------------------------------
-
-
-async def _job(request: web.Request) -> Job:
-    job_id = request.match_info["id"]
-    job = await request.app[STORE].get_job(job_id)
-    if job is None:
-        raise JobNotFound(f"no job {job_id}")
-    return job
-
-
-async def get_job(request: web.Request) -> web.StreamResponse:
-    return json_response(job_view(await _job(request)))
-
-
-async def get_job_result(request: web.Request) -> web.StreamResponse:
-    job = await _job(request)
-    if not job.finished:
-        body = {"job_id": job.id, "state": job.state.value}
-        return json_response(body, status=202, headers={"Retry-After": "1"})
-    return render_job_result(job)
-
-
-async def cancel_job(request: web.Request) -> web.StreamResponse:
-    reason = await _cancel_reason(request)
-    job = await jobs.cancel(request.app[STORE], request.match_info["id"], reason=reason, now=time.time())
-    await request.app[DISPATCHER].abort(job.id)
-    return json_response(job_view(job))
-
-
-async def _cancel_reason(request: web.Request) -> str | None:
-    body = await read_body(request)
-    if not body.strip():
-        return None
-    data = RequestData(method="POST", body=body, content_type=request.headers.get("Content-Type", ""))
-    reason = shape(data).single.get("reason")
-    return str(reason) if reason is not None else None
-
-
-async def list_jobs(request: web.Request) -> web.StreamResponse:
-    query = request.query
-    try:
-        state = JobState(query["state"]) if query.get("state") else None
-    except ValueError:
-        raise BadRequest(
-            f"unknown state {query['state']!r}; expected one of {', '.join(s.value for s in JobState)}"
-        ) from None
-    try:
-        limit = int(query.get("limit", "50"))
-    except ValueError:
-        raise BadRequest(f"limit must be an integer, got {query['limit']!r}") from None
-    if not 1 <= limit <= 500:
-        raise BadRequest(f"limit must be between 1 and 500, got {limit}")
-    job_query = JobQuery(
-        state=state, script=query.get("script") or None, limit=limit, cursor=query.get("cursor")
-    )
-    try:
-        page = await request.app[STORE].list_jobs(job_query)
-    except ValueError as exc:
-        raise BadRequest(str(exc)) from None
-    return json_response({"jobs": [job_view(j) for j in page.items], "next_cursor": page.next_cursor})
-
-
-# --- Windmill's job API (what its clients call after triggering) -----------------------------------
-
-
-async def windmill_get_result_maybe(request: web.Request) -> web.StreamResponse:
-    job = await _job(request)
-    body: dict[str, Any] = {
-        "completed": job.finished,
-        "started": job.started_at is not None,
-        "success": job.state is JobState.SUCCEEDED if job.finished else None,
-        "result": _windmill_result(job) if job.finished else None,
-    }
-    return json_response(body)
-
-
-async def windmill_get_result(request: web.Request) -> web.StreamResponse:
-    job = await _job(request)
-    if not job.finished:
-        raise BadRequest(f"job {job.id} is not completed yet ({job.state.value})")
-    return json_response(_windmill_result(job))
-
-
-async def windmill_get_job(request: web.Request) -> web.StreamResponse:
-    job = await _job(request)
-    workspace = request.match_info["workspace"]
-    common: dict[str, Any] = {
-        "workspace_id": workspace,
-        "id": job.id,
-        "created_by": "hookgate",
-        "created_at": iso_time(job.created_at),
-        "started_at": iso_time(job.started_at),
-        "script_path": job.script,
-        "script_hash": job.script_hash,
-        "args": job.args,
-        "logs": job.logs,
-        "canceled": job.state is JobState.CANCELLED,
-        "canceled_reason": (job.error or {}).get("message") if job.state is JobState.CANCELLED else None,
-        "job_kind": "script",
-        "permissioned_as": "hookgate",
-        "is_flow_step": False,
-        "email": "hookgate@localhost",
-        "visible_to_owner": True,
-        "tag": job.engine,
-    }
-    if not job.finished:
-        return json_response({**common, "type": "QueuedJob", "running": job.state is not JobState.QUEUED})
-    duration = int(((job.finished_at or 0) - (job.started_at or job.created_at)) * 1000)
-    return json_response(
-        {
-            **common,
-            "type": "CompletedJob",
-            "completed_at": iso_time(job.finished_at),
-            "duration_ms": max(duration, 0),
-            "success": job.state is JobState.SUCCEEDED,
-            "result": _windmill_result(job),
-            "deleted": job.erased,
-        }
-    )
-
-
-async def windmill_cancel(request: web.Request) -> web.StreamResponse:
-    reason = await _cancel_reason(request)
-    job = await jobs.cancel(request.app[STORE], request.match_info["id"], reason=reason, now=time.time())
-    await request.app[DISPATCHER].abort(job.id)
-    return web.Response(text=job.id, content_type="text/plain")
-
-
-def _windmill_result(job: Job) -> Any:
-    if job.state is JobState.SUCCEEDED:
-        return job.result
-    return {"error": job.error or {"name": job.state.value, "message": f"the job {job.state.value}"}}
-
-
-async def healthz(request: web.Request) -> web.StreamResponse:
-    return json_response({"status": "ok"})
+    return await _generic(request, pinned=True, sync=True)

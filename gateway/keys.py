@@ -4,15 +4,28 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from .auth import Authenticator
 from .catalog import Catalog
 from .config import Config
 from .dispatcher import Dispatcher
 from .engine import Engine
 from .limits import WaitSlots
+from .ratelimit import RateLimiter
 from .sealing import Sealer
 from .store import Store
 
-__all__ = ["CATALOG", "CONFIG", "DISPATCHER", "ENGINES", "SEALER", "STORE", "SYNC_WAITS"]
+__all__ = [
+    "AUTH",
+    "CATALOG",
+    "CONFIG",
+    "DISPATCHER",
+    "ENGINES",
+    "RATE_LIMITER",
+    "SEALER",
+    "STORE",
+    "SYNC_WAITS",
+    "VERIFY_FAILURES",
+]
 
 CONFIG = web.AppKey("config", Config)
 STORE = web.AppKey("store", Store)
@@ -21,3 +34,6 @@ CATALOG = web.AppKey("catalog", Catalog)
 DISPATCHER = web.AppKey("dispatcher", Dispatcher)
 SYNC_WAITS = web.AppKey("sync_waits", WaitSlots)
 SEALER = web.AppKey("sealer", Sealer)
+AUTH = web.AppKey("auth", Authenticator)
+RATE_LIMITER = web.AppKey("rate_limiter", RateLimiter)
+VERIFY_FAILURES = web.AppKey("verify_failures", dict[str, int])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from . import api
 from . import handlers as h
 from .config import Config
 
@@ -16,7 +17,7 @@ _HASH = "{hash:[0-9a-fA-F]{64}}"
 
 def add_routes(app: web.Application, config: Config) -> None:
     r = app.router
-    r.add_get("/healthz", h.healthz)
+    r.add_get("/healthz", api.healthz)
 
     # Generic endpoints: every script, by path.
     r.add_post(f"/api/run/{_PATH}", h.run_async)
@@ -31,16 +32,17 @@ def add_routes(app: web.Application, config: Config) -> None:
     r.add_post(f"{wm}/jobs/run/h/{_HASH}", h.windmill_run_hash)
     r.add_post(f"{wm}/jobs/run_wait_result/h/{_HASH}", h.windmill_run_wait_hash)
     r.add_get(f"{wm}/jobs/run_wait_result/h/{_HASH}", h.windmill_run_wait_hash)
-    r.add_get(f"{wm}/jobs_u/completed/get_result_maybe/{{id}}", h.windmill_get_result_maybe)
-    r.add_get(f"{wm}/jobs_u/completed/get_result/{{id}}", h.windmill_get_result)
-    r.add_get(f"{wm}/jobs_u/get/{{id}}", h.windmill_get_job)
-    r.add_post(f"{wm}/jobs_u/queue/cancel/{{id}}", h.windmill_cancel)
+    r.add_get(f"{wm}/jobs_u/completed/get_result_maybe/{{id}}", api.windmill_get_result_maybe)
+    r.add_get(f"{wm}/jobs_u/completed/get_result/{{id}}", api.windmill_get_result)
+    r.add_get(f"{wm}/jobs_u/get/{{id}}", api.windmill_get_job)
+    r.add_post(f"{wm}/jobs_u/queue/cancel/{{id}}", api.windmill_cancel)
 
     # Jobs.
-    r.add_get("/api/jobs", h.list_jobs)
-    r.add_get("/api/jobs/{id}", h.get_job)
-    r.add_get("/api/jobs/{id}/result", h.get_job_result)
-    r.add_post("/api/jobs/{id}/cancel", h.cancel_job)
+    r.add_get("/api/jobs", api.list_jobs)
+    r.add_get("/api/jobs/{id}", api.get_job)
+    r.add_get("/api/jobs/{id}/result", api.get_job_result)
+    r.add_post("/api/jobs/{id}/cancel", api.cancel_job)
+    r.add_post("/api/tokens/{jti}/revoke", api.revoke_token)
 
     # Custom routes, last: reserved prefixes were refused by the configuration.
     for route in config.routes:

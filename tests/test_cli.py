@@ -59,3 +59,33 @@ def test_jobs_list_and_show_read_the_store(tmp_path: Path, capsys) -> None:
     assert main(["jobs", "--config", str(config), "show", "job-1"]) == 0
     assert '"script": "u/x"' in capsys.readouterr().out
     assert main(["jobs", "--config", str(config), "show", "nope"]) == 1
+
+
+def test_token_hash_prints_a_token_and_its_hash(capsys) -> None:
+    import hashlib
+
+    assert main(["token", "hash"]) == 0
+    out = capsys.readouterr().out
+    token = out.split("token: ")[1].split()[0]
+    digest = out.split("hash:  ")[1].split()[0]
+    assert token.startswith("hg_") and hashlib.sha256(token.encode()).hexdigest() == digest
+
+
+def test_token_issue_refuses_an_unknown_route_and_rotate_key_rotates(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    (tmp_path / "scripts").mkdir()
+    config = tmp_path / "g.toml"
+    config.write_text('[server]\ndata_dir = "data"\n')
+    assert main(["token", "--config", str(config), "issue", "--route", "/nope"]) == 1
+    assert (
+        main(["token", "--config", str(config), "issue", "--script", "u/x", "--ttl", "1h", "--label", "x"])
+        == 0
+    )
+    capsys.readouterr()
+    before = json.loads((tmp_path / "data" / "jwt-keys.json").read_text())["keys"]
+    assert main(["token", "--config", str(config), "rotate-key"]) == 0
+    after = json.loads((tmp_path / "data" / "jwt-keys.json").read_text())["keys"]
+    assert len(after) == 2 and after[1] == before[0]
+    assert main(["token", "--config", str(config), "list"]) == 0
+    assert "script:u/x" in capsys.readouterr().out

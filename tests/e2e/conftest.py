@@ -7,11 +7,18 @@ from typing import Any
 import aiohttp
 import pytest
 
-from .harness import Gateway
+from .harness import ADMIN_HEADERS, Gateway
 
 
 @pytest.fixture
 async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    """A client that sends the test admin token (tests of authentication make their own)."""
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30), headers=ADMIN_HEADERS) as s:
+        yield s
+
+
+@pytest.fixture
+async def anonymous() -> AsyncIterator[aiohttp.ClientSession]:
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as s:
         yield s
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import shutil
 import signal
@@ -19,7 +20,14 @@ HERE = Path(__file__).parent
 REPO = HERE.parent.parent
 SUPPORT = REPO / "tests" / "support"
 
+ADMIN_TOKEN = "hg_test-admin-token-0123456789abcdef"
+ADMIN_HEADERS = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
 BASE_CONFIG = """
+[auth]
+admin_token_hashes = ["{admin_hash}"]
+{auth_extra}
+
 [server]
 host = "127.0.0.1"
 port = {port}
@@ -63,6 +71,7 @@ class Gateway:
         concurrency: int = 4,
         lease: str = "30s",
         env: dict[str, str] | None = None,
+        auth_extra: str = "",
     ) -> None:
         self.env = env or {}
         self.root = root
@@ -81,6 +90,8 @@ class Gateway:
                 lease=lease,
                 routes=routes,
                 server_extra=server_extra,
+                admin_hash=hashlib.sha256(ADMIN_TOKEN.encode()).hexdigest(),
+                auth_extra=auth_extra,
             )
         )
         self.url = f"http://127.0.0.1:{self.port}"

@@ -1,0 +1,202 @@
+"""The jobs API, Windmill's job API (what its clients call after triggering), tokens, health.
+
+Every endpoint here needs a token: reading a job needs ``jobs:read``, or ``jobs:read:own`` for a
+job the same token started (a job token reads its own job); cancelling needs ``jobs:cancel`` or
+``jobs:cancel:own``; revoking a token needs ``admin``.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from aiohttp import web
+
+from . import jobs
+from .errors import BadRequest, Forbidden, JobNotFound
+from .handlers import read_body
+from .keys import AUTH, DISPATCHER, STORE
+from .models import Job, JobQuery, JobState
+from .payload import RequestData, shape
+from .responses import json_response, render_job_result
+from .views import iso_time, job_view
+
+__all__ = [
+    "cancel_job",
+    "get_job",
+    "get_job_result",
+    "healthz",
+    "list_jobs",
+    "revoke_token",
+    "windmill_cancel",
+    "windmill_get_job",
+    "windmill_get_result",
+    "windmill_get_result_maybe",
+]
+
+
+async def _readable_job(request: web.Request) -> Job:
+    principal = await request.app[AUTH].require(request)
+    job = await _job(request)
+    if not principal.can_read(job):
+        raise Forbidden(f"this token may not read job {job.id}", details={"required": ["jobs:read"]})
+    return job
+
+
+async def _job(request: web.Request) -> Job:
+    job_id = request.match_info["id"]
+    job = await request.app[STORE].get_job(job_id)
+    if job is None:
+        raise JobNotFound(f"no job {job_id}")
+    return job
+
+
+async def get_job(request: web.Request) -> web.StreamResponse:
+    return json_response(job_view(await _readable_job(request)))
+
+
+async def get_job_result(request: web.Request) -> web.StreamResponse:
+    job = await _readable_job(request)
+    if not job.finished:
+        body = {"job_id": job.id, "state": job.state.value}
+        return json_response(body, status=202, headers={"Retry-After": "1"})
+    return render_job_result(job)
+
+
+async def _cancel(request: web.Request) -> Job:
+    principal = await request.app[AUTH].require(request)
+    existing = await _job(request)
+    if not principal.can_cancel(existing):
+        raise Forbidden(f"this token may not cancel job {existing.id}", details={"required": ["jobs:cancel"]})
+    reason = await _cancel_reason(request)
+    job = await jobs.cancel(request.app[STORE], existing.id, reason=reason, now=time.time())
+    await request.app[DISPATCHER].abort(job.id)
+    return job
+
+
+async def cancel_job(request: web.Request) -> web.StreamResponse:
+    return json_response(job_view(await _cancel(request)))
+
+
+async def _cancel_reason(request: web.Request) -> str | None:
+    body = await read_body(request)
+    if not body.strip():
+        return None
+    data = RequestData(method="POST", body=body, content_type=request.headers.get("Content-Type", ""))
+    reason = shape(data).single.get("reason")
+    return str(reason) if reason is not None else None
+
+
+async def list_jobs(request: web.Request) -> web.StreamResponse:
+    principal = await request.app[AUTH].require(request, scopes=("jobs:read", "jobs:read:own"))
+    query = request.query
+    try:
+        state = JobState(query["state"]) if query.get("state") else None
+    except ValueError:
+        raise BadRequest(
+            f"unknown state {query['state']!r}; expected one of {', '.join(s.value for s in JobState)}"
+        ) from None
+    try:
+        limit = int(query.get("limit", "50"))
+    except ValueError:
+        raise BadRequest(f"limit must be an integer, got {query['limit']!r}") from None
+    if not 1 <= limit <= 500:
+        raise BadRequest(f"limit must be between 1 and 500, got {limit}")
+    job_query = JobQuery(
+        state=state,
+        script=query.get("script") or None,
+        limit=limit,
+        cursor=query.get("cursor"),
+        principal=None if principal.allows("jobs:read") else principal.id,
+    )
+    try:
+        page = await request.app[STORE].list_jobs(job_query)
+    except ValueError as exc:
+        raise BadRequest(str(exc)) from None
+    return json_response({"jobs": [job_view(j) for j in page.items], "next_cursor": page.next_cursor})
+
+
+# --- Windmill's job API ---------------------------------------------------------------------------
+
+
+async def windmill_get_result_maybe(request: web.Request) -> web.StreamResponse:
+    job = await _readable_job(request)
+    body: dict[str, Any] = {
+        "completed": job.finished,
+        "started": job.started_at is not None,
+        "success": job.state is JobState.SUCCEEDED if job.finished else None,
+        "result": _windmill_result(job) if job.finished else None,
+    }
+    return json_response(body)
+
+
+async def windmill_get_result(request: web.Request) -> web.StreamResponse:
+    job = await _readable_job(request)
+    if not job.finished:
+        raise BadRequest(f"job {job.id} is not completed yet ({job.state.value})")
+    return json_response(_windmill_result(job))
+
+
+async def windmill_get_job(request: web.Request) -> web.StreamResponse:
+    job = await _readable_job(request)
+    workspace = request.match_info["workspace"]
+    common: dict[str, Any] = {
+        "workspace_id": workspace,
+        "id": job.id,
+        "created_by": job.principal or "hookgate",
+        "created_at": iso_time(job.created_at),
+        "started_at": iso_time(job.started_at),
+        "script_path": job.script,
+        "script_hash": job.script_hash,
+        "args": job.args,
+        "logs": job.logs,
+        "canceled": job.state is JobState.CANCELLED,
+        "canceled_reason": (job.error or {}).get("message") if job.state is JobState.CANCELLED else None,
+        "job_kind": "script",
+        "permissioned_as": job.principal or "hookgate",
+        "is_flow_step": False,
+        "email": "hookgate@localhost",
+        "visible_to_owner": True,
+        "tag": job.engine,
+    }
+    if not job.finished:
+        return json_response({**common, "type": "QueuedJob", "running": job.state is not JobState.QUEUED})
+    duration = int(((job.finished_at or 0) - (job.started_at or job.created_at)) * 1000)
+    return json_response(
+        {
+            **common,
+            "type": "CompletedJob",
+            "completed_at": iso_time(job.finished_at),
+            "duration_ms": max(duration, 0),
+            "success": job.state is JobState.SUCCEEDED,
+            "result": _windmill_result(job),
+            "deleted": job.erased,
+        }
+    )
+
+
+async def windmill_cancel(request: web.Request) -> web.StreamResponse:
+    job = await _cancel(request)
+    return web.Response(text=job.id, content_type="text/plain")
+
+
+def _windmill_result(job: Job) -> Any:
+    if job.state is JobState.SUCCEEDED:
+        return job.result
+    return {"error": job.error or {"name": job.state.value, "message": f"the job {job.state.value}"}}
+
+
+# --- tokens and health ----------------------------------------------------------------------------
+
+
+async def revoke_token(request: web.Request) -> web.StreamResponse:
+    auth = request.app[AUTH]
+    await auth.require(request, scopes=("admin",))
+    jti = request.match_info["jti"]
+    await request.app[STORE].revoke_token(jti, now=time.time())
+    auth.revoked_here(jti)
+    return json_response({"jti": jti, "revoked": True})
+
+
+async def healthz(request: web.Request) -> web.StreamResponse:
+    return json_response({"status": "ok"})
