@@ -82,7 +82,7 @@ concurrency_key = "{repo}"
 """
     )
     await gateway.start()
-    first = await _start_async(session, f"{gateway.url}/deploy/site", {"seconds": 1.0, "tag": "first"})
+    first = await _start_async(session, f"{gateway.url}/deploy/site", {"seconds": 3.0, "tag": "first"})
     await wait_for_state(session, gateway, first, "running")
     second = await _start_async(session, f"{gateway.url}/deploy/site", {"seconds": 0, "tag": "second"})
     other = await _start_async(session, f"{gateway.url}/deploy/docs", {"seconds": 0, "tag": "other"})
@@ -192,7 +192,7 @@ async def test_max_concurrent_without_a_key_limits_the_whole_route(
 ) -> None:
     gateway = make_gateway(routes='[[routes]]\npath = "/one"\nscript = "t/sleep"\nmax_concurrent = 1\n')
     await gateway.start()
-    first = await _start_async(session, f"{gateway.url}/one", {"seconds": 1.0})
+    first = await _start_async(session, f"{gateway.url}/one", {"seconds": 3.0})
     await wait_for_state(session, gateway, first, "running")
     second = await _start_async(session, f"{gateway.url}/one", {"seconds": 0})
     unrelated = await _start_async(session, f"{gateway.url}/api/run/t/echo", {})
