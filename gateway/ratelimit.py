@@ -1,8 +1,11 @@
-"""Token buckets for ``rate_limit = "100/m"``, answered with the IETF httpapi RateLimit headers.
+"""Rate limits (``rate_limit = "100/m"``): at most 100 requests in any 60 seconds, exactly.
 
-A bucket holds ``limit`` tokens and refills continuously over the window, so "100/m" allows a burst
-of 100 and then one every 0.6 s. Buckets live in the gateway process (SQLite is one process per data
-directory); the clock is injected so tests never wait for real time.
+A sliding log per key (the times of the requests still inside the window) rather than a refilling
+bucket: a bucket refilling continuously lets more than the limit through in a window when requests
+trickle in, and "100/m" is read by people as "never more than 100 in a minute". Memory is bounded by
+the limit per key. Answers carry the IETF httpapi ``RateLimit-Policy`` / ``RateLimit`` headers. Logs
+live in the gateway process (SQLite is one process per data directory); the clock is injected so tests
+never wait for real time.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import math
 import re
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -39,45 +43,36 @@ def parse_rate(text: str) -> Rate:
     return Rate(limit=int(match.group(1)), window=float(window))
 
 
-@dataclass
-class _Bucket:
-    tokens: float
-    updated: float
-
-
 class RateLimiter:
-    def __init__(self, clock: Callable[[], float] = time.monotonic, *, max_buckets: int = 100_000) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic, *, max_keys: int = 100_000) -> None:
         self.clock = clock
-        self.max_buckets = max_buckets
-        self._buckets: dict[str, _Bucket] = {}
+        self.max_keys = max_keys
+        self._logs: dict[str, deque[float]] = {}
 
     def take(self, key: str, rate: Rate, *, policy: str) -> dict[str, str]:
-        """Spend one token from ``key``'s bucket; return the headers to send, or raise 429."""
+        """Count one request for ``key``; return the headers to send, or raise 429."""
         now = self.clock()
-        bucket = self._buckets.get(key)
-        refill = rate.limit / rate.window
-        if bucket is None:
-            if len(self._buckets) >= self.max_buckets:
-                self._forget_full(now, refill, rate.limit)
-            bucket = self._buckets[key] = _Bucket(tokens=float(rate.limit), updated=now)
-        bucket.tokens = min(rate.limit, bucket.tokens + (now - bucket.updated) * refill)
-        bucket.updated = now
-        if bucket.tokens < 1:
-            wait = math.ceil((1 - bucket.tokens) / refill)
+        log = self._logs.get(key)
+        if log is None:
+            if len(self._logs) >= self.max_keys:
+                self._forget_idle(now, rate.window)
+            log = self._logs[key] = deque()
+        while log and log[0] <= now - rate.window:
+            log.popleft()
+        if len(log) >= rate.limit:
+            wait = max(1, math.ceil(log[0] + rate.window - now))
             headers = _headers(policy, rate, remaining=0, reset=wait)
             headers["Retry-After"] = str(wait)
             raise TooManyRequests(
                 f"rate limit {rate} exceeded for {policy}; retry in {wait}s", headers=headers
             )
-        bucket.tokens -= 1
-        reset = math.ceil((rate.limit - bucket.tokens) / refill)
-        return _headers(policy, rate, remaining=int(bucket.tokens), reset=reset)
+        log.append(now)
+        reset = math.ceil(log[0] + rate.window - now)
+        return _headers(policy, rate, remaining=rate.limit - len(log), reset=reset)
 
-    def _forget_full(self, now: float, refill: float, limit: int) -> None:
-        """Drop buckets that have refilled completely: they hold no state worth keeping."""
-        self._buckets = {
-            k: b for k, b in self._buckets.items() if b.tokens + (now - b.updated) * refill < limit
-        }
+    def _forget_idle(self, now: float, window: float) -> None:
+        """Drop keys with nothing inside their window: they hold no state worth keeping."""
+        self._logs = {k: log for k, log in self._logs.items() if log and log[-1] > now - window}
 
 
 def _headers(policy: str, rate: Rate, *, remaining: int, reset: int) -> dict[str, str]:

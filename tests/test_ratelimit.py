@@ -27,17 +27,20 @@ def test_parse_refuses(bad: str) -> None:
         parse_rate(bad)
 
 
-def test_bucket_allows_the_burst_then_refills() -> None:
+def test_at_most_the_limit_in_any_window() -> None:
     clock = Clock()
     limiter = RateLimiter(clock)
     rate = Rate(100, 60)
     for _ in range(100):
+        clock.now += 0.5  # trickling in: 100 requests over 50 seconds
         headers = limiter.take("route:/r", rate, policy="route")
-    assert headers["RateLimit"] == '"route";r=0;t=60'
+    assert headers["RateLimit"] == '"route";r=0;t=11'  # the first request (at 0.5s) leaves at 60.5s
     assert headers["RateLimit-Policy"] == '"route";q=100;w=60'
     with pytest.raises(TooManyRequests) as info:
-        limiter.take("route:/r", rate, policy="route")
-    assert info.value.status == 429 and info.value.headers()["Retry-After"] == "1"
-    clock.now += 0.6  # one token back
+        limiter.take("route:/r", rate, policy="route")  # the 101st within the minute
+    assert info.value.status == 429 and info.value.headers()["Retry-After"] == "11"
+    clock.now += 10.5  # the first request leaves the window
     limiter.take("route:/r", rate, policy="route")
-    limiter.take("route:/other", rate, policy="route")  # another key has its own bucket
+    with pytest.raises(TooManyRequests):
+        limiter.take("route:/r", rate, policy="route")
+    limiter.take("route:/other", rate, policy="route")  # another key has its own window

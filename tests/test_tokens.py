@@ -17,7 +17,6 @@ from gateway.config import AuthConfig, KeyConfig
 from gateway.tokens import AUDIENCE, KEY_FILE, KeyRing, TokenError, rotate_key_file
 
 SECRET = "a-test-secret-that-is-at-least-32-bytes-long"
-NOW = int(time.time())
 
 
 def hs_ring(kid: str = "k1", secret: str = SECRET) -> KeyRing:
@@ -44,14 +43,15 @@ def pem_files(tmp_path: Path, private_key: object, name: str) -> tuple[Path, Pat
 
 def test_issue_and_decode_round_trip() -> None:
     ring = hs_ring()
-    token, claims = ring.issue(subject="route:/d", scopes=["jobs:run:routes:/d"], ttl=60, label="ci", now=NOW)
+    now = int(time.time())
+    token, claims = ring.issue(subject="route:/d", scopes=["jobs:run:routes:/d"], ttl=60, label="ci", now=now)
     decoded = ring.decode(token)
     assert (
         decoded["sub"] == "route:/d"
         and decoded["scope"] == ["jobs:run:routes:/d"]
         and decoded["aud"] == AUDIENCE
     )
-    assert decoded["exp"] == NOW + 60 and decoded["jti"] == claims["jti"] and decoded["label"] == "ci"
+    assert decoded["exp"] == now + 60 and decoded["jti"] == claims["jti"] and decoded["label"] == "ci"
     assert jwt.get_unverified_header(token)["kid"] == "k1"
 
 
@@ -66,13 +66,17 @@ def _forge(claims: dict, *, header: dict, key: bytes | str = b"", algorithm: str
 
 
 def _claims(**extra: object) -> dict:
+    """Claims issued now; ``exp``/``nbf`` are given relative to now (tokens are checked on the wall clock)."""
+    now = int(time.time())
+    relative = {k: now + v for k, v in extra.items() if k in ("exp", "nbf") and isinstance(v, int)}
     return {
         "sub": "route:/d",
         "scope": ["jobs:run:routes:/d"],
         "aud": AUDIENCE,
-        "iat": NOW,
+        "iat": now,
         "jti": "x",
         **extra,
+        **relative,
     }
 
 
@@ -130,11 +134,13 @@ def test_eddsa_keys_and_verify_only_replicas(tmp_path: Path) -> None:
             "invalid_token",
         ),
         (lambda: _forge(_claims(aud="someone-else"), header={"kid": "k1"}, key=SECRET), "invalid_token"),
-        (lambda: _forge(_claims(exp=NOW - 1), header={"kid": "k1"}, key=SECRET), "token_expired"),
-        (lambda: _forge(_claims(nbf=4_000_000_000), header={"kid": "k1"}, key=SECRET), "invalid_token"),
+        (lambda: _forge(_claims(exp=-1), header={"kid": "k1"}, key=SECRET), "token_expired"),
+        (lambda: _forge(_claims(nbf=3600), header={"kid": "k1"}, key=SECRET), "invalid_token"),
         (
             lambda: _forge(
-                {"sub": "x", "aud": AUDIENCE, "iat": NOW, "jti": "j"}, header={"kid": "k1"}, key=SECRET
+                {"sub": "x", "aud": AUDIENCE, "iat": int(time.time()), "jti": "j"},
+                header={"kid": "k1"},
+                key=SECRET,
             ),
             "invalid_token",
         ),
