@@ -17,6 +17,7 @@ One middleware (``gateway.middlewares.error_middleware``) turns any of these int
     ├── Conflict (409 conflict)
     ├── Gone (410 gone)
     ├── PayloadTooLarge (413 payload_too_large)
+    ├── UnprocessableEntity (422 unprocessable)
     ├── UnsupportedMediaType (415 unsupported_media_type)
     ├── TooManyRequests (429 rate_limited, with Retry-After and RateLimit headers)
     ├── Overloaded (503 overloaded, with Retry-After)
@@ -50,6 +51,7 @@ __all__ = [
     "SyncTimeout",
     "TooManyRequests",
     "Unauthorized",
+    "UnprocessableEntity",
     "UnsupportedMediaType",
 ]
 
@@ -153,6 +155,11 @@ class Gone(GatewayError):
 class PayloadTooLarge(GatewayError):
     status = 413
     code = "payload_too_large"
+
+
+class UnprocessableEntity(GatewayError):
+    status = 422
+    code = "unprocessable"
 
 
 class UnsupportedMediaType(GatewayError):

@@ -12,6 +12,8 @@ from typing import Any
 
 __all__ = [
     "TERMINAL_STATES",
+    "CallbackCall",
+    "CallbackEndpoint",
     "Job",
     "JobOptions",
     "JobQuery",
@@ -89,6 +91,8 @@ class Job:
     """Encrypted real values of redacted arguments (``args`` shows them as ``***``), until the job ends."""
     principal: str | None = None
     """Who started the job (``admin``, ``user:{label}``, ``token:{jti}``, ``job:{id}``)."""
+    waiting_for: str | None = None
+    """The callback endpoint a suspended job awaits."""
 
     @property
     def finished(self) -> bool:
@@ -107,6 +111,45 @@ class ScriptVersion:
     path: str
     filename: str
     content: bytes
+
+
+@dataclass(frozen=True)
+class CallbackEndpoint:
+    """A one-shot (or ``max_calls``) URL a job handed out; found by the SHA-256 of its token."""
+
+    id: str
+    job_id: str
+    token_hash: str
+    method: str
+    expires_at: float
+    created_at: float
+    max_calls: int = 1
+    accepted: int = 0
+    schema: dict[str, Any] | None = None
+    approval: dict[str, Any] | None = None
+    require_token: bool = False
+
+    def expired(self, now: float) -> bool:
+        return now >= self.expires_at
+
+    @property
+    def used_up(self) -> bool:
+        return self.accepted >= self.max_calls
+
+    def evolve(self, **changes: Any) -> CallbackEndpoint:
+        return replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class CallbackCall:
+    """One accepted call, stored before the caller got its 202."""
+
+    method: str
+    headers: dict[str, str]
+    query: dict[str, str]
+    body: Any
+    received_at: float
+    seq: int | None = None
 
 
 @dataclass(frozen=True)

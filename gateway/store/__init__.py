@@ -2,17 +2,29 @@
 
 from __future__ import annotations
 
-from .protocol import QUEUE_TOPIC, DuplicateRequest, Idempotency, QueueFull, Store, StoreLocked, job_topic
+from .protocol import (
+    QUEUE_TOPIC,
+    CallRefused,
+    DuplicateRequest,
+    Idempotency,
+    QueueFull,
+    Store,
+    StoreLocked,
+    callback_topic,
+    job_topic,
+)
 from .sqlite import SQLiteStore, sqlite_path_from_url
 
 __all__ = [
     "QUEUE_TOPIC",
+    "CallRefused",
     "DuplicateRequest",
     "Idempotency",
     "QueueFull",
     "SQLiteStore",
     "Store",
     "StoreLocked",
+    "callback_topic",
     "create_store",
     "job_topic",
 ]

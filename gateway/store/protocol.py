@@ -18,21 +18,29 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from ..models import Job, JobQuery, JobState, Page, ScriptVersion, TokenRecord
+from ..models import CallbackCall, CallbackEndpoint, Job, JobQuery, JobState, Page, ScriptVersion, TokenRecord
 
 __all__ = [
+    "CALLBACK_TOPIC",
     "JOB_TOPIC",
     "QUEUE_TOPIC",
+    "CallRefused",
     "DuplicateRequest",
     "Idempotency",
     "QueueFull",
     "Store",
     "StoreLocked",
+    "callback_topic",
     "job_topic",
 ]
 
 QUEUE_TOPIC = "queue"
 JOB_TOPIC = "job:"
+CALLBACK_TOPIC = "callback:"
+
+
+def callback_topic(callback_id: str) -> str:
+    return CALLBACK_TOPIC + callback_id
 
 
 def job_topic(job_id: str) -> str:
@@ -41,6 +49,15 @@ def job_topic(job_id: str) -> str:
 
 class StoreLocked(RuntimeError):
     """Another process already owns this store (SQLite is one process per data directory)."""
+
+
+class CallRefused(Exception):
+    """A call the endpoint cannot accept: ``reason`` is "unknown", "method", "used" or "expired"."""
+
+    def __init__(self, reason: str, endpoint: CallbackEndpoint | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.endpoint = endpoint
 
 
 class QueueFull(Exception):
@@ -137,6 +154,23 @@ class Store(Protocol):
 
     async def touch_token(self, jti: str, *, now: float) -> None:
         """Record a use (callers throttle this; it is not on every request)."""
+
+    async def create_callback(self, endpoint: CallbackEndpoint) -> None: ...
+
+    async def get_callback(self, callback_id: str) -> CallbackEndpoint | None: ...
+
+    async def find_callback(self, token_hash: str) -> CallbackEndpoint | None: ...
+
+    async def record_callback_call(self, token_hash: str, call: CallbackCall) -> CallbackEndpoint:
+        """Accept a call atomically (one-shot and ``max_calls`` hold under any concurrency).
+
+        Raises ``CallRefused`` for an unknown, expired or used-up endpoint, or a wrong method.
+        """
+
+    async def take_callback_call(
+        self, callback_id: str, *, now: float, erase: bool = False
+    ) -> CallbackCall | None:
+        """Consume the oldest accepted call not yet taken (``erase``: forget its content at once)."""
 
     async def get_setting(self, key: str) -> str | None: ...
 

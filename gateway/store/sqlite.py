@@ -25,6 +25,8 @@ import orjson
 from ..models import (
     ACTIVE_STATES,
     TERMINAL_STATES,
+    CallbackCall,
+    CallbackEndpoint,
     Job,
     JobOptions,
     JobQuery,
@@ -34,7 +36,16 @@ from ..models import (
     TokenRecord,
 )
 from .migrations import migrations_for
-from .protocol import QUEUE_TOPIC, DuplicateRequest, Idempotency, QueueFull, StoreLocked, job_topic
+from .protocol import (
+    QUEUE_TOPIC,
+    CallRefused,
+    DuplicateRequest,
+    Idempotency,
+    QueueFull,
+    StoreLocked,
+    callback_topic,
+    job_topic,
+)
 from .signals import Signals
 
 __all__ = ["SQLiteStore"]
@@ -334,7 +345,7 @@ class SQLiteStore:
             async with db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)) as cur:
                 row = await cur.fetchone()
             self._touch(job_topic(job_id))
-            if to is JobState.QUEUED or to in TERMINAL_STATES:
+            if to is JobState.QUEUED or to is JobState.SUSPENDED or to in TERMINAL_STATES:
                 self._touch(QUEUE_TOPIC)  # a slot or a concurrency key may have freed up
         return _row_to_job(row) if row else None
 
@@ -375,6 +386,11 @@ class SQLiteStore:
     async def erase_job_data(self, job_id: str) -> None:
         async with self._transaction() as db:
             await db.execute(
+                "UPDATE callback_calls SET headers = NULL, query = NULL, body = NULL "
+                "WHERE callback_id IN (SELECT id FROM callbacks WHERE job_id = ?)",
+                (job_id,),
+            )
+            await db.execute(
                 "UPDATE jobs SET args = NULL, result = NULL, logs = NULL, "
                 "error = CASE WHEN error IS NULL THEN NULL ELSE ? END, erased = 1 WHERE id = ?",
                 (orjson.dumps({"name": "Erased", "message": "erased after use"}).decode(), job_id),
@@ -411,6 +427,96 @@ class SQLiteStore:
         if row is None:
             return None
         return ScriptVersion(hash=row[0], engine=row[1], path=row[2], filename=row[3], content=bytes(row[4]))
+
+    # --- callbacks --------------------------------------------------------------------------------
+
+    async def create_callback(self, endpoint: CallbackEndpoint) -> None:
+        async with self._transaction() as db:
+            await db.execute(
+                "INSERT INTO callbacks (id, job_id, token_hash, method, schema, max_calls, accepted, "
+                "expires_at, created_at, approval, require_token) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    endpoint.id,
+                    endpoint.job_id,
+                    endpoint.token_hash,
+                    endpoint.method,
+                    _dump(endpoint.schema),
+                    endpoint.max_calls,
+                    endpoint.accepted,
+                    endpoint.expires_at,
+                    endpoint.created_at,
+                    _dump(endpoint.approval),
+                    int(endpoint.require_token),
+                ),
+            )
+
+    async def get_callback(self, callback_id: str) -> CallbackEndpoint | None:
+        async with self._db().execute("SELECT * FROM callbacks WHERE id = ?", (callback_id,)) as cur:
+            row = await cur.fetchone()
+        return _row_to_callback(row) if row else None
+
+    async def find_callback(self, token_hash: str) -> CallbackEndpoint | None:
+        async with self._db().execute("SELECT * FROM callbacks WHERE token_hash = ?", (token_hash,)) as cur:
+            row = await cur.fetchone()
+        return _row_to_callback(row) if row else None
+
+    async def record_callback_call(self, token_hash: str, call: CallbackCall) -> CallbackEndpoint:
+        async with self._transaction() as db:
+            async with db.execute("SELECT * FROM callbacks WHERE token_hash = ?", (token_hash,)) as cur:
+                row = await cur.fetchone()
+            if row is None:
+                raise CallRefused("unknown")
+            endpoint = _row_to_callback(row)
+            if endpoint.used_up:
+                raise CallRefused("used", endpoint)
+            if endpoint.expired(call.received_at):
+                raise CallRefused("expired", endpoint)
+            if endpoint.method != "ANY" and endpoint.method != call.method:
+                raise CallRefused("method", endpoint)
+            await db.execute("UPDATE callbacks SET accepted = accepted + 1 WHERE id = ?", (endpoint.id,))
+            await db.execute(
+                "INSERT INTO callback_calls (callback_id, method, headers, query, body, received_at) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    endpoint.id,
+                    call.method,
+                    _dump(call.headers),
+                    _dump(call.query),
+                    _dump(call.body),
+                    call.received_at,
+                ),
+            )
+            self._touch(callback_topic(endpoint.id))
+        return endpoint.evolve(accepted=endpoint.accepted + 1)
+
+    async def take_callback_call(
+        self, callback_id: str, *, now: float, erase: bool = False
+    ) -> CallbackCall | None:
+        async with self._transaction() as db:
+            async with db.execute(
+                "SELECT * FROM callback_calls WHERE callback_id = ? AND consumed_at IS NULL "
+                "ORDER BY seq LIMIT 1",
+                (callback_id,),
+            ) as cur:
+                row = await cur.fetchone()
+            if row is None:
+                return None
+            if erase:
+                await db.execute(
+                    "UPDATE callback_calls SET consumed_at = ?, headers = NULL, query = NULL, body = NULL "
+                    "WHERE seq = ?",
+                    (now, row["seq"]),
+                )
+            else:
+                await db.execute("UPDATE callback_calls SET consumed_at = ? WHERE seq = ?", (now, row["seq"]))
+        return CallbackCall(
+            method=row["method"],
+            headers=_loads(row["headers"]) or {},
+            query=_loads(row["query"]) or {},
+            body=_loads(row["body"]),
+            received_at=row["received_at"],
+            seq=row["seq"],
+        )
 
     # --- tokens and settings --------------------------------------------------------------------
 
@@ -527,11 +633,32 @@ def _job_to_row(job: Job) -> dict[str, Any]:
         "erased": int(job.erased),
         "sealed_args": job.sealed_args,
         "principal": job.principal,
+        "waiting_for": job.waiting_for,
     }
 
 
 def _loads(value: str | None) -> Any:
     return None if value is None else orjson.loads(value)
+
+
+def _dump(value: Any) -> str | None:
+    return None if value is None else orjson.dumps(value).decode()
+
+
+def _row_to_callback(row: sqlite3.Row) -> CallbackEndpoint:
+    return CallbackEndpoint(
+        id=row["id"],
+        job_id=row["job_id"],
+        token_hash=row["token_hash"],
+        method=row["method"],
+        expires_at=row["expires_at"],
+        created_at=row["created_at"],
+        max_calls=row["max_calls"],
+        accepted=row["accepted"],
+        schema=_loads(row["schema"]),
+        approval=_loads(row["approval"]),
+        require_token=bool(row["require_token"]),
+    )
 
 
 def _row_to_job(row: sqlite3.Row) -> Job:
@@ -560,6 +687,7 @@ def _row_to_job(row: sqlite3.Row) -> Job:
         erased=bool(row["erased"]),
         sealed_args=row["sealed_args"],
         principal=row["principal"],
+        waiting_for=row["waiting_for"],
     )
 
 
