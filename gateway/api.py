@@ -52,7 +52,10 @@ async def _job(request: web.Request) -> Job:
 
 
 async def get_job(request: web.Request) -> web.StreamResponse:
-    return json_response(job_view(await _readable_job(request)))
+    job = await _readable_job(request)
+    if not job.finished and job.logs is None:
+        job = job.evolve(logs=request.app[DISPATCHER].live_logs(job.id))  # output so far, while it runs
+    return json_response(job_view(job))
 
 
 async def get_job_result(request: web.Request) -> web.StreamResponse:

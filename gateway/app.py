@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Callable
 from aiohttp import web
 
 from .auth import Authenticator
+from .callbacks import Suspensions
 from .catalog import Catalog, check_scripts
 from .config import Config
 from .dispatcher import Dispatcher
@@ -24,6 +25,7 @@ from .keys import (
     RATE_LIMITER,
     SEALER,
     STORE,
+    SUSPENSIONS,
     SYNC_WAITS,
     VERIFY_FAILURES,
 )
@@ -58,6 +60,7 @@ def create_app(config: Config) -> web.Application:
     app[AUTH] = auth
     app[RATE_LIMITER] = RateLimiter()
     app[VERIFY_FAILURES] = {}
+    app[SUSPENSIONS] = Suspensions()
     app[DISPATCHER] = Dispatcher(
         store=store,
         engines=engines,

@@ -3,15 +3,37 @@
 A job finds its gateway through ``HOOKGATE_URL``, ``HOOKGATE_JOB_ID`` and ``HOOKGATE_JOB_TOKEN``
 in its environment (the ``local`` engine), or through ``current_job`` (the ``python`` engine, whose
 jobs share one process and so cannot use the environment).
+
+    endpoint = create_callback_endpoint(method="POST", timeout=3600)
+    send_to_someone(endpoint["url"])              # they call it when they are done
+    call = await_callback(endpoint, timeout=3600)  # {"method", "headers", "query", "body", "received_at"}
+
+These calls block: from an ``async def main``, run them with ``asyncio.to_thread``.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import time
+import urllib.error
+import urllib.request
 from contextvars import ContextVar
 from dataclasses import dataclass
+from typing import Any
 
-__all__ = ["JobInfo", "current_job", "job_info"]
+__all__ = [
+    "CallbackTimeout",
+    "GatewayCallError",
+    "JobInfo",
+    "await_callback",
+    "create_callback_endpoint",
+    "current_job",
+    "job_info",
+]
+
+LONG_POLL = 50.0
+"""Seconds per HTTP long-poll, under common proxy timeouts; await_callback chains them."""
 
 
 @dataclass(frozen=True)
@@ -24,6 +46,19 @@ class JobInfo:
 current_job: ContextVar[JobInfo | None] = ContextVar("hookgate_current_job", default=None)
 
 
+class CallbackTimeout(TimeoutError):
+    """No call arrived within the timeout (or before the endpoint expired)."""
+
+
+class GatewayCallError(RuntimeError):
+    """The gateway refused a request; ``status`` and ``error`` say why."""
+
+    def __init__(self, status: int, error: dict[str, Any]) -> None:
+        super().__init__(f"{status}: {error.get('message', error)}")
+        self.status = status
+        self.error = error
+
+
 def job_info() -> JobInfo | None:
     """The job this code runs in, or None outside hookgate."""
     info = current_job.get()
@@ -33,3 +68,77 @@ def job_info() -> JobInfo | None:
     if job_id and url:
         return JobInfo(job_id=job_id, gateway_url=url, job_token=os.environ.get("HOOKGATE_JOB_TOKEN"))
     return None
+
+
+def create_callback_endpoint(
+    method: str = "POST",
+    timeout: float = 3600,
+    schema: dict[str, Any] | None = None,
+    *,
+    max_calls: int = 1,
+    approval: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """Create a URL for someone else to call; returns ``{"id", "url", "method", "expires_at"}``.
+
+    ``approval={"title": ..., "details": ...}`` makes the URL also serve a page with Approve and
+    Reject buttons; the await then returns ``{"approved": bool, "comment": ...}`` with the request.
+    """
+    info = _require_job()
+    request: dict[str, Any] = {"method": method, "timeout": timeout, "max_calls": max_calls}
+    if schema is not None:
+        request["schema"] = schema
+    if approval is not None:
+        request["approval"] = approval
+    return _call(info, "POST", f"/api/jobs/{info.job_id}/callbacks", request, timeout=30)
+
+
+def await_callback(endpoint: dict[str, Any], timeout: float = 3600) -> dict[str, Any]:
+    """Wait for the next call to ``endpoint``; raise ``CallbackTimeout`` when none comes in time."""
+    info = _require_job()
+    deadline = time.monotonic() + timeout
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise CallbackTimeout(f"no call to callback {endpoint['id']} within {timeout:g}s")
+        chunk = min(remaining, LONG_POLL)
+        try:
+            return _call(
+                info,
+                "GET",
+                f"/api/callbacks/{endpoint['id']}/await?timeout={chunk:.3f}",
+                None,
+                timeout=chunk + 30,
+            )
+        except GatewayCallError as exc:
+            if exc.status != 504:
+                raise
+            if time.time() >= float(endpoint.get("expires_at", float("inf"))):
+                raise CallbackTimeout(f"callback {endpoint['id']} expired without a call") from None
+
+
+def _require_job() -> JobInfo:
+    info = job_info()
+    if info is None or not info.job_token:
+        raise RuntimeError(
+            "not running inside a hookgate job (HOOKGATE_URL / HOOKGATE_JOB_TOKEN are not set)"
+        )
+    return info
+
+
+def _call(
+    info: JobInfo, method: str, path: str, body: dict[str, Any] | None, *, timeout: float
+) -> dict[str, Any]:
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(info.gateway_url.rstrip("/") + path, data=data, method=method)
+    request.add_header("Authorization", f"Bearer {info.job_token}")
+    if data is not None:
+        request.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return dict(json.loads(response.read() or b"{}"))
+    except urllib.error.HTTPError as exc:
+        try:
+            error = json.loads(exc.read() or b"{}").get("error", {})
+        except ValueError:
+            error = {"message": exc.reason}
+        raise GatewayCallError(exc.code, error) from None

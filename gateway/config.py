@@ -63,6 +63,8 @@ class ServerConfig:
     """Headers copied into every job's arguments (``HOOKGATE_INCLUDE_HEADERS``, comma-separated)."""
     secret_key: str | None = None
     """Fernet key sealing redacted arguments at rest; generated in data_dir when unset."""
+    max_callback_timeout: float = 30 * 86400.0
+    """The longest a callback endpoint may stay open."""
 
 
 @dataclass(frozen=True)
@@ -234,6 +236,7 @@ def _parse_server(t: Table, base_dir: Path, environ: Mapping[str, str]) -> Serve
         lease=t.convert("lease", parse_duration, d.lease),
         include_headers=_split_names(environ.get("HOOKGATE_INCLUDE_HEADERS", "")),
         secret_key=t.get("secret_key", str, None),
+        max_callback_timeout=t.convert("max_callback_timeout", parse_duration, d.max_callback_timeout),
     )
     if server.sync_timeout > server.max_sync_timeout:
         t.problem("sync_timeout", f"must not exceed max_sync_timeout ({server.max_sync_timeout:g}s)")

@@ -138,6 +138,17 @@ class Dispatcher:
         except Exception:
             log.exception("recording the outcome of job %s failed", outcome.job_id)
 
+    def live_logs(self, job_id: str) -> str | None:
+        """The output so far of a job that runs in this process."""
+        name = self._held.get(job_id)
+        return self.engines[name].live_logs(job_id) if name is not None else None
+
+    def set_suspended(self, job_id: str, suspended: bool) -> None:
+        """A job of ours awaits a callback (or stopped awaiting): its engine slot frees up meanwhile."""
+        name = self._held.get(job_id)
+        if name is not None:
+            self.engines[name].set_suspended(job_id, suspended)
+
     async def abort(self, job_id: str) -> None:
         """Stop a job that was cancelled, if it runs in this process."""
         name = self._held.pop(job_id, None)

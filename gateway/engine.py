@@ -88,6 +88,12 @@ class Engine(Protocol):
     def free_slots(self) -> int:
         """How many more jobs this engine takes now; the dispatcher claims no more than that."""
 
+    def set_suspended(self, job_id: str, suspended: bool) -> None:
+        """The job awaits a callback (or no longer does): a suspended job holds no slot."""
+
+    def live_logs(self, job_id: str) -> str | None:
+        """The bounded tail of a job's output while it runs here (None when unknown)."""
+
     def scripts(self) -> Mapping[str, str]:
         """Every script path this engine runs, with a short description (file name, function)."""
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from .auth import Authenticator
+from .callbacks import Suspensions
 from .catalog import Catalog
 from .config import Config
 from .dispatcher import Dispatcher
@@ -23,6 +24,7 @@ __all__ = [
     "RATE_LIMITER",
     "SEALER",
     "STORE",
+    "SUSPENSIONS",
     "SYNC_WAITS",
     "VERIFY_FAILURES",
 ]
@@ -37,3 +39,4 @@ SEALER = web.AppKey("sealer", Sealer)
 AUTH = web.AppKey("auth", Authenticator)
 RATE_LIMITER = web.AppKey("rate_limiter", RateLimiter)
 VERIFY_FAILURES = web.AppKey("verify_failures", dict[str, int])
+SUSPENSIONS = web.AppKey("suspensions", Suspensions)

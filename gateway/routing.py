@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from . import api
+from . import api, callback_api
 from . import handlers as h
 from .config import Config
 
@@ -43,6 +43,11 @@ def add_routes(app: web.Application, config: Config) -> None:
     r.add_get("/api/jobs/{id}/result", api.get_job_result)
     r.add_post("/api/jobs/{id}/cancel", api.cancel_job)
     r.add_post("/api/tokens/{jti}/revoke", api.revoke_token)
+
+    # Callback endpoints: the job creates and awaits; the outside caller needs only the URL.
+    r.add_post("/api/jobs/{id}/callbacks", callback_api.create_callback)
+    r.add_get("/api/callbacks/{id}/await", callback_api.await_callback)
+    r.add_route("*", "/callbacks/{token}", callback_api.call_callback)
 
     # Custom routes, last: reserved prefixes were refused by the configuration.
     for route in config.routes:

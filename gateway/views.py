@@ -31,6 +31,9 @@ def job_view(job: Job) -> dict[str, Any]:
         "started_at": iso_time(job.started_at),
         "finished_at": iso_time(job.finished_at),
         "deleted": job.erased,
+        "waiting_for": (
+            {"callback_id": job.waiting_for, "url": "/callbacks/{token}"} if job.waiting_for else None
+        ),
     }
     if job.erased:
         view["deleted_note"] = "args, result and logs were erased after use (delete_after_use)"

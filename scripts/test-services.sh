@@ -49,9 +49,16 @@ ensure_redis() {
   redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no >/dev/null 2>&1 || true
 }
 
+ensure_chromium() {
+  # Browser tests drive Debian's Chromium with Playwright (never `playwright install`).
+  export HOOKGATE_TEST_CHROMIUM="${HOOKGATE_TEST_CHROMIUM:-/usr/bin/chromium}"
+  [ -x "$HOOKGATE_TEST_CHROMIUM" ] || hg_apt_install chromium || true
+}
+
 # `--only-helpers` defines the functions above and starts nothing (used by `make bench`).
 if [ "${1:-}" != "--only-helpers" ]; then
   # The SQLite store and the local engine need nothing beyond Python; services for later features:
   ensure_postgres || true
   ensure_redis || true
+  ensure_chromium || true
 fi

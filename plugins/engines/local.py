@@ -74,6 +74,8 @@ class LocalEngine:
         self._running: dict[str, asyncio.subprocess.Process] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._cancelled: set[str] = set()
+        self._suspended: set[str] = set()
+        self._live: dict[str, bytearray] = {}
         self._versions: dict[tuple[Path, int, int], ScriptVersion] = {}
 
     # --- the script folder --------------------------------------------------------------------------
@@ -159,8 +161,18 @@ class LocalEngine:
 
     def free_slots(self) -> int:
         # ``_running`` is emptied before the outcome is reported, so the dispatcher woken by that
-        # report already sees the free slot.
-        return self.options.concurrency - len(self._running)
+        # report already sees the free slot. A job awaiting a callback holds no slot.
+        return self.options.concurrency - len(self._running) + len(self._suspended & self._running.keys())
+
+    def live_logs(self, job_id: str) -> str | None:
+        logs = self._live.get(job_id)
+        return None if logs is None else _text(bytes(logs))
+
+    def set_suspended(self, job_id: str, suspended: bool) -> None:
+        if suspended:
+            self._suspended.add(job_id)
+        else:
+            self._suspended.discard(job_id)
 
     async def cancel(self, job_id: str) -> None:
         process = self._running.get(job_id)
@@ -240,6 +252,8 @@ class LocalEngine:
             outcome = Outcome(job.id, "failed", error=error)
         finally:
             self._running.pop(job.id, None)
+            self._suspended.discard(job.id)
+            self._live.pop(job.id, None)
         if job.id in self._cancelled:
             self._cancelled.discard(job.id)
             return
@@ -254,12 +268,14 @@ class LocalEngine:
         # Python scripts: stdout and stderr together are the logs, the outcome comes on its own pipe.
         # Executables: stdout is the result, stderr the logs.
         stdout_limit = self.options.max_log_bytes if python else self.options.max_result_bytes
-        stdout = asyncio.create_task(_read_bounded(process.stdout, stdout_limit, keep_tail=python))
+        live = self._live[job.id] = bytearray()
         if python:
+            stdout = asyncio.create_task(_read_bounded(process.stdout, stdout_limit, into=live))
             second = asyncio.create_task(_read_fd(result_fd, self.options.max_result_bytes))
         else:
             assert process.stderr is not None
-            second = asyncio.create_task(_read_bounded(process.stderr, self.options.max_log_bytes))
+            stdout = asyncio.create_task(_read_bounded(process.stdout, stdout_limit, keep_tail=False))
+            second = asyncio.create_task(_read_bounded(process.stderr, self.options.max_log_bytes, into=live))
         timed_out = False
         try:
             await asyncio.wait_for(process.wait(), timeout)
@@ -308,9 +324,14 @@ async def _feed_stdin(stream: asyncio.StreamWriter, data: bytes) -> None:
         stream.close()
 
 
-async def _read_bounded(stream: asyncio.StreamReader, limit: int, *, keep_tail: bool = True) -> bytes:
-    """Read to EOF keeping at most ``limit`` bytes (the end for logs, the start for a result)."""
-    kept = bytearray()
+async def _read_bounded(
+    stream: asyncio.StreamReader, limit: int, *, keep_tail: bool = True, into: bytearray | None = None
+) -> bytes:
+    """Read to EOF keeping at most ``limit`` bytes (the end for logs, the start for a result).
+
+    ``into`` is filled as the bytes arrive, so a running job's logs can be shown live.
+    """
+    kept = bytearray() if into is None else into
     while chunk := await stream.read(_READ_CHUNK):
         kept += chunk
         if len(kept) > limit:

@@ -82,6 +82,7 @@ class PythonEngine:
         self._default_timeout = default_timeout
         self._context: EngineContext | None = None
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._suspended: set[str] = set()
 
     def scripts(self) -> Mapping[str, str]:
         return {path: version.filename for path, version in self._versions.items()}
@@ -101,7 +102,16 @@ class PythonEngine:
                 await task
 
     def free_slots(self) -> int:
-        return self._concurrency - len(self._tasks)
+        return self._concurrency - len(self._tasks) + len(self._suspended & self._tasks.keys())
+
+    def live_logs(self, job_id: str) -> str | None:
+        return None  # functions in this process have no output stream of their own
+
+    def set_suspended(self, job_id: str, suspended: bool) -> None:
+        if suspended:
+            self._suspended.add(job_id)
+        else:
+            self._suspended.discard(job_id)
 
     async def submit(self, job: Job, context: JobContext) -> str:
         func = self._functions.get(job.script)
@@ -136,5 +146,6 @@ class PythonEngine:
         except Exception as exc:
             outcome = Outcome(job.id, "failed", error=describe_error(exc))
         self._tasks.pop(job.id, None)  # free the slot before the report wakes the dispatcher
+        self._suspended.discard(job.id)
         if self._context is not None:
             await self._context.report(outcome)

@@ -165,6 +165,7 @@ retry_on_restart = true
         assert (await wait_for_state(session, gateway, job_id, "succeeded"))["result"]["n"] in (0, 1, 2)
     failed = await wait_for_state(session, gateway, fragile, "failed")
     assert failed["error"]["name"] == "GatewayRestarted"
+
     # Right after the restart it still shows the dead process's "running" until its lease expires;
     # the recovered run is the second attempt.
     async def second_attempt_running() -> bool:

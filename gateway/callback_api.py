@@ -1,0 +1,183 @@
+"""HTTP for callback endpoints: the job creates and awaits, an outside caller calls.
+
+``POST /api/jobs/{id}/callbacks`` and ``GET /api/callbacks/{id}/await`` take the job's own token
+(or an admin's). ``{METHOD} /callbacks/{token}`` is public: its token is the credential.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import time
+from typing import Any
+
+from aiohttp import web
+
+from . import callbacks
+from .approval import approval_done, approval_page, approval_unavailable
+from .errors import BadRequest, Conflict, Forbidden, GatewayError, NotFound, SyncTimeout, UnsupportedMediaType
+from .handlers import base_url, read_body
+from .keys import AUTH, CONFIG, DISPATCHER, STORE, SUSPENSIONS
+from .models import ACTIVE_STATES, CallbackCall, CallbackEndpoint, JobState
+from .payload import RequestData, ShapeOptions, shape
+from .responses import json_response
+
+__all__ = ["await_callback", "call_callback", "create_callback"]
+
+log = logging.getLogger("hookgate.callbacks")
+
+
+async def create_callback(request: web.Request) -> web.StreamResponse:
+    principal = await request.app[AUTH].require(request, scopes=("callbacks:create",))
+    job = await request.app[STORE].get_job(request.match_info["id"])
+    if job is None:
+        raise NotFound(f"no job {request.match_info['id']}")
+    if not principal.is_admin and principal.job_id != job.id:
+        raise Forbidden("a job may create callback endpoints for itself only")
+    if job.state not in ACTIVE_STATES:
+        raise Conflict(f"job {job.id} is {job.state.value}; only a running job creates callbacks")
+    body = await read_body(request)
+    wanted = shape(
+        RequestData(method="POST", body=body, content_type=request.headers.get("Content-Type", ""))
+    ).single
+    config = request.app[CONFIG]
+    endpoint, token = await callbacks.create_endpoint(
+        request.app[STORE], job, wanted, now=time.time(), max_timeout=config.server.max_callback_timeout
+    )
+    url = f"{base_url(request, job)}/callbacks/{token}"
+    body_out = {"id": endpoint.id, "url": url, "method": endpoint.method, "expires_at": endpoint.expires_at}
+    return json_response(body_out, status=201)
+
+
+async def call_callback(request: web.Request) -> web.StreamResponse:
+    token = request.match_info["token"]
+    store = request.app[STORE]
+    endpoint = await store.find_callback(callbacks.hash_callback_token(token))
+    if endpoint is not None and endpoint.approval is not None and request.method == "GET":
+        return _approval_page(endpoint)  # showing the page never consumes the endpoint
+    if endpoint is not None and endpoint.require_token:
+        await request.app[AUTH].require(request, scopes=("callbacks:call",))
+    body = await read_body(request)
+    call = CallbackCall(
+        method=request.method,
+        headers={
+            str(k): v for k, v in request.headers.items() if k.lower() not in callbacks.SENSITIVE_HEADERS
+        },
+        query={str(k): v for k, v in request.query.items() if k != "token"},
+        body=_body_value(request, body),
+        received_at=time.time(),
+    )
+    try:
+        accepted = await callbacks.receive_call(store, token, call)
+    except GatewayError as exc:
+        if endpoint is not None and endpoint.approval is not None and exc.status == 410:
+            return _html(approval_unavailable("used" if endpoint.used_up else "expired"), status=410)
+        raise
+    if accepted.approval is not None and _wants_html(request):
+        return _html(approval_done(_approved(call.body)), status=202)
+    return json_response({"accepted": True, "callback_id": accepted.id}, status=202)
+
+
+async def await_callback(request: web.Request) -> web.StreamResponse:
+    principal = await request.app[AUTH].require(request)
+    store = request.app[STORE]
+    endpoint = await store.get_callback(request.match_info["id"])
+    if endpoint is None:
+        raise NotFound(f"no callback endpoint {request.match_info['id']}")
+    if not principal.is_admin and principal.job_id != endpoint.job_id:
+        raise Forbidden("a job may await its own callback endpoints only")
+    timeout = _timeout(request)
+    job = await store.get_job(endpoint.job_id)
+    erase = bool(job and job.options.delete_after_use)
+    async with _suspended(request, endpoint):
+        call = await callbacks.await_call(store, endpoint, timeout=timeout, erase=erase)
+    if call is None:
+        raise SyncTimeout(f"no call to callback {endpoint.id} within {timeout:g}s", job_id=endpoint.job_id)
+    answer: dict[str, Any] = {
+        "method": call.method,
+        "headers": call.headers,
+        "query": call.query,
+        "body": call.body,
+        "received_at": call.received_at,
+    }
+    if endpoint.approval is not None:
+        body = call.body if isinstance(call.body, dict) else {}
+        answer = {"approved": _approved(call.body), "comment": body.get("comment") or None, **answer}
+    return json_response(answer)
+
+
+class _suspended:
+    """While a job awaits, it is ``suspended`` and its engine slot is free for other jobs."""
+
+    def __init__(self, request: web.Request, endpoint: CallbackEndpoint) -> None:
+        self.app = request.app
+        self.endpoint = endpoint
+
+    async def __aenter__(self) -> None:
+        job_id = self.endpoint.job_id
+        if self.app[SUSPENSIONS].enter(job_id):
+            await self.app[STORE].transition(
+                job_id,
+                from_states=(JobState.RUNNING,),
+                to=JobState.SUSPENDED,
+                changes={"waiting_for": self.endpoint.id},
+            )
+            self.app[DISPATCHER].set_suspended(job_id, True)
+
+    async def __aexit__(self, *exc: object) -> None:
+        job_id = self.endpoint.job_id
+        if self.app[SUSPENSIONS].leave(job_id):
+            self.app[DISPATCHER].set_suspended(job_id, False)
+            await self.app[STORE].transition(
+                job_id, from_states=(JobState.SUSPENDED,), to=JobState.RUNNING, changes={"waiting_for": None}
+            )
+
+
+def _timeout(request: web.Request) -> float:
+    raw = request.query.get("timeout", "3600")
+    try:
+        timeout = float(raw)
+    except ValueError:
+        raise BadRequest(f"timeout must be a number of seconds, got {raw!r}") from None
+    if timeout < 0:
+        raise BadRequest("timeout must not be negative")
+    return timeout
+
+
+def _body_value(request: web.Request, body: bytes) -> Any:
+    """The call's body as data: JSON, form fields or text; other types as base64."""
+    data = RequestData(method=request.method, body=body, content_type=request.headers.get("Content-Type", ""))
+    try:
+        args = shape(data, ShapeOptions(wrap_body=True)).single
+    except UnsupportedMediaType:
+        return {"raw_base64": base64.b64encode(body).decode()}
+    return args.get("body")
+
+
+def _approved(body: Any) -> bool:
+    return isinstance(body, dict) and body.get("decision") == "approve"
+
+
+def _wants_html(request: web.Request) -> bool:
+    return "text/html" in request.headers.get("Accept", "")
+
+
+def _html(text: str, *, status: int = 200) -> web.Response:
+    return web.Response(
+        text=text,
+        status=status,
+        content_type="text/html",
+        headers={
+            "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'"
+        },
+    )
+
+
+def _approval_page(endpoint: CallbackEndpoint) -> web.Response:
+    now = time.time()
+    if endpoint.used_up:
+        return _html(approval_unavailable("used"), status=410)
+    if endpoint.expired(now):
+        return _html(approval_unavailable("expired"), status=410)
+    assert endpoint.approval is not None
+    return _html(approval_page(endpoint.approval))
