@@ -7,3 +7,9 @@ from typing import Any
 
 def echo(**kwargs: Any) -> dict[str, Any]:
     return kwargs
+
+
+async def forever() -> None:
+    import asyncio
+
+    await asyncio.Event().wait()
