@@ -96,6 +96,9 @@ async def test_calls_are_taken_in_order_once(store: SQLiteStore) -> None:
     second = await store.take_callback_call(endpoint.id, now=NOW, erase=True)
     assert (first and first.body, second and second.body) == ("first", "second")
     assert await store.take_callback_call(endpoint.id, now=NOW) is None
+    async with store._db().execute("SELECT body FROM callback_calls ORDER BY seq") as cur:
+        stored = [row[0] for row in await cur.fetchall()]
+    assert stored == ['"first"', None]  # taken with erase (delete_after_use): its content is gone
 
 
 async def test_await_wakes_on_the_call(store: SQLiteStore) -> None:
