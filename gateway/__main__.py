@@ -17,7 +17,7 @@ from .config import Config, load_config
 from .errors import ConfigError
 from .models import JobQuery, JobState
 from .store import StoreLocked, create_store
-from .views import job_view
+from .views import iso_time, job_view
 
 __all__ = ["main"]
 
@@ -69,6 +69,13 @@ def _parser() -> argparse.ArgumentParser:
     show.set_defaults(func=_jobs_show)
 
     add_token_commands(sub, DEFAULT_CONFIG)
+
+    deliveries = sub.add_parser("deliveries", help="outbound deliveries and their attempts")
+    deliveries.add_argument("--config", default=DEFAULT_CONFIG)
+    deliveries.add_argument("--state", choices=["pending", "succeeded", "failed"])
+    deliveries.add_argument("--job", help="only this job's deliveries")
+    deliveries.add_argument("--limit", type=int, default=20)
+    deliveries.set_defaults(func=_deliveries)
     return parser
 
 
@@ -159,6 +166,29 @@ def _jobs_show(args: argparse.Namespace) -> int:
             print(f"hookgate: no job {args.id}", file=sys.stderr)
             return 1
         print(orjson.dumps(job_view(job), option=orjson.OPT_INDENT_2).decode())
+        return 0
+
+    return asyncio.run(run())
+
+
+def _deliveries(args: argparse.Namespace) -> int:
+    config = _open_config(args.config)
+
+    async def run() -> int:
+        store = create_store(config.store.url, exclusive=False)
+        await store.open()
+        try:
+            found = await store.list_deliveries(job_id=args.job, state=args.state, limit=args.limit)
+            attempts = await store.list_attempts([d.id for d in found])
+        finally:
+            await store.close()
+        for d in found:
+            status = d.last_status if d.last_status is not None else (d.last_error or "-")
+            head = f"{d.id}  {d.state:<9}  {d.subscription:<20}  {d.event_type:<18}"
+            print(f"{head}  attempts={d.attempts}  last={status}")
+            for a in (a for a in attempts if a.delivery_id == d.id):
+                outcome = a.status if a.status is not None else a.error
+                print(f"    #{a.number}  {iso_time(a.started_at)}  {a.duration_ms:.0f}ms  {outcome}")
         return 0
 
     return asyncio.run(run())

@@ -15,11 +15,12 @@ from aiohttp import web
 from . import jobs
 from .errors import BadRequest, Forbidden, JobNotFound
 from .handlers import read_body
-from .keys import AUTH, DISPATCHER, STORE
+from .keys import AUTH, DISPATCHER, STORE, SUBSCRIPTIONS
 from .models import Job, JobQuery, JobState
+from .notify import CROMWELL
 from .payload import RequestData, shape
 from .responses import json_response, render_job_result
-from .views import iso_time, job_view
+from .views import iso_time, job_view, workflow_callback_view
 
 __all__ = [
     "cancel_job",
@@ -55,7 +56,10 @@ async def get_job(request: web.Request) -> web.StreamResponse:
     job = await _readable_job(request)
     if not job.finished and job.logs is None:
         job = job.evolve(logs=request.app[DISPATCHER].live_logs(job.id))  # output so far, while it runs
-    return json_response(job_view(job))
+    view = job_view(job)
+    deliveries = await request.app[STORE].list_deliveries(job_id=job.id, limit=20)
+    view.update(workflow_callback_view([d for d in deliveries if d.subscription == CROMWELL]))
+    return json_response(view)
 
 
 async def get_job_result(request: web.Request) -> web.StreamResponse:
@@ -72,7 +76,10 @@ async def _cancel(request: web.Request) -> Job:
     if not principal.can_cancel(existing):
         raise Forbidden(f"this token may not cancel job {existing.id}", details={"required": ["jobs:cancel"]})
     reason = await _cancel_reason(request)
-    job = await jobs.cancel(request.app[STORE], existing.id, reason=reason, now=time.time())
+    announce = request.app[SUBSCRIPTIONS].for_job
+    job = await jobs.cancel(
+        request.app[STORE], existing.id, reason=reason, now=time.time(), announce=announce
+    )
     await request.app[DISPATCHER].abort(job.id)
     return job
 

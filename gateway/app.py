@@ -8,6 +8,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable
 
+import aiohttp
 from aiohttp import web
 
 from .auth import Authenticator
@@ -22,9 +23,12 @@ from .keys import (
     CONFIG,
     DISPATCHER,
     ENGINES,
+    HTTP,
+    OUTBOX,
     RATE_LIMITER,
     SEALER,
     STORE,
+    SUBSCRIPTIONS,
     SUSPENSIONS,
     SYNC_WAITS,
     VERIFY_FAILURES,
@@ -32,14 +36,18 @@ from .keys import (
 from .limits import WaitSlots
 from .middlewares import error_middleware
 from .models import Job
+from .notify import Subscriptions, load_notifiers
+from .outbox import Outbox
 from .ratelimit import RateLimiter
 from .routing import add_routes
 from .sealing import Sealer
+from .ssrf import GuardedResolver
 from .store import create_store
 
 __all__ = ["create_app"]
 
 log = logging.getLogger("hookgate")
+USER_AGENT = "hookgate/0.1 (+webhook gateway)"
 DEFAULT_JOB_TIMEOUT = 3600.0
 """For a job token's lifetime when the route sets no timeout (the engines' own default)."""
 
@@ -61,6 +69,8 @@ def create_app(config: Config) -> web.Application:
     app[RATE_LIMITER] = RateLimiter()
     app[VERIFY_FAILURES] = {}
     app[SUSPENSIONS] = Suspensions()
+    subscriptions = Subscriptions(config, load_notifiers())
+    app[SUBSCRIPTIONS] = subscriptions
     app[DISPATCHER] = Dispatcher(
         store=store,
         engines=engines,
@@ -68,9 +78,12 @@ def create_app(config: Config) -> web.Application:
         gateway_url=_gateway_url(config),
         unseal=sealer.unseal,
         mint_token=lambda job: auth.mint_job_token(job, default_timeout=DEFAULT_JOB_TIMEOUT),
+        subscriptions=subscriptions,
     )
     add_routes(app, config)
-    app.cleanup_ctx.extend([_store_ctx, _auth_ctx, _engines_ctx, _dispatcher_ctx, _purge_ctx])
+    app.cleanup_ctx.extend(
+        [_store_ctx, _auth_ctx, _http_ctx, _outbox_ctx, _engines_ctx, _dispatcher_ctx, _purge_ctx]
+    )
     return app
 
 
@@ -98,6 +111,32 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
 async def _auth_ctx(app: web.Application) -> AsyncIterator[None]:
     async with app[AUTH].running():
         yield
+
+
+async def _http_ctx(app: web.Application) -> AsyncIterator[None]:
+    """One client session for all outbound traffic, guarded against private targets unless allowed."""
+    outbound = app[CONFIG].outbound
+    resolver = None if outbound.allow_private_targets else GuardedResolver()
+    connector = aiohttp.TCPConnector(limit=outbound.concurrency * 2, resolver=resolver)
+    async with aiohttp.ClientSession(connector=connector, headers={"User-Agent": USER_AGENT}) as session:
+        app[HTTP] = session
+        yield
+
+
+async def _outbox_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Deliveries go out while the gateway runs; on shutdown attempts in flight get a grace period."""
+    auth = app[AUTH]
+    outbox = Outbox(
+        store=app[STORE],
+        subscriptions=app[SUBSCRIPTIONS],
+        config=app[CONFIG].outbound,
+        session=app[HTTP],
+        keys=lambda: auth.keys,
+    )
+    app[OUTBOX] = outbox
+    outbox.start()
+    yield
+    await outbox.stop()
 
 
 async def _engines_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -18,6 +18,7 @@ import os
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +31,7 @@ __all__ = [
     "create_callback_endpoint",
     "current_job",
     "job_info",
+    "report_step",
 ]
 
 LONG_POLL = 50.0
@@ -41,6 +43,8 @@ class JobInfo:
     job_id: str
     gateway_url: str
     job_token: str | None = None
+    report_step: Callable[[dict[str, Any]], None] | None = None
+    """Set by the in-process ``python`` engine; subprocesses use their result channel instead."""
 
 
 current_job: ContextVar[JobInfo | None] = ContextVar("hookgate_current_job", default=None)
@@ -68,6 +72,25 @@ def job_info() -> JobInfo | None:
     if job_id and url:
         return JobInfo(job_id=job_id, gateway_url=url, job_token=os.environ.get("HOOKGATE_JOB_TOKEN"))
     return None
+
+
+def report_step(
+    rule: str, status: str = "completed", message: str | None = None, outputs: Any = None
+) -> None:
+    """Report a step of this job (``status``: started, completed, failed or skipped).
+
+    It becomes a ``RuleStarted`` / ``RuleCompleted`` / ``RuleFailed`` / ``RuleSkipped`` event for the
+    job's subscriptions. It travels on the job's own result channel, never through stdout.
+    """
+    step = {"kind": "step", "rule": rule, "status": status, "message": message, "outputs": outputs}
+    info = current_job.get()
+    if info is not None and info.report_step is not None:
+        info.report_step(step)
+        return
+    channel = os.environ.get("HOOKGATE_RESULT_FD")
+    if channel is None:
+        raise RuntimeError("not running inside a hookgate job: no result channel to report a step on")
+    os.write(int(channel), (json.dumps(step, separators=(",", ":"), default=str) + "\n").encode())
 
 
 def create_callback_endpoint(

@@ -13,7 +13,7 @@ import os
 import re
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal, TypeVar, cast
@@ -23,15 +23,18 @@ from .errors import ConfigError
 
 __all__ = [
     "AuthConfig",
+    "BackoffConfig",
     "Config",
     "EngineConfig",
     "KeyConfig",
+    "OutboundConfig",
     "RouteConfig",
     "ServerConfig",
     "StoreConfig",
     "Table",
     "UserConfig",
     "VerifyConfig",
+    "WebhookConfig",
     "load_config",
     "parse_config",
 ]
@@ -132,6 +135,49 @@ class VerifyConfig:
 
 
 @dataclass(frozen=True)
+class BackoffConfig:
+    """Retry timing: an explicit ``schedule``, or exponential from ``min`` to ``max`` with jitter."""
+
+    schedule: tuple[float, ...] | None = (5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0)
+    minimum: float = 3.0
+    maximum: float = 300.0
+    multiplier: float = 1.1
+    max_retries: int = 6
+
+
+@dataclass(frozen=True)
+class WebhookConfig:
+    """An outbound subscription: which events go where, in which format, signed how."""
+
+    name: str
+    url: str
+    path: str
+    events: tuple[str, ...] | None = None
+    format: str = "json"
+    secret: str | None = None
+    signing: tuple[str, ...] = ()
+    headers: Mapping[str, str] = field(default_factory=dict)
+    bearer: str | None = None
+    mint_jwt: bool = False
+    timeout: float = 15.0
+    backoff: BackoffConfig = field(default_factory=BackoffConfig)
+    concurrency: int = 4
+    options: Mapping[str, Any] = field(default_factory=dict)
+    route: str | None = None
+    """Set for subscriptions declared under a route: only that route's jobs."""
+
+
+@dataclass(frozen=True)
+class OutboundConfig:
+    allow_private_targets: bool = False
+    follow_redirects: bool = False
+    concurrency: int = 32
+    shutdown_grace: float = 10.0
+    lease: float = 60.0
+    allowed_callback_hosts: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class RouteConfig:
     path: str
     script: str
@@ -158,6 +204,7 @@ class RouteConfig:
     rate_limit: str | None = None
     idempotency_key: tuple[str, ...] | None = None
     idempotency_ttl: float = 86400.0
+    webhooks: tuple[WebhookConfig, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -167,6 +214,9 @@ class Config:
     auth: AuthConfig
     engines: tuple[EngineConfig, ...]
     routes: tuple[RouteConfig, ...]
+    outbound: OutboundConfig = field(default_factory=OutboundConfig)
+    webhooks: tuple[WebhookConfig, ...] = ()
+    workflow_state_callback: WebhookConfig | None = None
     source: Path | None = field(default=None, compare=False)
 
 
@@ -208,13 +258,31 @@ def parse_config(
             ),
         )
     auth = _parse_auth(root.table("auth"), base_dir)
+    outbound = _parse_outbound(root.table("outbound"))
+    webhooks = tuple(_parse_webhook(t) for t in root.tables("webhooks"))
+    cromwell = (
+        _parse_cromwell(root.table("workflow_state_callback"))
+        if "workflow_state_callback" in root.raw
+        else None
+    )
     routes = tuple(_parse_route(t) for t in root.tables("routes"))
     root.reject_unknown()
+    _check_webhooks(webhooks, routes, problems)
     _check_engines(engines, problems)
     _check_routes(routes, engines, problems)
     if problems:
         raise ConfigError(problems)
-    return Config(server=server, store=store, auth=auth, engines=engines, routes=routes, source=source)
+    return Config(
+        server=server,
+        store=store,
+        auth=auth,
+        outbound=outbound,
+        webhooks=webhooks,
+        workflow_state_callback=cromwell,
+        engines=engines,
+        routes=routes,
+        source=source,
+    )
 
 
 # --- sections -------------------------------------------------------------------------------------
@@ -309,6 +377,7 @@ def _parse_route(t: Table) -> RouteConfig:
         rate_limit=t.convert("rate_limit", _rate_text, None),
         idempotency_key=_string_list(t, "idempotency_key") if "idempotency_key" in t.raw else None,
         idempotency_ttl=t.convert("idempotency_ttl", parse_duration, d.idempotency_ttl),
+        webhooks=tuple(_parse_webhook(w, route=path) for w in t.tables("webhooks")),
     )
     if not path.startswith("/"):
         t.problem("path", f'expected a path starting with "/", got "{path}"')
@@ -424,6 +493,151 @@ def _parse_verify(t: Table) -> VerifyConfig:
         t.problem("timestamp_header", "missing: the template uses {timestamp}")
     t.reject_unknown()
     return config
+
+
+SIGNING = ("hub", "standard-webhooks")
+EVENT_TYPES = (
+    "WorkflowStarted",
+    "WorkflowCompleted",
+    "WorkflowFailed",
+    "WorkflowCancelled",
+    "RuleStarted",
+    "RuleCompleted",
+    "RuleFailed",
+    "RuleSkipped",
+    "ConfigChanged",
+)
+
+
+def _parse_outbound(t: Table) -> OutboundConfig:
+    d = OutboundConfig()
+    outbound = OutboundConfig(
+        allow_private_targets=t.get("allow_private_targets", bool, d.allow_private_targets),
+        follow_redirects=t.get("follow_redirects", bool, d.follow_redirects),
+        concurrency=t.get("concurrency", int, d.concurrency, check=_positive, expect=">= 1"),
+        shutdown_grace=t.convert("shutdown_grace", parse_duration, d.shutdown_grace),
+        lease=t.convert("lease", parse_duration, d.lease),
+        allowed_callback_hosts=_string_list(t, "allowed_callback_hosts"),
+    )
+    t.reject_unknown()
+    return outbound
+
+
+def _parse_backoff(t: Table, *, default: BackoffConfig) -> BackoffConfig:
+    schedule = default.schedule
+    if "schedule" in t.raw:
+        values = t.get("schedule", list, [])
+        parsed = []
+        for index, value in enumerate(values):
+            try:
+                parsed.append(parse_duration(value))
+            except ValueError as exc:
+                t.problem(f"schedule[{index}]", str(exc))
+        schedule = tuple(parsed)
+    if "min" in t.raw or "max" in t.raw or "multiplier" in t.raw:
+        schedule = None if "schedule" not in t.raw else schedule
+    backoff = BackoffConfig(
+        schedule=schedule,
+        minimum=t.convert("min", parse_duration, default.minimum),
+        maximum=t.convert("max", parse_duration, default.maximum),
+        multiplier=float(t.get("multiplier", (int, float), default.multiplier)),  # type: ignore[arg-type]
+        max_retries=t.get("max_retries", int, len(schedule) if schedule else default.max_retries),
+    )
+    t.reject_unknown()
+    return backoff
+
+
+def _parse_webhook(t: Table, *, route: str | None = None, cromwell: bool = False) -> WebhookConfig:
+    name = "workflow_state_callback" if cromwell else (t.get("name", str, None, required=True) or "")
+    url = t.get("endpoint" if cromwell else "url", str, None, required=not cromwell) or ""
+    if url and not url.startswith(("http://", "https://")):
+        t.problem("endpoint" if cromwell else "url", f"expected an http(s) URL, got {url!r}")
+    events = _string_list(t, "events") if "events" in t.raw else None
+    for event in events or ():
+        if event not in EVENT_TYPES:
+            t.problem("events", f"unknown event {event!r} (known: {', '.join(EVENT_TYPES)})")
+    signing_value = t.get("signing", (str, list), None)  # type: ignore[arg-type]
+    secret = t.get("secret", str, None)
+    if signing_value is None:
+        signing: tuple[str, ...] = ("hub",) if secret else ()
+    elif signing_value == "both":
+        signing = SIGNING
+    else:
+        signing = (signing_value,) if isinstance(signing_value, str) else tuple(signing_value)
+    for scheme in signing:
+        if scheme not in SIGNING:
+            t.problem("signing", f'expected "hub", "standard-webhooks" or "both", got {scheme!r}')
+    if signing and not secret:
+        t.problem("secret", "missing: signing needs a secret")
+    auth = t.get("auth", dict, {})
+    headers = t.get("headers", dict, {})
+    known = {
+        "name",
+        "url",
+        "endpoint",
+        "events",
+        "format",
+        "secret",
+        "signing",
+        "headers",
+        "auth",
+        "timeout",
+        "backoff",
+        "request_backoff",
+        "concurrency",
+        "max_retries",
+        "enabled",
+    }
+    options = {k: v for k, v in t.raw.items() if k not in known}
+    t.mark_known(*options)
+    default_backoff = (
+        BackoffConfig(schedule=None, minimum=3.0, maximum=300.0, multiplier=1.1, max_retries=10)
+        if cromwell
+        else BackoffConfig()
+    )
+    backoff_key = "request_backoff" if cromwell else "backoff"
+    backoff = (
+        _parse_backoff(t.table(backoff_key), default=default_backoff)
+        if backoff_key in t.raw
+        else default_backoff
+    )
+    if cromwell and "max_retries" in t.raw:
+        backoff = replace(backoff, max_retries=t.get("max_retries", int, backoff.max_retries))
+    t.mark_known("max_retries", "enabled")
+    return WebhookConfig(
+        name=name,
+        url=url,
+        path=t.path,
+        events=events,
+        format="cromwell" if cromwell else t.get("format", str, "json"),
+        secret=secret,
+        signing=signing,
+        headers={str(k): str(v) for k, v in headers.items()},
+        bearer=str(auth["bearer"]) if "bearer" in auth else None,
+        mint_jwt=bool(auth.get("jwt", False)),
+        timeout=t.convert("timeout", parse_duration, 15.0),
+        backoff=backoff,
+        concurrency=t.get("concurrency", int, 5 if cromwell else 4, check=_positive, expect=">= 1"),
+        options=options,
+        route=route,
+    )
+
+
+def _parse_cromwell(t: Table) -> WebhookConfig | None:
+    config = _parse_webhook(t, cromwell=True)
+    enabled = t.get("enabled", bool, True)
+    t.reject_unknown()
+    return config if enabled else None
+
+
+def _check_webhooks(
+    webhooks: tuple[WebhookConfig, ...], routes: tuple[RouteConfig, ...], problems: list[str]
+) -> None:
+    seen: dict[str, str] = {}
+    for webhook in (*webhooks, *(w for r in routes for w in r.webhooks)):
+        if webhook.name in seen:
+            problems.append(f'{webhook.path}.name: "{webhook.name}" is already used by {seen[webhook.name]}')
+        seen.setdefault(webhook.name, webhook.path)
 
 
 def _rate_text(value: object) -> str:
@@ -573,14 +787,15 @@ class Table:
         expect: str = "",
     ) -> Any:
         self.known.add(key)
+        expected = _TYPE_NAMES.get(kind) or getattr(kind, "__name__", "a value of another type")
         if key not in self.raw:
             if required:
-                self.problem(key, f"missing ({_TYPE_NAMES.get(kind, kind.__name__)})")
+                self.problem(key, f"missing ({expected})")
             return default
         value = self.raw[key]
         wrong_type = not isinstance(value, kind) or (kind is int and isinstance(value, bool))
         if wrong_type:
-            self.problem(key, f"expected {_TYPE_NAMES.get(kind, kind.__name__)}, got {value!r}")
+            self.problem(key, f"expected {expected}, got {value!r}")
             return default
         if check is not None and not check(value):
             self.problem(key, f"expected {expect}, got {value!r}")

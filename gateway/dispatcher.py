@@ -20,14 +20,22 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from . import jobs
-from .engine import Engine, EngineContext, JobContext, Outcome
-from .models import Job, ScriptVersion
+from .engine import Engine, EngineContext, JobContext, Outcome, Step
+from .events import EventType, step_event
+from .models import Delivery, Job, ScriptVersion
+from .notify import Subscriptions
 from .store import QUEUE_TOPIC, Store
 
 __all__ = ["Dispatcher"]
 
 log = logging.getLogger("hookgate.dispatcher")
 SAFETY_POLL = 1.0
+STEP_KINDS = {
+    "started": EventType.RULE_STARTED,
+    "completed": EventType.RULE_COMPLETED,
+    "failed": EventType.RULE_FAILED,
+    "skipped": EventType.RULE_SKIPPED,
+}
 
 
 class Dispatcher:
@@ -40,6 +48,7 @@ class Dispatcher:
         gateway_url: Callable[[Job], str],
         unseal: Callable[[str], dict[str, Any]] | None = None,
         mint_token: Callable[[Job], str] | None = None,
+        subscriptions: Subscriptions | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
@@ -48,6 +57,7 @@ class Dispatcher:
         self.gateway_url = gateway_url
         self.unseal = unseal
         self.mint_token = mint_token
+        self.subscriptions = subscriptions
         self.clock = clock
         self.worker = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._held: dict[str, str] = {}  # job id -> engine name
@@ -56,13 +66,24 @@ class Dispatcher:
     def engine_context(self, data_dir: os.PathLike[str] | str) -> EngineContext:
         from pathlib import Path
 
-        return EngineContext(report=self.report, load_version=self._load_version, data_dir=Path(data_dir))
+        return EngineContext(
+            report=self.report,
+            load_version=self._load_version,
+            data_dir=Path(data_dir),
+            report_step=self.report_step,
+        )
 
     async def _load_version(self, content_hash: str) -> ScriptVersion | None:
         return await self.store.get_script_version(content_hash)
 
+    def _announce(self, job: Job) -> list[Delivery]:
+        return self.subscriptions.for_job(job) if self.subscriptions else []
+
+    def _announce_start(self, job: Job) -> list[Delivery]:
+        return self.subscriptions.for_start(job) if self.subscriptions else []
+
     async def start(self) -> None:
-        await self.store.recover_expired(now=self.clock())
+        await self.store.recover_expired(now=self.clock(), on_fail=self._announce)
         for name, engine in self.engines.items():
             self._tasks.append(asyncio.create_task(self._feed(name, engine), name=f"dispatch:{name}"))
         self._tasks.append(asyncio.create_task(self._heartbeat(), name="dispatch:heartbeat"))
@@ -95,7 +116,12 @@ class Dispatcher:
     async def _claim_and_start(self, name: str, engine: Engine) -> None:
         while (slots := engine.free_slots()) > 0:
             claimed = await self.store.claim_jobs(
-                engine=name, worker=self.worker, now=self.clock(), lease=self.lease, limit=slots
+                engine=name,
+                worker=self.worker,
+                now=self.clock(),
+                lease=self.lease,
+                limit=slots,
+                on_claim=self._announce_start,
             )
             for job in claimed:
                 await self._start(name, engine, job)
@@ -134,9 +160,28 @@ class Dispatcher:
         """Called by engines when a job ends."""
         self._held.pop(outcome.job_id, None)
         try:
-            await jobs.complete(self.store, outcome, now=self.clock())
+            await jobs.complete(self.store, outcome, now=self.clock(), announce=self._announce)
         except Exception:
             log.exception("recording the outcome of job %s failed", outcome.job_id)
+
+    async def report_step(self, job_id: str, step: Step) -> None:
+        """An engine relays a step the job reported: it becomes a ``Rule*`` event."""
+        if self.subscriptions is None:
+            return
+        job = await self.store.get_job(job_id)
+        if job is None:
+            return
+        kind = STEP_KINDS.get(step.status)
+        if kind is None:
+            log.warning("job %s reported a step with unknown status %r", job_id, step.status)
+            return
+        event = step_event(
+            job, kind=kind, rule=step.rule, message=step.message, outputs=step.outputs, now=self.clock()
+        )
+        try:
+            await self.store.enqueue_deliveries(self.subscriptions.deliveries_for(event))
+        except Exception:
+            log.exception("recording step %s of job %s failed", step.rule, job_id)
 
     def live_logs(self, job_id: str) -> str | None:
         """The output so far of a job that runs in this process."""
@@ -175,5 +220,5 @@ class Dispatcher:
         for job_id in held:
             if job_id not in still_ours and job_id in self._held:
                 await self.abort(job_id)
-        for job in await self.store.recover_expired(now=self.clock()):
+        for job in await self.store.recover_expired(now=self.clock(), on_fail=self._announce):
             log.warning("recovered job %s after its lease expired: now %s", job.id, job.state.value)

@@ -13,7 +13,7 @@ wait for the job to finish.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -30,6 +30,7 @@ __all__ = [
     "EngineFactory",
     "JobContext",
     "Outcome",
+    "Step",
     "content_hash",
     "create_engines",
 ]
@@ -46,6 +47,19 @@ class Outcome:
     result: Any = None
     error: dict[str, Any] | None = None
     logs: str | None = None
+
+
+STEP_STATUSES = ("started", "completed", "failed", "skipped")
+
+
+@dataclass(frozen=True)
+class Step:
+    """A step a job reported about itself (a rule of a workflow, a stage of a script)."""
+
+    rule: str
+    status: str  # one of STEP_STATUSES
+    message: str | None = None
+    outputs: Any = None
 
 
 @dataclass(frozen=True)
@@ -70,6 +84,7 @@ class EngineContext:
     report: Callable[[Outcome], Awaitable[None]]
     load_version: Callable[[str], Awaitable[ScriptVersion | None]]
     data_dir: Path
+    report_step: Callable[[str, Step], Coroutine[Any, Any, None]] | None = None
 
 
 class Engine(Protocol):

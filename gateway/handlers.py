@@ -12,15 +12,16 @@ import logging
 import re
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
 from . import jobs
 from .accesslog import route_template
 from .catalog import Target
-from .config import Mode, RouteConfig, VerifyConfig
+from .config import Mode, OutboundConfig, RouteConfig, VerifyConfig
 from .errors import BadRequest, SyncTimeout, Unauthorized
 from .keys import AUTH, CATALOG, CONFIG, RATE_LIMITER, SEALER, STORE, SYNC_WAITS, VERIFY_FAILURES
 from .models import Job, JobOptions
@@ -282,13 +283,17 @@ async def _submit_and_answer(
             "a CloudEvents batch starts several jobs and cannot be waited for; use an async endpoint"
         )
     now = time.time()
+    options = policy.options
+    callback_uri = request.query.get("workflow_callback_uri")
+    if callback_uri is not None:
+        options = replace(options, callback_uri=checked_callback_uri(callback_uri, app[CONFIG].outbound))
     common: dict[str, Any] = {
         "engine": target.engine,
         "version": target.version,
         "now": now,
         "route": route_template(request),
         "origin": origin_of(request),
-        "options": policy.options,
+        "options": options,
         "max_queued": app[CONFIG].server.max_queued_jobs,
         "principal": admission.principal_id,
         "idempotency": idempotency_for(request, policy, shaped.arguments[0], now),
@@ -329,6 +334,27 @@ async def _original(request: web.Request, job_id: str) -> Job:
     if job is None:  # purged meanwhile: the repeat is still not run again
         return Job(id=job_id, engine="", script="")
     return job
+
+
+def checked_callback_uri(uri: str, outbound: OutboundConfig) -> str:
+    """A job's own terminal-state callback URL, refused at trigger time rather than dropped later."""
+    parts = urlsplit(uri)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise BadRequest(
+            f"workflow_callback_uri is not an http(s) URL: {uri!r}",
+            details={"parameter": "workflow_callback_uri"},
+        )
+    host = parts.hostname.lower()
+    allowed = any(
+        host == pattern.lower() or (pattern.startswith("*.") and host.endswith(pattern[1:].lower()))
+        for pattern in outbound.allowed_callback_hosts
+    )
+    if not allowed:
+        raise BadRequest(
+            f"workflow_callback_uri host {host!r} is not in [outbound] allowed_callback_hosts",
+            details={"parameter": "workflow_callback_uri"},
+        )
+    return uri
 
 
 def _submission(request: web.Request, policy: TriggerPolicy, args: dict[str, Any]) -> jobs.Submission:

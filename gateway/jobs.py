@@ -11,13 +11,13 @@ import asyncio
 import contextlib
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from .engine import Outcome
 from .errors import Conflict, JobNotFound, Overloaded
-from .models import ACTIVE_STATES, Job, JobOptions, JobState, ScriptVersion
+from .models import ACTIVE_STATES, Delivery, Job, JobOptions, JobState, ScriptVersion
 from .store import Idempotency, QueueFull, Store, job_topic
 
 __all__ = [
@@ -97,7 +97,12 @@ async def submit_many(
     return jobs
 
 
-async def complete(store: Store, outcome: Outcome, *, now: float) -> Job | None:
+Announce = Callable[[Job], Sequence[Delivery]]
+
+
+async def complete(
+    store: Store, outcome: Outcome, *, now: float, announce: Announce | None = None
+) -> Job | None:
     """Record an engine's outcome; a failure with retries left goes back to the queue after a backoff.
 
     Returns None when the job was no longer running (cancelled, or recovered by another process):
@@ -109,7 +114,7 @@ async def complete(store: Store, outcome: Outcome, *, now: float) -> Job | None:
     if outcome.state == "succeeded":
         changes = {"result": outcome.result, "error": None, "logs": outcome.logs, "finished_at": now}
         return await store.transition(
-            job.id, from_states=ACTIVE_STATES, to=JobState.SUCCEEDED, changes=changes
+            job.id, from_states=ACTIVE_STATES, to=JobState.SUCCEEDED, changes=changes, deliveries=announce
         )
     if job.attempts <= job.options.retries:
         changes = {
@@ -119,7 +124,9 @@ async def complete(store: Store, outcome: Outcome, *, now: float) -> Job | None:
         }
         return await store.transition(job.id, from_states=ACTIVE_STATES, to=JobState.QUEUED, changes=changes)
     changes = {"error": outcome.error, "logs": outcome.logs, "finished_at": now}
-    return await store.transition(job.id, from_states=ACTIVE_STATES, to=JobState.FAILED, changes=changes)
+    return await store.transition(
+        job.id, from_states=ACTIVE_STATES, to=JobState.FAILED, changes=changes, deliveries=announce
+    )
 
 
 def retry_delay(options: JobOptions, attempt: int) -> float:
@@ -127,12 +134,18 @@ def retry_delay(options: JobOptions, attempt: int) -> float:
     return float(min(options.retry_backoff * (2 ** max(attempt - 1, 0)), MAX_RETRY_DELAY))
 
 
-async def cancel(store: Store, job_id: str, *, reason: str | None, now: float) -> Job:
+async def cancel(
+    store: Store, job_id: str, *, reason: str | None, now: float, announce: Announce | None = None
+) -> Job:
     """Cancel a job that has not finished; a finished job is a ``Conflict``."""
     error = {"name": "Cancelled", "message": reason or "cancelled by request"}
     from_states = (JobState.QUEUED, JobState.RUNNING, JobState.SUSPENDED)
     job = await store.transition(
-        job_id, from_states=from_states, to=JobState.CANCELLED, changes={"error": error, "finished_at": now}
+        job_id,
+        from_states=from_states,
+        to=JobState.CANCELLED,
+        changes={"error": error, "finished_at": now},
+        deliveries=announce,
     )
     if job is not None:
         return job

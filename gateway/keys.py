@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import aiohttp
 from aiohttp import web
 
 from .auth import Authenticator
@@ -11,6 +12,8 @@ from .config import Config
 from .dispatcher import Dispatcher
 from .engine import Engine
 from .limits import WaitSlots
+from .notify import Subscriptions
+from .outbox import Outbox
 from .ratelimit import RateLimiter
 from .sealing import Sealer
 from .store import Store
@@ -21,9 +24,12 @@ __all__ = [
     "CONFIG",
     "DISPATCHER",
     "ENGINES",
+    "HTTP",
+    "OUTBOX",
     "RATE_LIMITER",
     "SEALER",
     "STORE",
+    "SUBSCRIPTIONS",
     "SUSPENSIONS",
     "SYNC_WAITS",
     "VERIFY_FAILURES",
@@ -40,3 +46,6 @@ AUTH = web.AppKey("auth", Authenticator)
 RATE_LIMITER = web.AppKey("rate_limiter", RateLimiter)
 VERIFY_FAILURES = web.AppKey("verify_failures", dict[str, int])
 SUSPENSIONS = web.AppKey("suspensions", Suspensions)
+SUBSCRIPTIONS = web.AppKey("subscriptions", Subscriptions)
+HTTP = web.AppKey("http", aiohttp.ClientSession)
+OUTBOX = web.AppKey("outbox", Outbox)

@@ -12,8 +12,10 @@ from typing import Any
 
 __all__ = [
     "TERMINAL_STATES",
+    "Attempt",
     "CallbackCall",
     "CallbackEndpoint",
+    "Delivery",
     "Job",
     "JobOptions",
     "JobQuery",
@@ -47,9 +49,12 @@ class JobOptions:
     retry_on_restart: bool = False
     delete_after_use: bool = False
     max_concurrent: int | None = None
+    callback_uri: str | None = None
+    """This job's own Cromwell-style terminal-state callback URL (``workflow_callback_uri``)."""
 
     def to_json(self) -> dict[str, Any]:
         return {
+            "callback_uri": self.callback_uri,
             "timeout": self.timeout,
             "retries": self.retries,
             "retry_backoff": self.retry_backoff,
@@ -150,6 +155,44 @@ class CallbackCall:
     body: Any
     received_at: float
     seq: int | None = None
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One outbound request in the outbox: written before its first attempt, kept until settled.
+
+    ``id`` is sent as ``webhook-id`` and ``X-Hookgate-Delivery`` and never changes across retries,
+    so receivers can deduplicate; signatures and timestamps are computed anew for every attempt.
+    """
+
+    id: str
+    subscription: str
+    event_id: str
+    event_type: str
+    url: str
+    body: bytes | None
+    content_type: str
+    created_at: float
+    next_attempt_at: float
+    job_id: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    state: str = "pending"  # pending | succeeded | failed
+    attempts: int = 0
+    last_status: int | None = None
+    last_error: str | None = None
+    settled_at: float | None = None
+    erase_on_settle: bool = False
+
+
+@dataclass(frozen=True)
+class Attempt:
+    delivery_id: str
+    number: int
+    started_at: float
+    duration_ms: float
+    status: int | None = None
+    error: str | None = None
+    response: str | None = None
 
 
 @dataclass(frozen=True)

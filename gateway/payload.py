@@ -49,7 +49,16 @@ __all__ = [
 ]
 
 CONTROL_PARAMS = frozenset(
-    {"token", "payload", "wait", "include_header", "include_query", "wrap_body", "raw"}
+    {
+        "token",
+        "payload",
+        "wait",
+        "include_header",
+        "include_query",
+        "wrap_body",
+        "raw",
+        "workflow_callback_uri",
+    }
 )
 TEXT_TYPES = frozenset({"text/plain", "application/xml", "text/xml"})
 FORM_TYPE = "application/x-www-form-urlencoded"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from . import api, callback_api
+from . import api, callback_api, delivery_api
 from . import handlers as h
 from .config import Config
 
@@ -43,6 +43,9 @@ def add_routes(app: web.Application, config: Config) -> None:
     r.add_get("/api/jobs/{id}/result", api.get_job_result)
     r.add_post("/api/jobs/{id}/cancel", api.cancel_job)
     r.add_post("/api/tokens/{jti}/revoke", api.revoke_token)
+    r.add_get("/api/jobs/{id}/deliveries", delivery_api.job_deliveries)
+    r.add_get("/api/deliveries", delivery_api.list_deliveries)
+    r.add_post("/api/deliveries/{id}/retry", delivery_api.retry_delivery)
 
     # Callback endpoints: the job creates and awaits; the outside caller needs only the URL.
     r.add_post("/api/jobs/{id}/callbacks", callback_api.create_callback)

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from .models import Job
+from .models import Attempt, Delivery, Job
 
-__all__ = ["LOG_TAIL", "iso_time", "job_view"]
+__all__ = ["LOG_TAIL", "attempt_view", "delivery_view", "iso_time", "job_view", "workflow_callback_view"]
 
 LOG_TAIL = 8192
 
@@ -46,3 +46,45 @@ def job_view(job: Job) -> dict[str, Any]:
         logs=job.logs[-LOG_TAIL:] if job.logs else job.logs,
     )
     return view
+
+
+def delivery_view(delivery: Delivery, attempts: list[Attempt]) -> dict[str, Any]:
+    return {
+        "id": delivery.id,
+        "subscription": delivery.subscription,
+        "event_id": delivery.event_id,
+        "event_type": delivery.event_type,
+        "job_id": delivery.job_id,
+        "url": delivery.url,
+        "state": delivery.state,
+        "attempts": [attempt_view(a) for a in attempts],
+        "next_attempt_at": iso_time(delivery.next_attempt_at) if delivery.state == "pending" else None,
+        "last_status": delivery.last_status,
+        "last_error": delivery.last_error,
+        "created_at": iso_time(delivery.created_at),
+        "settled_at": iso_time(delivery.settled_at),
+    }
+
+
+def attempt_view(attempt: Attempt) -> dict[str, Any]:
+    return {
+        "number": attempt.number,
+        "at": iso_time(attempt.started_at),
+        "duration_ms": round(attempt.duration_ms, 1),
+        "status": attempt.status,
+        "error": attempt.error,
+        "response": attempt.response,
+    }
+
+
+def workflow_callback_view(deliveries: list[Delivery]) -> dict[str, Any]:
+    """Cromwell's keys for the terminal-state callback of a job (empty when it has none)."""
+    if not deliveries:
+        return {}
+    latest = max(deliveries, key=lambda d: d.created_at)
+    successful = {"succeeded": True, "failed": False}.get(latest.state)
+    return {
+        "workflowCallback:successful": successful,
+        "workflowCallback:url": latest.url,
+        "workflowCallback:timestamp": iso_time(latest.settled_at),
+    }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .protocol import (
+    OUTBOX_TOPIC,
     QUEUE_TOPIC,
     CallRefused,
     DuplicateRequest,
@@ -16,6 +17,7 @@ from .protocol import (
 from .sqlite import SQLiteStore, sqlite_path_from_url
 
 __all__ = [
+    "OUTBOX_TOPIC",
     "QUEUE_TOPIC",
     "CallRefused",
     "DuplicateRequest",

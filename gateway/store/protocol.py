@@ -13,16 +13,28 @@ Properties every implementation keeps (SQLite now, PostgreSQL next):
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from ..models import CallbackCall, CallbackEndpoint, Job, JobQuery, JobState, Page, ScriptVersion, TokenRecord
+from ..models import (
+    Attempt,
+    CallbackCall,
+    CallbackEndpoint,
+    Delivery,
+    Job,
+    JobQuery,
+    JobState,
+    Page,
+    ScriptVersion,
+    TokenRecord,
+)
 
 __all__ = [
     "CALLBACK_TOPIC",
     "JOB_TOPIC",
+    "OUTBOX_TOPIC",
     "QUEUE_TOPIC",
     "CallRefused",
     "DuplicateRequest",
@@ -35,6 +47,7 @@ __all__ = [
 ]
 
 QUEUE_TOPIC = "queue"
+OUTBOX_TOPIC = "outbox"
 JOB_TOPIC = "job:"
 CALLBACK_TOPIC = "callback:"
 
@@ -106,11 +119,19 @@ class Store(Protocol):
     async def count_jobs(self, states: Collection[JobState]) -> int: ...
 
     async def claim_jobs(
-        self, *, engine: str, worker: str, now: float, lease: float, limit: int
+        self,
+        *,
+        engine: str,
+        worker: str,
+        now: float,
+        lease: float,
+        limit: int,
+        on_claim: Callable[[Job], Sequence[Delivery]] | None = None,
     ) -> list[Job]:
         """Move up to ``limit`` due queued jobs of ``engine`` to running under ``worker``'s lease.
 
-        A job whose concurrency key already has ``max_concurrent`` active jobs is skipped.
+        A job whose concurrency key already has ``max_concurrent`` active jobs is skipped. The
+        deliveries ``on_claim`` returns for a claimed job are written in the same transaction.
         """
 
     async def renew_leases(self, *, worker: str, job_ids: Iterable[str], until: float) -> set[str]:
@@ -123,10 +144,17 @@ class Store(Protocol):
         from_states: Collection[JobState],
         to: JobState,
         changes: dict[str, Any] | None = None,
+        deliveries: Callable[[Job], Sequence[Delivery]] | None = None,
     ) -> Job | None:
-        """Compare-and-set: apply only if the job is in one of ``from_states``; None otherwise."""
+        """Compare-and-set: apply only if the job is in one of ``from_states``; None otherwise.
 
-    async def recover_expired(self, *, now: float) -> list[Job]:
+        ``deliveries`` renders the outbound deliveries for the job as changed; they are written in
+        the same transaction, so a change and the news of it are committed together or not at all.
+        """
+
+    async def recover_expired(
+        self, *, now: float, on_fail: Callable[[Job], Sequence[Delivery]] | None = None
+    ) -> list[Job]:
         """Requeue (``retry_on_restart``) or fail active jobs whose lease has expired; return them."""
 
     async def next_due(self, *, engine: str) -> float | None:
@@ -171,6 +199,33 @@ class Store(Protocol):
         self, callback_id: str, *, now: float, erase: bool = False
     ) -> CallbackCall | None:
         """Consume the oldest accepted call not yet taken (``erase``: forget its content at once)."""
+
+    async def enqueue_deliveries(self, deliveries: Sequence[Delivery]) -> None: ...
+
+    async def claim_due_deliveries(
+        self, *, worker: str, now: float, lease: float, limit: int
+    ) -> list[Delivery]:
+        """Pending deliveries whose time has come (and whose subscription is enabled), under a lease."""
+
+    async def settle_delivery(self, attempt: Attempt, *, state: str, next_attempt_at: float | None) -> None:
+        """Record an attempt: ``pending`` again at ``next_attempt_at``, or ``succeeded`` / ``failed``."""
+
+    async def next_delivery_due(self) -> float | None: ...
+
+    async def list_deliveries(
+        self, *, job_id: str | None = None, state: str | None = None, limit: int = 100
+    ) -> list[Delivery]: ...
+
+    async def get_delivery(self, delivery_id: str) -> Delivery | None: ...
+
+    async def list_attempts(self, delivery_ids: Sequence[str]) -> list[Attempt]: ...
+
+    async def retry_delivery(self, delivery_id: str, *, now: float) -> Delivery | None:
+        """A failed delivery becomes due again now (its subscription is re-enabled)."""
+
+    async def disable_subscription(self, name: str, *, reason: str, now: float) -> None: ...
+
+    async def disabled_subscriptions(self) -> set[str]: ...
 
     async def get_setting(self, key: str) -> str | None: ...
 

@@ -15,7 +15,7 @@ import fcntl
 import os
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Collection, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Iterable, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -25,8 +25,10 @@ import orjson
 from ..models import (
     ACTIVE_STATES,
     TERMINAL_STATES,
+    Attempt,
     CallbackCall,
     CallbackEndpoint,
+    Delivery,
     Job,
     JobOptions,
     JobQuery,
@@ -37,6 +39,7 @@ from ..models import (
 )
 from .migrations import migrations_for
 from .protocol import (
+    OUTBOX_TOPIC,
     QUEUE_TOPIC,
     CallRefused,
     DuplicateRequest,
@@ -256,7 +259,14 @@ class SQLiteStore:
         return int(row[0]) if row else 0
 
     async def claim_jobs(
-        self, *, engine: str, worker: str, now: float, lease: float, limit: int
+        self,
+        *,
+        engine: str,
+        worker: str,
+        now: float,
+        lease: float,
+        limit: int,
+        on_claim: Callable[[Job], Sequence[Delivery]] | None = None,
     ) -> list[Job]:
         if limit <= 0:
             return []
@@ -295,6 +305,8 @@ class SQLiteStore:
                     )
                 )
                 self._touch(job_topic(job.id))
+                if on_claim is not None:
+                    await self._insert_deliveries(db, on_claim(claimed[-1]))
         return claimed
 
     async def _active_with_key(self, db: aiosqlite.Connection, key: str) -> int:
@@ -325,6 +337,7 @@ class SQLiteStore:
         from_states: Collection[JobState],
         to: JobState,
         changes: dict[str, Any] | None = None,
+        deliveries: Callable[[Job], Sequence[Delivery]] | None = None,
     ) -> Job | None:
         values: dict[str, Any] = {"state": to.value}
         if to in TERMINAL_STATES or to is JobState.QUEUED:
@@ -344,12 +357,16 @@ class SQLiteStore:
                 return None
             async with db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)) as cur:
                 row = await cur.fetchone()
+            if row is not None and deliveries is not None:
+                await self._insert_deliveries(db, deliveries(_row_to_job(row)))
             self._touch(job_topic(job_id))
             if to is JobState.QUEUED or to is JobState.SUSPENDED or to in TERMINAL_STATES:
                 self._touch(QUEUE_TOPIC)  # a slot or a concurrency key may have freed up
         return _row_to_job(row) if row else None
 
-    async def recover_expired(self, *, now: float) -> list[Job]:
+    async def recover_expired(
+        self, *, now: float, on_fail: Callable[[Job], Sequence[Delivery]] | None = None
+    ) -> list[Job]:
         recovered: list[Job] = []
         async with self._transaction() as db:
             sql = f"SELECT * FROM jobs WHERE state IN {_ACTIVE} AND lease_expires < ?"
@@ -369,11 +386,12 @@ class SQLiteStore:
                         "lease_expires = NULL, sealed_args = NULL WHERE id = ?",
                         (orjson.dumps(RESTART_ERROR).decode(), now, job.id),
                     )
-                    recovered.append(
-                        job.evolve(
-                            state=JobState.FAILED, error=RESTART_ERROR, finished_at=now, sealed_args=None
-                        )
+                    failed = job.evolve(
+                        state=JobState.FAILED, error=RESTART_ERROR, finished_at=now, sealed_args=None
                     )
+                    recovered.append(failed)
+                    if on_fail is not None:
+                        await self._insert_deliveries(db, on_fail(failed))
                 self._touch(job_topic(job.id), QUEUE_TOPIC)
         return recovered
 
@@ -518,6 +536,172 @@ class SQLiteStore:
             seq=row["seq"],
         )
 
+    # --- outbox -----------------------------------------------------------------------------------
+
+    async def _insert_deliveries(self, db: aiosqlite.Connection, deliveries: Sequence[Delivery]) -> None:
+        if not deliveries:
+            return
+        await db.executemany(
+            "INSERT INTO deliveries (id, subscription, event_id, event_type, job_id, url, body, "
+            "content_type, headers, state, attempts, next_attempt_at, created_at, erase_on_settle) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?)",
+            [
+                (
+                    d.id,
+                    d.subscription,
+                    d.event_id,
+                    d.event_type,
+                    d.job_id,
+                    d.url,
+                    d.body,
+                    d.content_type,
+                    _dump(d.headers),
+                    d.next_attempt_at,
+                    d.created_at,
+                    int(d.erase_on_settle),
+                )
+                for d in deliveries
+            ],
+        )
+        self._touch(OUTBOX_TOPIC)
+
+    async def enqueue_deliveries(self, deliveries: Sequence[Delivery]) -> None:
+        async with self._transaction() as db:
+            await self._insert_deliveries(db, deliveries)
+
+    async def claim_due_deliveries(
+        self, *, worker: str, now: float, lease: float, limit: int
+    ) -> list[Delivery]:
+        if limit <= 0:
+            return []
+        async with self._transaction() as db:
+            async with db.execute(
+                "SELECT * FROM deliveries WHERE state = 'pending' AND next_attempt_at <= ? "
+                "AND (lease_expires IS NULL OR lease_expires < ?) "
+                "AND subscription NOT IN (SELECT name FROM disabled_subscriptions) "
+                "ORDER BY next_attempt_at LIMIT ?",
+                (now, now, limit),
+            ) as cur:
+                rows = list(await cur.fetchall())
+            await db.executemany(
+                "UPDATE deliveries SET lease_owner = ?, lease_expires = ? WHERE id = ?",
+                [(worker, now + lease, row["id"]) for row in rows],
+            )
+        return [_row_to_delivery(row) for row in rows]
+
+    async def settle_delivery(self, attempt: Attempt, *, state: str, next_attempt_at: float | None) -> None:
+        settled = state != "pending"
+        async with self._transaction() as db:
+            await db.execute(
+                "INSERT OR REPLACE INTO delivery_attempts (delivery_id, number, started_at, duration_ms, "
+                "status, error, response) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    attempt.delivery_id,
+                    attempt.number,
+                    attempt.started_at,
+                    attempt.duration_ms,
+                    attempt.status,
+                    attempt.error,
+                    attempt.response,
+                ),
+            )
+            await db.execute(
+                "UPDATE deliveries SET state = ?, attempts = ?, "
+                "next_attempt_at = COALESCE(?, next_attempt_at), last_status = ?, last_error = ?, "
+                "lease_owner = NULL, lease_expires = NULL, settled_at = CASE WHEN ? THEN ? ELSE NULL END, "
+                "body = CASE WHEN ? AND erase_on_settle THEN NULL ELSE body END WHERE id = ?",
+                (
+                    state,
+                    attempt.number,
+                    next_attempt_at,
+                    attempt.status,
+                    attempt.error,
+                    settled,
+                    attempt.started_at,
+                    settled,
+                    attempt.delivery_id,
+                ),
+            )
+            if not settled:
+                self._touch(OUTBOX_TOPIC)
+
+    async def next_delivery_due(self) -> float | None:
+        sql = "SELECT MIN(next_attempt_at) FROM deliveries WHERE state = 'pending'"
+        async with self._db().execute(sql) as cur:
+            row = await cur.fetchone()
+        return float(row[0]) if row and row[0] is not None else None
+
+    async def list_deliveries(
+        self, *, job_id: str | None = None, state: str | None = None, limit: int = 100
+    ) -> list[Delivery]:
+        where: list[str] = []
+        params: list[object] = []
+        if job_id is not None:
+            where.append("job_id = ?")
+            params.append(job_id)
+        if state is not None:
+            where.append("state = ?")
+            params.append(state)
+        sql = "SELECT * FROM deliveries"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY created_at DESC, id LIMIT ?"
+        async with self._db().execute(sql, (*params, limit)) as cur:
+            return [_row_to_delivery(row) for row in await cur.fetchall()]
+
+    async def get_delivery(self, delivery_id: str) -> Delivery | None:
+        async with self._db().execute("SELECT * FROM deliveries WHERE id = ?", (delivery_id,)) as cur:
+            row = await cur.fetchone()
+        return _row_to_delivery(row) if row else None
+
+    async def list_attempts(self, delivery_ids: Sequence[str]) -> list[Attempt]:
+        if not delivery_ids:
+            return []
+        marks = ", ".join("?" for _ in delivery_ids)
+        sql = f"SELECT * FROM delivery_attempts WHERE delivery_id IN ({marks}) ORDER BY delivery_id, number"
+        async with self._db().execute(sql, tuple(delivery_ids)) as cur:
+            rows = await cur.fetchall()
+        return [
+            Attempt(
+                delivery_id=r["delivery_id"],
+                number=r["number"],
+                started_at=r["started_at"],
+                duration_ms=r["duration_ms"],
+                status=r["status"],
+                error=r["error"],
+                response=r["response"],
+            )
+            for r in rows
+        ]
+
+    async def retry_delivery(self, delivery_id: str, *, now: float) -> Delivery | None:
+        async with self._transaction() as db:
+            cur = await db.execute(
+                "UPDATE deliveries SET state = 'pending', next_attempt_at = ?, settled_at = NULL "
+                "WHERE id = ? AND state = 'failed' AND body IS NOT NULL",
+                (now, delivery_id),
+            )
+            if cur.rowcount == 0:
+                return None
+            await db.execute(
+                "DELETE FROM disabled_subscriptions "
+                "WHERE name = (SELECT subscription FROM deliveries WHERE id = ?)",
+                (delivery_id,),
+            )
+            self._touch(OUTBOX_TOPIC)
+        return await self.get_delivery(delivery_id)
+
+    async def disable_subscription(self, name: str, *, reason: str, now: float) -> None:
+        async with self._transaction() as db:
+            await db.execute(
+                "INSERT OR REPLACE INTO disabled_subscriptions (name, reason, disabled_at) VALUES (?, ?, ?)",
+                (name, reason, now),
+            )
+
+    async def disabled_subscriptions(self) -> set[str]:
+        async with self._db().execute("SELECT name FROM disabled_subscriptions") as cur:
+            return {row[0] for row in await cur.fetchall()}
+
     # --- tokens and settings --------------------------------------------------------------------
 
     async def record_token(self, record: TokenRecord) -> None:
@@ -643,6 +827,28 @@ def _loads(value: str | None) -> Any:
 
 def _dump(value: Any) -> str | None:
     return None if value is None else orjson.dumps(value).decode()
+
+
+def _row_to_delivery(row: sqlite3.Row) -> Delivery:
+    return Delivery(
+        id=row["id"],
+        subscription=row["subscription"],
+        event_id=row["event_id"],
+        event_type=row["event_type"],
+        job_id=row["job_id"],
+        url=row["url"],
+        body=bytes(row["body"]) if row["body"] is not None else None,
+        content_type=row["content_type"],
+        headers=_loads(row["headers"]) or {},
+        state=row["state"],
+        attempts=row["attempts"],
+        next_attempt_at=row["next_attempt_at"],
+        last_status=row["last_status"],
+        last_error=row["last_error"],
+        created_at=row["created_at"],
+        settled_at=row["settled_at"],
+        erase_on_settle=bool(row["erase_on_settle"]),
+    )
 
 
 def _row_to_callback(row: sqlite3.Row) -> CallbackEndpoint:

@@ -14,7 +14,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,7 @@ import orjson
 
 from gateway.config import EngineConfig, Table
 from gateway.durations import parse_duration, parse_size
-from gateway.engine import EngineContext, JobContext, Outcome, content_hash
+from gateway.engine import EngineContext, JobContext, Outcome, Step, content_hash
 from gateway.models import Job, ScriptVersion
 
 __all__ = ["LocalEngine", "create"]
@@ -164,6 +164,13 @@ class LocalEngine:
         # report already sees the free slot. A job awaiting a callback holds no slot.
         return self.options.concurrency - len(self._running) + len(self._suspended & self._running.keys())
 
+    def _step_reporter(self, job_id: str) -> Callable[[Step], Awaitable[None]]:
+        async def report(step: Step) -> None:
+            if self._context is not None and self._context.report_step is not None:
+                await self._context.report_step(job_id, step)
+
+        return report
+
     def live_logs(self, job_id: str) -> str | None:
         logs = self._live.get(job_id)
         return None if logs is None else _text(bytes(logs))
@@ -271,7 +278,9 @@ class LocalEngine:
         live = self._live[job.id] = bytearray()
         if python:
             stdout = asyncio.create_task(_read_bounded(process.stdout, stdout_limit, into=live))
-            second = asyncio.create_task(_read_fd(result_fd, self.options.max_result_bytes))
+            second = asyncio.create_task(
+                _read_channel(result_fd, self.options.max_result_bytes, on_step=self._step_reporter(job.id))
+            )
         else:
             assert process.stderr is not None
             stdout = asyncio.create_task(_read_bounded(process.stdout, stdout_limit, keep_tail=False))
@@ -342,15 +351,40 @@ async def _read_bounded(
     return bytes(kept)
 
 
-async def _read_fd(fd: int, limit: int) -> bytes:
+async def _read_channel(fd: int, limit: int, *, on_step: Callable[[Step], Awaitable[None]]) -> bytes:
+    """Read the job's result channel as lines arrive: steps are relayed at once, the outcome is kept."""
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader(limit=limit)
     pipe = os.fdopen(fd, "rb", buffering=0)
     transport, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), pipe)
+    outcome = b""
     try:
-        return await _read_bounded(reader, limit, keep_tail=False)
+        while line := await reader.readline():
+            try:
+                message = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                continue
+            if not isinstance(message, dict):
+                continue
+            if message.get("kind") == "step":
+                await on_step(_step(message))
+            elif message.get("kind") in ("result", "error"):
+                outcome = line
+    except ValueError:  # a line longer than the limit
+        error = {"name": "ResultTooLarge", "message": f"the result is larger than {limit} bytes"}
+        outcome = orjson.dumps({"kind": "error", "error": error})
     finally:
         transport.close()
+    return outcome
+
+
+def _step(message: dict[str, Any]) -> Step:
+    return Step(
+        rule=str(message.get("rule") or "step"),
+        status=str(message.get("status") or "completed"),
+        message=message.get("message") if isinstance(message.get("message"), str) else None,
+        outputs=message.get("outputs"),
+    )
 
 
 def _text(data: bytes) -> str:

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import importlib
 import inspect
+import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -19,7 +20,7 @@ import orjson
 from gateway.client import JobInfo, current_job
 from gateway.config import EngineConfig, Table
 from gateway.durations import parse_duration
-from gateway.engine import EngineContext, JobContext, Outcome, content_hash
+from gateway.engine import EngineContext, JobContext, Outcome, Step, content_hash
 from gateway.models import Job, ScriptVersion
 
 from ._pyrunner import describe_error, select_arguments
@@ -83,6 +84,8 @@ class PythonEngine:
         self._context: EngineContext | None = None
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._suspended: set[str] = set()
+        self._step_tasks: set[asyncio.Task[None]] = set()
+        self._loop_thread = 0
 
     def scripts(self) -> Mapping[str, str]:
         return {path: version.filename for path, version in self._versions.items()}
@@ -92,6 +95,7 @@ class PythonEngine:
 
     async def start(self, context: EngineContext) -> None:
         self._context = context
+        self._loop_thread = threading.get_ident()
 
     async def close(self) -> None:
         tasks = list(self._tasks.values())
@@ -103,6 +107,29 @@ class PythonEngine:
 
     def free_slots(self) -> int:
         return self._concurrency - len(self._tasks) + len(self._suspended & self._tasks.keys())
+
+    def _step_reporter(self, job_id: str) -> Callable[[dict[str, Any]], None]:
+        """Steps may be reported from the loop (async functions) or a worker thread (sync ones)."""
+        loop = asyncio.get_running_loop()
+
+        def report(message: dict[str, Any]) -> None:
+            if self._context is None or self._context.report_step is None:
+                return
+            step = Step(
+                rule=str(message.get("rule") or "step"),
+                status=str(message.get("status") or "completed"),
+                message=message.get("message"),
+                outputs=message.get("outputs"),
+            )
+            coroutine = self._context.report_step(job_id, step)
+            if threading.get_ident() == self._loop_thread:
+                task = loop.create_task(coroutine)
+                self._step_tasks.add(task)
+                task.add_done_callback(self._step_tasks.discard)
+            else:
+                asyncio.run_coroutine_threadsafe(coroutine, loop).result(timeout=30)
+
+        return report
 
     def live_logs(self, job_id: str) -> str | None:
         return None  # functions in this process have no output stream of their own
@@ -128,7 +155,14 @@ class PythonEngine:
             task.cancel()  # a thread-pool call cannot be interrupted; its outcome is dropped
 
     async def _run(self, job: Job, func: Callable[..., Any], context: JobContext) -> None:
-        current_job.set(JobInfo(job_id=job.id, gateway_url=context.gateway_url, job_token=context.job_token))
+        current_job.set(
+            JobInfo(
+                job_id=job.id,
+                gateway_url=context.gateway_url,
+                job_token=context.job_token,
+                report_step=self._step_reporter(job.id),
+            )
+        )
         timeout = job.options.timeout or self._default_timeout
         try:
             kwargs = select_arguments(func, job.args or {})

@@ -1,0 +1,1 @@
+"""Built-in notifier formats, registered under the ``hookgate.notifiers`` entry point group."""

@@ -1,0 +1,36 @@
+"""Cromwell's terminal-state workflow callback body."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from gateway.config import WebhookConfig
+from gateway.events import Event, EventType
+from gateway.notify import OutboundRequest
+
+__all__ = ["CromwellNotifier"]
+
+STATES = {
+    EventType.WORKFLOW_COMPLETED: "Succeeded",
+    EventType.WORKFLOW_FAILED: "Failed",
+    EventType.WORKFLOW_CANCELLED: "Aborted",
+}
+
+
+class CromwellNotifier:
+    format = "cromwell"
+
+    def render(self, event: Event, subscription: WebhookConfig) -> OutboundRequest:
+        state = STATES.get(event.type, "Running")
+        outputs: Any = {}
+        failures: list[dict[str, Any]] = []
+        if state == "Succeeded":
+            result = event.details.get("result")
+            outputs = result if isinstance(result, dict) else ({} if result is None else {"result": result})
+        elif state == "Failed":
+            error = event.details.get("error") or {}
+            failures = [{"message": error.get("message", event.message or "failed"), "causedBy": []}]
+        body = {"workflowId": event.job_id, "state": state, "outputs": outputs, "failures": failures}
+        return OutboundRequest(body=orjson.dumps(body))
