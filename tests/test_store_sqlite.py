@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.models import Job, JobOptions, JobQuery, JobState, ScriptVersion, TokenRecord
+from gateway.models import Attempt, Delivery, Job, JobOptions, JobQuery, JobState, ScriptVersion, TokenRecord
 from gateway.store import (
     QUEUE_TOPIC,
     DuplicateRequest,
@@ -269,3 +269,84 @@ async def test_reopening_keeps_data_and_applies_migrations_once(tmp_path: Path) 
         assert await second.get_job("kept") is not None
     finally:
         await second.close()
+
+
+def delivery(
+    delivery_id: str, *, job_id: str | None = None, subscription: str = "s", erase: bool = False
+) -> Delivery:
+    return Delivery(
+        id=delivery_id,
+        subscription=subscription,
+        event_id="e",
+        event_type="WorkflowCompleted",
+        url="https://x",
+        body=b"{}",
+        content_type="application/json",
+        created_at=1.0,
+        next_attempt_at=1.0,
+        job_id=job_id,
+        erase_on_settle=erase,
+    )
+
+
+async def test_deliveries_are_written_with_the_transition_or_not_at_all(store: SQLiteStore) -> None:
+    await store.create_jobs([job("j")])
+    done = await store.transition(
+        "j",
+        from_states=[JobState.QUEUED],
+        to=JobState.SUCCEEDED,
+        deliveries=lambda changed: [delivery(f"d-{changed.state.value}", job_id=changed.id)],
+    )
+    assert done is not None
+    assert [d.id for d in await store.list_deliveries(job_id="j")] == ["d-succeeded"]
+    lost = await store.transition(
+        "j",
+        from_states=[JobState.RUNNING],
+        to=JobState.FAILED,
+        deliveries=lambda changed: [delivery("d-never", job_id=changed.id)],
+    )
+    assert lost is None and await store.get_delivery("d-never") is None
+
+
+async def test_claims_on_delivery_carry_leases(store: SQLiteStore) -> None:
+    await store.enqueue_deliveries([delivery("a"), delivery("b")])
+    first = await store.claim_due_deliveries(worker="w1", now=10.0, lease=30.0, limit=1)
+    second = await store.claim_due_deliveries(worker="w2", now=10.0, lease=30.0, limit=5)
+    assert len(first) == 1 and len(second) == 1 and first[0].id != second[0].id
+    assert await store.claim_due_deliveries(worker="w3", now=20.0, lease=30.0, limit=5) == []
+    again = await store.claim_due_deliveries(
+        worker="w3", now=41.0, lease=30.0, limit=5
+    )  # dead workers' leases
+    assert sorted(d.id for d in again) == ["a", "b"]
+
+
+async def test_settling_records_attempts_and_erases_private_bodies(store: SQLiteStore) -> None:
+    await store.enqueue_deliveries([delivery("keep"), delivery("private", erase=True)])
+    await store.settle_delivery(
+        Attempt("keep", 1, 5.0, 12.0, status=503), state="pending", next_attempt_at=50.0
+    )
+    await store.settle_delivery(
+        Attempt("private", 1, 5.0, 8.0, status=200), state="succeeded", next_attempt_at=None
+    )
+    keep, private = await store.get_delivery("keep"), await store.get_delivery("private")
+    assert keep is not None and (keep.state, keep.attempts, keep.next_attempt_at, keep.body) == (
+        "pending",
+        1,
+        50.0,
+        b"{}",
+    )
+    assert private is not None and private.state == "succeeded" and private.body is None
+    assert [a.status for a in await store.list_attempts(["keep"])] == [503]
+    assert await store.next_delivery_due() == 50.0
+
+
+async def test_disabled_subscriptions_hold_their_deliveries_until_a_retry(store: SQLiteStore) -> None:
+    await store.enqueue_deliveries([delivery("d", subscription="gone")])
+    await store.disable_subscription("gone", reason="410", now=1.0)
+    assert await store.claim_due_deliveries(worker="w", now=10.0, lease=5.0, limit=5) == []
+    await store.settle_delivery(Attempt("d", 1, 2.0, 1.0, status=410), state="failed", next_attempt_at=None)
+    retried = await store.retry_delivery("d", now=20.0)
+    assert retried is not None and retried.state == "pending"
+    assert await store.disabled_subscriptions() == set()
+    assert [d.id for d in await store.claim_due_deliveries(worker="w", now=20.0, lease=5.0, limit=5)] == ["d"]
+    assert await store.retry_delivery("d", now=21.0) is None  # only failed deliveries are retried

@@ -50,6 +50,8 @@ type = "python"
 "py/forever" = "hookgate_testfuncs:wait_forever"
 
 {routes}
+
+{extra}
 """
 
 
@@ -72,6 +74,7 @@ class Gateway:
         lease: str = "30s",
         env: dict[str, str] | None = None,
         auth_extra: str = "",
+        extra: str = "",
     ) -> None:
         self.env = env or {}
         self.root = root
@@ -92,6 +95,7 @@ class Gateway:
                 server_extra=server_extra,
                 admin_hash=hashlib.sha256(ADMIN_TOKEN.encode()).hexdigest(),
                 auth_extra=auth_extra,
+                extra=extra,
             )
         )
         self.url = f"http://127.0.0.1:{self.port}"
