@@ -58,7 +58,9 @@ async def get_job(request: web.Request) -> web.StreamResponse:
         job = job.evolve(logs=request.app[DISPATCHER].live_logs(job.id))  # output so far, while it runs
     view = job_view(job)
     deliveries = await request.app[STORE].list_deliveries(job_id=job.id, limit=20)
-    view.update(workflow_callback_view([d for d in deliveries if d.subscription == CROMWELL]))
+    cromwell = [d for d in deliveries if d.subscription == CROMWELL]
+    attempts = await request.app[STORE].list_attempts([d.id for d in cromwell])
+    view.update(workflow_callback_view(cromwell, attempts))
     return json_response(view)
 
 

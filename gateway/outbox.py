@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import aiohttp
+from yarl import URL
 
 from .config import BackoffConfig, OutboundConfig, WebhookConfig
 from .models import Attempt, Delivery
@@ -37,6 +38,8 @@ __all__ = ["Outbox", "Verdict", "classify", "next_delay", "signed_headers"]
 log = logging.getLogger("hookgate.outbox")
 SAFETY_POLL = 1.0
 RETRYABLE = frozenset({408, 429})
+REDIRECTS = frozenset({307, 308})  # the ones that keep the method and body
+MAX_REDIRECTS = 5
 SNIPPET = 500
 MAX_RETRY_AFTER = 86400.0
 
@@ -229,19 +232,25 @@ class Outbox:
         response_text: str | None = None
         retry_after: float | None = None
         try:
-            if not self.config.allow_private_targets:
-                check_literal_host(delivery.url)
             headers = signed_headers(delivery, subscription, now=started, keys=self.keys())
-            async with self.session.post(
-                delivery.url,
-                data=delivery.body or b"",
-                headers=headers,
-                timeout=aiohttp.ClientTimeout(total=subscription.timeout),
-                allow_redirects=self.config.follow_redirects,
-            ) as response:
-                status = response.status
-                response_text = (await response.content.read(SNIPPET)).decode("utf-8", errors="replace")
-                retry_after = _retry_after(response.headers.get("Retry-After"), now=started)
+            url = delivery.url
+            async with asyncio.timeout(subscription.timeout):
+                for _hop in range(MAX_REDIRECTS + 1):
+                    if not self.config.allow_private_targets:
+                        check_literal_host(url)  # every hop: aiohttp does not resolve IP literals
+                    async with self.session.post(
+                        url, data=delivery.body or b"", headers=headers, allow_redirects=False
+                    ) as response:
+                        status = response.status
+                        location = response.headers.get("Location")
+                        if self.config.follow_redirects and status in REDIRECTS and location:
+                            url = str(response.url.join(URL(location)))
+                            continue
+                        response_text = (await response.content.read(SNIPPET)).decode(
+                            "utf-8", errors="replace"
+                        )
+                        retry_after = _retry_after(response.headers.get("Retry-After"), now=started)
+                        break
         except TimeoutError:
             error = f"no answer within {subscription.timeout:g}s"
         except BlockedAddress as exc:

@@ -77,7 +77,7 @@ def attempt_view(attempt: Attempt) -> dict[str, Any]:
     }
 
 
-def workflow_callback_view(deliveries: list[Delivery]) -> dict[str, Any]:
+def workflow_callback_view(deliveries: list[Delivery], attempts: list[Attempt]) -> dict[str, Any]:
     """Cromwell's keys for the terminal-state callback of a job (empty when it has none)."""
     if not deliveries:
         return {}
@@ -87,4 +87,5 @@ def workflow_callback_view(deliveries: list[Delivery]) -> dict[str, Any]:
         "workflowCallback:successful": successful,
         "workflowCallback:url": latest.url,
         "workflowCallback:timestamp": iso_time(latest.settled_at),
+        "workflowCallback:attempts": [attempt_view(a) for a in attempts if a.delivery_id == latest.id],
     }

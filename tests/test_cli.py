@@ -89,3 +89,39 @@ def test_token_issue_refuses_an_unknown_route_and_rotate_key_rotates(tmp_path: P
     assert len(after) == 2 and after[1] == before[0]
     assert main(["token", "--config", str(config), "list"]) == 0
     assert "script:u/x" in capsys.readouterr().out
+
+
+def test_deliveries_lists_attempts(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    import asyncio
+
+    from gateway.models import Attempt, Delivery
+    from gateway.store import SQLiteStore
+
+    (tmp_path / "scripts").mkdir()
+    config = tmp_path / "g.toml"
+    config.write_text('[server]\ndata_dir = "data"\n')
+
+    async def seed() -> None:
+        store = SQLiteStore(tmp_path / "data" / "hookgate.db")
+        await store.open()
+        delivery = Delivery(
+            id="msg_1",
+            subscription="ops",
+            event_id="e",
+            event_type="WorkflowFailed",
+            url="https://x",
+            body=b"{}",
+            content_type="application/json",
+            created_at=1.0,
+            next_attempt_at=1.0,
+        )
+        await store.enqueue_deliveries([delivery])
+        await store.settle_delivery(
+            Attempt("msg_1", 1, 2.0, 5.0, status=503), state="pending", next_attempt_at=9.0
+        )
+        await store.close()
+
+    asyncio.run(seed())
+    assert main(["deliveries", "--config", str(config), "--state", "pending"]) == 0
+    out = capsys.readouterr().out
+    assert "msg_1" in out and "ops" in out and "#1" in out and "503" in out

@@ -2,12 +2,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from pathlib import Path
 from types import MappingProxyType
 
 import pytest
 
 from gateway.config import EngineConfig
-from gateway.engine import EngineContext, JobContext, Outcome
+from gateway.engine import EngineContext, JobContext, Outcome, Step
 from gateway.errors import ConfigError
 from gateway.models import Job, JobOptions
 from plugins.engines.python import PythonEngine, create
@@ -19,7 +20,11 @@ FUNCTIONS = {
     "forever": "hookgate_testfuncs:wait_forever",
     "boom": "hookgate_testfuncs:explode",
     "obj": "hookgate_testfuncs:not_json",
+    "steps": "hookgate_testfuncs:stepper",
 }
+
+
+STEPS: list[tuple[str, Step]] = []
 
 
 def config(functions: dict) -> EngineConfig:
@@ -38,10 +43,13 @@ async def engine() -> AsyncIterator[tuple[PythonEngine, asyncio.Queue[Outcome]]]
     async def no_versions(_: str) -> None:
         return None
 
-    eng = create(config(FUNCTIONS))
-    from pathlib import Path
+    async def report_step(job_id: str, step: Step) -> None:
+        STEPS.append((job_id, step))
 
-    await eng.start(EngineContext(report=report, load_version=no_versions, data_dir=Path(".")))
+    eng = create(config(FUNCTIONS))
+    await eng.start(
+        EngineContext(report=report, load_version=no_versions, data_dir=Path("."), report_step=report_step)
+    )
     yield eng, outcomes
     await eng.close()
 
@@ -98,3 +106,14 @@ async def test_slots_and_cancel(engine: tuple[PythonEngine, asyncio.Queue[Outcom
     assert eng.free_slots() == free
     assert outcomes.empty()
     assert set(eng.scripts()) == set(FUNCTIONS)
+
+
+async def test_steps_reported_from_a_worker_thread_reach_the_engine_context(
+    engine: tuple[PythonEngine, asyncio.Queue[Outcome]],
+) -> None:
+    STEPS.clear()
+    assert (await run(engine, "steps")).result == "stepped"
+    assert [(job_id, s.rule, s.status, s.outputs) for job_id, s in STEPS] == [
+        ("id-steps", "fetch", "started", None),
+        ("id-steps", "fetch", "completed", {"rows": 3}),
+    ]

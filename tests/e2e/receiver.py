@@ -33,6 +33,7 @@ class Receiver:
     plan: list[int | str] = field(default_factory=list)
     default: int = 200
     retry_after: str | None = None
+    redirect_to: str | None = None
     received: list[Received] = field(default_factory=list)
     port: int = field(default_factory=free_port)
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
@@ -56,6 +57,8 @@ class Receiver:
         if reply == "hang":
             await asyncio.sleep(3600)
         headers = {"Retry-After": self.retry_after} if self.retry_after and reply == 429 else {}
+        if reply == 307 and self.redirect_to:
+            headers["Location"] = self.redirect_to
         return web.json_response({"reply": reply}, status=int(reply), headers=headers)
 
     async def start(self) -> None:

@@ -310,3 +310,29 @@ async def test_pending_deliveries_survive_a_sigkill(
         assert all(len(ids) == 1 for ids in per_job.values())  # duplicates, if any, share their webhook-id
     finally:
         await receiver.stop()
+
+
+async def test_redirects_are_followed_only_when_enabled(
+    make_gateway: Callable[..., Gateway], session: aiohttp.ClientSession, receivers: Callable[..., Any]
+) -> None:
+    target = await receivers()
+    moved = await receivers(default=307, redirect_to=target.url)
+    hook = webhook("moved", moved.url, events='["WorkflowCompleted"]')
+    following = make_gateway(extra=outbound(hook, extra="follow_redirects = true"))
+    await following.start()
+    await run_sync(session, following, "t/echo", {"n": 1})
+    (got,) = await target.wait_for(lambda r: len(r) >= 1)
+    assert got.json()["details"]["result"] == {"n": 1} and got.headers["webhook-id"].startswith("msg_")
+    await following.stop()
+
+    staying = make_gateway(extra=outbound(hook))
+    await staying.start()
+    job_id = await run_sync(session, staying, "t/echo", {"n": 2})
+
+    async def failed() -> dict | None:
+        async with session.get(f"{staying.url}/api/jobs/{job_id}/deliveries") as resp:
+            deliveries = (await resp.json())["deliveries"]
+        return deliveries[0] if deliveries and deliveries[0]["state"] == "failed" else None
+
+    delivery = await eventually(failed)
+    assert delivery["last_status"] == 307 and len(target.received) == 1

@@ -33,3 +33,11 @@ def explode(message: str = "kaboom") -> None:
 
 def not_json() -> object:
     return object()
+
+
+def stepper() -> str:
+    from gateway.client import report_step
+
+    report_step("fetch", "started")
+    report_step("fetch", "completed", message="ok", outputs={"rows": 3})
+    return "stepped"
