@@ -13,6 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from . import jobs
+from .engine import STEP_STATUSES, Step
 from .errors import BadRequest, Forbidden, JobNotFound
 from .handlers import read_body
 from .keys import AUTH, DISPATCHER, STORE, SUBSCRIPTIONS
@@ -196,6 +197,30 @@ def _windmill_result(job: Job) -> Any:
     if job.state is JobState.SUCCEEDED:
         return job.result
     return {"error": job.error or {"name": job.state.value, "message": f"the job {job.state.value}"}}
+
+
+async def report_step(request: web.Request) -> web.StreamResponse:
+    """A job (or the upstream service running it) reports a step: it becomes a ``Rule*`` event."""
+    principal = await request.app[AUTH].require(request, scopes=("steps:report",))
+    job = await _job(request)
+    if not principal.is_admin and principal.job_id != job.id:
+        raise Forbidden("a job may report steps of its own only")
+    body = await read_body(request)
+    data = shape(
+        RequestData(method="POST", body=body, content_type=request.headers.get("Content-Type", ""))
+    ).single
+    status = str(data.get("status", "completed"))
+    if status not in STEP_STATUSES or not isinstance(data.get("rule"), str):
+        raise BadRequest(f'a step needs "rule" (a string) and "status" ({", ".join(STEP_STATUSES)})')
+    message = data.get("message")
+    step = Step(
+        rule=data["rule"],
+        status=status,
+        message=message if isinstance(message, str) else None,
+        outputs=data.get("outputs"),
+    )
+    await request.app[DISPATCHER].report_step(job.id, step)
+    return json_response({"accepted": True}, status=202)
 
 
 # --- tokens and health ----------------------------------------------------------------------------

@@ -20,9 +20,9 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from . import jobs
-from .engine import Engine, EngineContext, JobContext, Outcome, Step
+from .engine import Engine, EngineContext, EngineUnavailable, JobContext, Outcome, Step
 from .events import EventType, step_event
-from .models import Delivery, Job, ScriptVersion
+from .models import Delivery, Job, JobState, ScriptVersion
 from .notify import Subscriptions
 from .store import QUEUE_TOPIC, Store
 
@@ -141,10 +141,32 @@ class Dispatcher:
             token = self.mint_token(job) if self.mint_token else None
             context = JobContext(job_id=job.id, gateway_url=self.gateway_url(job), job_token=token)
             await engine.submit(self._with_sealed_args(job), context)
+        except EngineUnavailable as exc:
+            await self._requeue_unavailable(name, job, exc)
         except Exception as exc:
             log.warning("engine %s could not start job %s: %s", name, job.id, exc)
             error = {"name": type(exc).__name__, "message": f"the engine could not start the job: {exc}"}
             await self.report(Outcome(job.id, "failed", error=error))
+
+    async def _requeue_unavailable(self, name: str, job: Job, exc: EngineUnavailable) -> None:
+        """Back to the queue with a backoff; the claim did not count as a run of the job."""
+        self._held.pop(job.id, None)
+        tries = int((job.error or {}).get("submit_attempts", 0)) + 1
+        if tries >= exc.attempts:
+            final = {"name": "EngineUnavailable", "message": f"{exc} (gave up after {tries} tries)"}
+            await self.report(Outcome(job.id, "failed", error=final))
+            return
+        delay = exc.retry_after if exc.retry_after is not None else min(60.0, 0.5 * 2 ** (tries - 1))
+        log.warning("engine %s unavailable for job %s (%s); retrying in %.1fs", name, job.id, exc, delay)
+        error: dict[str, object] = {
+            "name": "EngineUnavailable",
+            "message": str(exc),
+            "submit_attempts": tries,
+        }
+        changes = {"error": error, "run_after": self.clock() + delay, "attempts": max(job.attempts - 1, 0)}
+        await self.store.transition(
+            job.id, from_states=(JobState.RUNNING,), to=JobState.QUEUED, changes=changes
+        )
 
     def _with_sealed_args(self, job: Job) -> Job:
         """The job as the engine must see it: redacted arguments with their real values."""

@@ -28,6 +28,7 @@ __all__ = [
     "Engine",
     "EngineContext",
     "EngineFactory",
+    "EngineUnavailable",
     "JobContext",
     "Outcome",
     "Step",
@@ -50,6 +51,19 @@ class Outcome:
 
 
 STEP_STATUSES = ("started", "completed", "failed", "skipped")
+
+
+class EngineUnavailable(Exception):
+    """The engine could not take the job now (its upstream is down or overloaded): try again later.
+
+    The dispatcher puts the job back in the queue with a backoff instead of failing it, up to the
+    engine's ``submit_attempts``; the caller of an async trigger already has its job id.
+    """
+
+    def __init__(self, message: str, *, attempts: int = 10, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.attempts = attempts
+        self.retry_after = retry_after
 
 
 @dataclass(frozen=True)

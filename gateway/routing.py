@@ -44,6 +44,7 @@ def add_routes(app: web.Application, config: Config) -> None:
     r.add_post("/api/jobs/{id}/cancel", api.cancel_job)
     r.add_post("/api/tokens/{jti}/revoke", api.revoke_token)
     r.add_get("/api/jobs/{id}/deliveries", delivery_api.job_deliveries)
+    r.add_post("/api/jobs/{id}/steps", api.report_step)
     r.add_get("/api/deliveries", delivery_api.list_deliveries)
     r.add_post("/api/deliveries/{id}/retry", delivery_api.retry_delivery)
 

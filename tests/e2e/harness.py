@@ -49,6 +49,8 @@ type = "python"
 "py/whoami" = "hookgate_testfuncs:whoami"
 "py/forever" = "hookgate_testfuncs:wait_forever"
 
+{engines_extra}
+
 {routes}
 
 {extra}
@@ -75,6 +77,7 @@ class Gateway:
         env: dict[str, str] | None = None,
         auth_extra: str = "",
         extra: str = "",
+        engines_extra: str = "",
     ) -> None:
         self.env = env or {}
         self.root = root
@@ -96,6 +99,7 @@ class Gateway:
                 admin_hash=hashlib.sha256(ADMIN_TOKEN.encode()).hexdigest(),
                 auth_extra=auth_extra,
                 extra=extra,
+                engines_extra=engines_extra,
             )
         )
         self.url = f"http://127.0.0.1:{self.port}"
