@@ -28,6 +28,7 @@ __all__ = [
     "GatewayCallError",
     "JobInfo",
     "await_callback",
+    "celery_job_info",
     "create_callback_endpoint",
     "current_job",
     "job_info",
@@ -61,6 +62,21 @@ class GatewayCallError(RuntimeError):
         super().__init__(f"{status}: {error.get('message', error)}")
         self.status = status
         self.error = error
+
+
+def celery_job_info(task: Any) -> JobInfo | None:
+    """Inside a Celery task (``bind=True``): the hookgate job it runs, from the task's headers."""
+    request = getattr(task, "request", None)
+    headers = getattr(request, "headers", None) or {}
+
+    def read(name: str) -> str | None:
+        value = getattr(request, name, None) or headers.get(name)
+        return str(value) if value else None
+
+    job_id, url = read("hookgate_job_id"), read("hookgate_url")
+    if not job_id or not url:
+        return None
+    return JobInfo(job_id=job_id, gateway_url=url, job_token=read("hookgate_job_token"))
 
 
 def job_info() -> JobInfo | None:

@@ -34,8 +34,25 @@ def test_unknown_engine_type_names_the_known_ones() -> None:
         create_engines(
             (EngineConfig(name="x", type="celery2", options=MappingProxyType({}), path="engines[0]"),)
         )
+    (problem,) = info.value.problems
+    assert problem.startswith('engines[0].type: unknown engine type "celery2" (known: ')
+    for known in ('"local"', '"python"', '"http"', '"celery"', '"shout"'):  # shout: tests/support's example
+        assert known in problem
+
+
+def test_the_celery_engine_says_what_to_install_when_celery_is_missing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import sys
+
+    from plugins.engines.celery_engine import create
+
+    monkeypatch.setitem(sys.modules, "celery", None)  # as if it were not installed
+    config = EngineConfig(name="c", type="celery", options=MappingProxyType({"tasks": {}}), path="engines[3]")
+    with pytest.raises(ConfigError) as info:
+        create(config)
     assert info.value.problems == [
-        'engines[0].type: unknown engine type "celery2" (known: "local", "python")'
+        'engines[3].type: the "celery" engine needs Celery: pip install "hookgate[celery]"'
     ]
 
 

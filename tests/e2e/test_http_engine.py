@@ -34,6 +34,10 @@ class Upstream:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    def polled(self, suffix: str) -> bool:
+        """The upstream has been asked about a job of a script ending in ``suffix`` at least once."""
+        return any(job["script"].endswith(suffix) and job["polls"] >= 1 for job in self.jobs.values())
+
     async def record(self, request: web.Request) -> Any:
         body = await request.json() if request.can_read_body else None
         self.requests.append((request.path, {str(k): v for k, v in request.headers.items()}, body))
@@ -162,9 +166,7 @@ async def test_poll_mode_maps_states(
     failed = await trigger(session, gateway, "pl/fails", {}, sync=True)
     assert failed == {"error": {"name": "Upstream", "message": "it broke"}}
     slow = (await trigger(session, gateway, "pl/slow", {}))["job_id"]
-    await eventually(
-        lambda: asyncio.sleep(0, result=any(r[0].startswith("/jobs/") for r in upstream.requests))
-    )
+    await eventually(lambda: asyncio.sleep(0, result=upstream.polled("slow")))
     async with session.post(f"{gateway.url}/api/jobs/{slow}/cancel") as resp:
         assert resp.status == 200
     await eventually(lambda: asyncio.sleep(0, result=len(upstream.cancelled) == 1))
@@ -208,9 +210,7 @@ async def test_windmill_preset(
     assert failed == {"error": {"name": "Exception", "message": "windmill job failed"}}
     slow = (await trigger(session, gateway, "f/wm/slow", {}))["job_id"]
     await wait_for_state(session, gateway, slow, "running")
-    await eventually(
-        lambda: asyncio.sleep(0, result=any("get_result_maybe" in r[0] for r in upstream.requests[-3:]))
-    )
+    await eventually(lambda: asyncio.sleep(0, result=upstream.polled("slow")))
     async with session.post(f"{gateway.url}/api/jobs/{slow}/cancel") as resp:
         assert resp.status == 200
     await eventually(lambda: asyncio.sleep(0, result=len(upstream.cancelled) == 1))
@@ -238,3 +238,11 @@ async def test_an_unreachable_upstream_leaves_the_job_queued_until_it_is_back(
         assert done["result"] == {"done": {"k": "v"}}
     finally:
         await later.stop()
+
+
+async def test_a_third_party_engine_found_through_its_entry_point(
+    make_gateway: Callable[..., Gateway], session: aiohttp.ClientSession
+) -> None:
+    gateway = make_gateway(engines_extra='[[engines]]\nname = "loud"\ntype = "shout"\nprefix = "loud"\n')
+    await gateway.start()
+    assert await trigger(session, gateway, "loud/say", {"text": "hello"}, sync=True) == "HELLO"
