@@ -139,7 +139,7 @@ def _jobs_list(args: argparse.Namespace) -> int:
     query = JobQuery(state=JobState(args.state) if args.state else None, script=args.script, limit=args.limit)
 
     async def run() -> int:
-        store = create_store(config.store.url, exclusive=False)
+        store = create_store(config.store.url, exclusive=False, schema=config.store.schema)
         await store.open()
         try:
             page = await store.list_jobs(query)
@@ -156,7 +156,7 @@ def _jobs_show(args: argparse.Namespace) -> int:
     config = _open_config(args.config)
 
     async def run() -> int:
-        store = create_store(config.store.url, exclusive=False)
+        store = create_store(config.store.url, exclusive=False, schema=config.store.schema)
         await store.open()
         try:
             job = await store.get_job(args.id)
@@ -175,7 +175,7 @@ def _deliveries(args: argparse.Namespace) -> int:
     config = _open_config(args.config)
 
     async def run() -> int:
-        store = create_store(config.store.url, exclusive=False)
+        store = create_store(config.store.url, exclusive=False, schema=config.store.schema)
         await store.open()
         try:
             found = await store.list_deliveries(job_id=args.job, state=args.state, limit=args.limit)

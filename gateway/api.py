@@ -16,7 +16,7 @@ from . import jobs
 from .engine import STEP_STATUSES, Step
 from .errors import BadRequest, Forbidden, JobNotFound
 from .handlers import read_body
-from .keys import AUTH, DISPATCHER, STORE, SUBSCRIPTIONS
+from .keys import AUTH, CONFIG, DISPATCHER, STORE, SUBSCRIPTIONS, SYNC_WAITS
 from .models import Job, JobQuery, JobState
 from .notify import CROMWELL
 from .payload import RequestData, shape
@@ -66,11 +66,25 @@ async def get_job(request: web.Request) -> web.StreamResponse:
 
 
 async def get_job_result(request: web.Request) -> web.StreamResponse:
+    """The result, or ``202`` while it runs; ``?wait=N`` long-polls up to N seconds (any replica)."""
     job = await _readable_job(request)
+    wait = _wait_seconds(request)
+    if not job.finished and wait > 0:
+        with request.app[SYNC_WAITS].hold():
+            job = await jobs.wait_finished(request.app[STORE], job.id, wait) or job
     if not job.finished:
         body = {"job_id": job.id, "state": job.state.value}
         return json_response(body, status=202, headers={"Retry-After": "1"})
     return render_job_result(job)
+
+
+def _wait_seconds(request: web.Request) -> float:
+    raw = request.query.get("wait", "0")
+    try:
+        wait = float(raw)
+    except ValueError:
+        raise BadRequest(f"wait must be a number of seconds, got {raw!r}") from None
+    return max(0.0, min(wait, request.app[CONFIG].server.max_sync_timeout))
 
 
 async def _cancel(request: web.Request) -> Job:

@@ -38,7 +38,7 @@ from .middlewares import error_middleware
 from .models import Job
 from .notify import Subscriptions, load_notifiers
 from .outbox import Outbox
-from .ratelimit import RateLimiter
+from .ratelimit import RateLimiter, SharedWindows
 from .routing import add_routes
 from .sealing import Sealer
 from .ssrf import GuardedResolver
@@ -55,7 +55,7 @@ DEFAULT_JOB_TIMEOUT = 3600.0
 def create_app(config: Config) -> web.Application:
     """Wire everything for ``config``. Construction does no I/O; ``cleanup_ctx`` opens and closes."""
     app = web.Application(middlewares=[error_middleware], client_max_size=config.server.max_body_size)
-    store = create_store(config.store.url)
+    store = create_store(config.store.url, schema=config.store.schema)
     engines = create_engines(config.engines)
     app[CONFIG] = config
     app[STORE] = store
@@ -66,7 +66,7 @@ def create_app(config: Config) -> web.Application:
     app[SEALER] = sealer
     auth = Authenticator(config.auth, store=store, data_dir=config.server.data_dir)
     app[AUTH] = auth
-    app[RATE_LIMITER] = RateLimiter()
+    app[RATE_LIMITER] = RateLimiter(store=store if isinstance(store, SharedWindows) else None)
     app[VERIFY_FAILURES] = {}
     app[SUSPENSIONS] = Suspensions()
     subscriptions = Subscriptions(config, load_notifiers())

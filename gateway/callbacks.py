@@ -152,7 +152,7 @@ async def await_call(
             if remaining <= 0:
                 return None
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(called.wait(), remaining)
+                await asyncio.wait_for(called.wait(), min(remaining, store.recheck_interval or remaining))
 
 
 class Suspensions:

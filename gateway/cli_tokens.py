@@ -129,7 +129,7 @@ To rotate without breaking published URLs:
 
 
 async def _with_store(config: Config, action):  # type: ignore[no-untyped-def]
-    store: Store = create_store(config.store.url, exclusive=False)
+    store: Store = create_store(config.store.url, exclusive=False, schema=config.store.schema)
     await store.open()
     try:
         return await action(store)

@@ -73,6 +73,8 @@ class ServerConfig:
 @dataclass(frozen=True)
 class StoreConfig:
     url: str
+    schema: str | None = None
+    """PostgreSQL: the schema to use (created when missing); default: the role's search_path."""
 
 
 @dataclass(frozen=True)
@@ -322,8 +324,11 @@ def _parse_store(t: Table, server: ServerConfig, base_dir: Path) -> StoreConfig:
         url = f"sqlite:///{_resolve(base_dir, url.removeprefix('sqlite:///'))}"
     elif not url.startswith(("postgresql://", "postgres://")):
         t.problem("url", f'expected "sqlite:///PATH" or "postgresql://...", got {url!r}')
+    schema = t.get("schema", str, None)
+    if schema is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,62}", schema):
+        t.problem("schema", f"expected a plain identifier, got {schema!r}")
     t.reject_unknown()
-    return StoreConfig(url=url)
+    return StoreConfig(url=url, schema=schema)
 
 
 def _parse_engine(t: Table, base_dir: Path) -> EngineConfig:

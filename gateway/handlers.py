@@ -159,9 +159,13 @@ async def admit(request: web.Request, policy: TriggerPolicy, script: str) -> Adm
     headers: dict[str, str] = {}
     limiter = request.app[RATE_LIMITER]
     if policy.rate_limit is not None:
-        headers = limiter.take(f"route:{policy.route}", policy.rate_limit, policy=f"route {policy.route}")
+        headers = await limiter.take(
+            f"route:{policy.route}", policy.rate_limit, policy=f"route {policy.route}"
+        )
     if principal is not None and principal.rate_limit is not None:
-        headers = limiter.take(f"token:{principal.id}", principal.rate_limit, policy=f"token {principal.id}")
+        headers = await limiter.take(
+            f"token:{principal.id}", principal.rate_limit, policy=f"token {principal.id}"
+        )
     return Admission(principal_id=principal.id if principal else None, headers=headers)
 
 

@@ -170,7 +170,7 @@ async def wait_finished(store: Store, job_id: str, timeout: float) -> Job | None
             if job is None or job.finished or remaining <= 0:
                 return job
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(changed.wait(), remaining)
+                await asyncio.wait_for(changed.wait(), min(remaining, store.recheck_interval or remaining))
 
 
 def render_concurrency_key(

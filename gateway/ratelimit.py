@@ -16,6 +16,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 from .errors import TooManyRequests
 
@@ -43,14 +44,50 @@ def parse_rate(text: str) -> Rate:
     return Rate(limit=int(match.group(1)), window=float(window))
 
 
+@runtime_checkable
+class SharedWindows(Protocol):
+    """A store that keeps rate windows for every replica (PostgreSQL); SQLite's process keeps its own."""
+
+    async def rate_take(
+        self, key: str, *, limit: int, window: float, now: float
+    ) -> tuple[bool, int, float | None]: ...
+
+
 class RateLimiter:
-    def __init__(self, clock: Callable[[], float] = time.monotonic, *, max_keys: int = 100_000) -> None:
-        self.clock = clock
+    """In this process, or -- given a shared store (PostgreSQL) -- one limit across every replica."""
+
+    def __init__(
+        self,
+        clock: Callable[[], float] | None = None,
+        *,
+        max_keys: int = 100_000,
+        store: SharedWindows | None = None,
+    ) -> None:
+        self.store = store
+        self.clock = clock or (time.time if store is not None else time.monotonic)
         self.max_keys = max_keys
         self._logs: dict[str, deque[float]] = {}
 
-    def take(self, key: str, rate: Rate, *, policy: str) -> dict[str, str]:
+    async def take(self, key: str, rate: Rate, *, policy: str) -> dict[str, str]:
         """Count one request for ``key``; return the headers to send, or raise 429."""
+        if self.store is None:
+            return self.take_here(key, rate, policy=policy)
+        now = self.clock()
+        allowed, count, oldest = await self.store.rate_take(
+            key, limit=rate.limit, window=rate.window, now=now
+        )
+        reset = max(1, math.ceil((oldest if oldest is not None else now) + rate.window - now))
+        if not allowed:
+            self._refuse(policy, rate, wait=reset)
+        return _headers(policy, rate, remaining=rate.limit - count, reset=reset)
+
+    @staticmethod
+    def _refuse(policy: str, rate: Rate, *, wait: int) -> None:
+        headers = _headers(policy, rate, remaining=0, reset=wait)
+        headers["Retry-After"] = str(wait)
+        raise TooManyRequests(f"rate limit {rate} exceeded for {policy}; retry in {wait}s", headers=headers)
+
+    def take_here(self, key: str, rate: Rate, *, policy: str) -> dict[str, str]:
         now = self.clock()
         log = self._logs.get(key)
         if log is None:

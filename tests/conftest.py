@@ -12,10 +12,11 @@ SUPPORT = Path(__file__).parent / "support"
 sys.path.insert(0, str(SUPPORT))
 
 
-def require_service(available: bool, how: str) -> None:
-    """Skip when a service is missing -- except under CI=true, where a skip would hide a gap."""
+def require_service(available: bool, how: str, *, required_by_env: str | None = None) -> None:
+    """Skip when a service is missing -- except under CI=true (or ``required_by_env=1``), where a
+    skip would hide a gap, so the test fails instead."""
     if available:
         return
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"required test service is unavailable under CI: {how}")
+    if os.environ.get("CI") == "true" or (required_by_env and os.environ.get(required_by_env) == "1"):
+        pytest.fail(f"required test service is unavailable: {how}")
     pytest.skip(how)

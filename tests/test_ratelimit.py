@@ -33,14 +33,14 @@ def test_at_most_the_limit_in_any_window() -> None:
     rate = Rate(100, 60)
     for _ in range(100):
         clock.now += 0.5  # trickling in: 100 requests over 50 seconds
-        headers = limiter.take("route:/r", rate, policy="route")
+        headers = limiter.take_here("route:/r", rate, policy="route")
     assert headers["RateLimit"] == '"route";r=0;t=11'  # the first request (at 0.5s) leaves at 60.5s
     assert headers["RateLimit-Policy"] == '"route";q=100;w=60'
     with pytest.raises(TooManyRequests) as info:
-        limiter.take("route:/r", rate, policy="route")  # the 101st within the minute
+        limiter.take_here("route:/r", rate, policy="route")  # the 101st within the minute
     assert info.value.status == 429 and info.value.headers()["Retry-After"] == "11"
     clock.now += 10.5  # the first request leaves the window
-    limiter.take("route:/r", rate, policy="route")
+    limiter.take_here("route:/r", rate, policy="route")
     with pytest.raises(TooManyRequests):
-        limiter.take("route:/r", rate, policy="route")
-    limiter.take("route:/other", rate, policy="route")  # another key has its own window
+        limiter.take_here("route:/r", rate, policy="route")
+    limiter.take_here("route:/other", rate, policy="route")  # another key has its own window

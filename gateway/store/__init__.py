@@ -32,8 +32,12 @@ __all__ = [
 ]
 
 
-def create_store(url: str, *, exclusive: bool = True) -> Store:
-    """Build (not open) the store for ``url``."""
+def create_store(url: str, *, exclusive: bool = True, schema: str | None = None) -> Store:
+    """Build (not open) the store for ``url``: ``sqlite:///PATH`` or ``postgresql://…``."""
     if url.startswith("sqlite://"):
         return SQLiteStore(sqlite_path_from_url(url), exclusive=exclusive)
-    raise ValueError(f"store {url!r} is not supported yet (only sqlite:///PATH)")
+    if url.startswith(("postgresql://", "postgres://")):
+        from .postgres import PostgresStore
+
+        return PostgresStore(url, schema=schema)
+    raise ValueError(f"unsupported store {url!r}: expected sqlite:///PATH or postgresql://…")

@@ -93,6 +93,9 @@ class Idempotency:
 
 
 class Store(Protocol):
+    recheck_interval: float | None
+    """Waiters re-read at least this often (a shared store's notifications are at-most-once)."""
+
     async def open(self) -> None:
         """Connect, take ownership where the backend needs it, and apply pending migrations."""
 

@@ -9,7 +9,6 @@ the same data directory refuse to start instead of corrupting the first one's le
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import fcntl
 import os
@@ -30,7 +29,6 @@ from ..models import (
     CallbackEndpoint,
     Delivery,
     Job,
-    JobOptions,
     JobQuery,
     JobState,
     Page,
@@ -49,11 +47,20 @@ from .protocol import (
     callback_topic,
     job_topic,
 )
+from .rows import (
+    decode_cursor,
+    dump,
+    encode_column,
+    encode_cursor,
+    job_to_row,
+    loads,
+    row_to_callback,
+    row_to_delivery,
+    row_to_job,
+)
 from .signals import Signals
 
 __all__ = ["SQLiteStore"]
-
-_JSON_COLUMNS = frozenset({"args", "result", "error"})
 
 
 def _sql_list(states: Collection[JobState]) -> str:
@@ -70,6 +77,8 @@ RESTART_ERROR = {
 
 
 class SQLiteStore:
+    recheck_interval: float | None = None  # one process: every wake-up is seen
+
     def __init__(self, path: Path, *, exclusive: bool = True) -> None:
         """``exclusive=False`` opens alongside a running gateway (the CLI): no lock file is taken."""
         self.path = path
@@ -185,7 +194,7 @@ class SQLiteStore:
     async def create_jobs(
         self, jobs: Sequence[Job], *, max_queued: int | None = None, idempotency: Idempotency | None = None
     ) -> None:
-        rows = [_job_to_row(job) for job in jobs]
+        rows = [job_to_row(job) for job in jobs]
         if not rows:
             return
         columns = ", ".join(rows[0])
@@ -222,7 +231,7 @@ class SQLiteStore:
     async def get_job(self, job_id: str) -> Job | None:
         async with self._db().execute("SELECT * FROM jobs WHERE id = ?", (job_id,)) as cur:
             row = await cur.fetchone()
-        return _row_to_job(row) if row else None
+        return row_to_job(row) if row else None
 
     async def list_jobs(self, query: JobQuery) -> Page:
         where: list[str] = []
@@ -238,7 +247,7 @@ class SQLiteStore:
             params.append(query.principal)
         if query.cursor:
             where.append("seq < ?")
-            params.append(_decode_cursor(query.cursor))
+            params.append(decode_cursor(query.cursor))
         sql = "SELECT * FROM jobs"
         if where:
             sql += " WHERE " + " AND ".join(where)
@@ -248,8 +257,8 @@ class SQLiteStore:
             rows = list(await cur.fetchall())
         more = len(rows) > query.limit
         rows = rows[: query.limit]
-        cursor = _encode_cursor(rows[-1]["seq"]) if more and rows else None
-        return Page(items=[_row_to_job(r) for r in rows], next_cursor=cursor)
+        cursor = encode_cursor(rows[-1]["seq"]) if more and rows else None
+        return Page(items=[row_to_job(r) for r in rows], next_cursor=cursor)
 
     async def count_jobs(self, states: Collection[JobState]) -> int:
         marks = ", ".join("?" for _ in states)
@@ -282,7 +291,7 @@ class SQLiteStore:
         claimed: list[Job] = []
         async with self._transaction() as db:
             async with db.execute(sql, (engine, now, limit * 4)) as cur:
-                candidates = [_row_to_job(r) for r in await cur.fetchall()]
+                candidates = [row_to_job(r) for r in await cur.fetchall()]
             for job in candidates:
                 if len(claimed) >= limit:
                     break
@@ -345,7 +354,7 @@ class SQLiteStore:
         if to in TERMINAL_STATES:
             values["sealed_args"] = None  # a finished job never runs again: its secrets go
         for key, value in (changes or {}).items():
-            values[key] = _encode_column(key, value)
+            values[key] = encode_column(key, value)
         assignments = ", ".join(f"{column} = ?" for column in values)
         marks = ", ".join("?" for _ in from_states)
         async with self._transaction() as db:
@@ -358,11 +367,11 @@ class SQLiteStore:
             async with db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)) as cur:
                 row = await cur.fetchone()
             if row is not None and deliveries is not None:
-                await self._insert_deliveries(db, deliveries(_row_to_job(row)))
+                await self._insert_deliveries(db, deliveries(row_to_job(row)))
             self._touch(job_topic(job_id))
             if to is JobState.QUEUED or to is JobState.SUSPENDED or to in TERMINAL_STATES:
                 self._touch(QUEUE_TOPIC)  # a slot or a concurrency key may have freed up
-        return _row_to_job(row) if row else None
+        return row_to_job(row) if row else None
 
     async def recover_expired(
         self, *, now: float, on_fail: Callable[[Job], Sequence[Delivery]] | None = None
@@ -371,7 +380,7 @@ class SQLiteStore:
         async with self._transaction() as db:
             sql = f"SELECT * FROM jobs WHERE state IN {_ACTIVE} AND lease_expires < ?"
             async with db.execute(sql, (now,)) as cur:
-                expired = [_row_to_job(r) for r in await cur.fetchall()]
+                expired = [row_to_job(r) for r in await cur.fetchall()]
             for job in expired:
                 if job.options.retry_on_restart:
                     await db.execute(
@@ -458,12 +467,12 @@ class SQLiteStore:
                     endpoint.job_id,
                     endpoint.token_hash,
                     endpoint.method,
-                    _dump(endpoint.schema),
+                    dump(endpoint.schema),
                     endpoint.max_calls,
                     endpoint.accepted,
                     endpoint.expires_at,
                     endpoint.created_at,
-                    _dump(endpoint.approval),
+                    dump(endpoint.approval),
                     int(endpoint.require_token),
                 ),
             )
@@ -471,12 +480,12 @@ class SQLiteStore:
     async def get_callback(self, callback_id: str) -> CallbackEndpoint | None:
         async with self._db().execute("SELECT * FROM callbacks WHERE id = ?", (callback_id,)) as cur:
             row = await cur.fetchone()
-        return _row_to_callback(row) if row else None
+        return row_to_callback(row) if row else None
 
     async def find_callback(self, token_hash: str) -> CallbackEndpoint | None:
         async with self._db().execute("SELECT * FROM callbacks WHERE token_hash = ?", (token_hash,)) as cur:
             row = await cur.fetchone()
-        return _row_to_callback(row) if row else None
+        return row_to_callback(row) if row else None
 
     async def record_callback_call(self, token_hash: str, call: CallbackCall) -> CallbackEndpoint:
         async with self._transaction() as db:
@@ -484,7 +493,7 @@ class SQLiteStore:
                 row = await cur.fetchone()
             if row is None:
                 raise CallRefused("unknown")
-            endpoint = _row_to_callback(row)
+            endpoint = row_to_callback(row)
             if endpoint.used_up:
                 raise CallRefused("used", endpoint)
             if endpoint.expired(call.received_at):
@@ -498,9 +507,9 @@ class SQLiteStore:
                 (
                     endpoint.id,
                     call.method,
-                    _dump(call.headers),
-                    _dump(call.query),
-                    _dump(call.body),
+                    dump(call.headers),
+                    dump(call.query),
+                    dump(call.body),
                     call.received_at,
                 ),
             )
@@ -529,9 +538,9 @@ class SQLiteStore:
                 await db.execute("UPDATE callback_calls SET consumed_at = ? WHERE seq = ?", (now, row["seq"]))
         return CallbackCall(
             method=row["method"],
-            headers=_loads(row["headers"]) or {},
-            query=_loads(row["query"]) or {},
-            body=_loads(row["body"]),
+            headers=loads(row["headers"]) or {},
+            query=loads(row["query"]) or {},
+            body=loads(row["body"]),
             received_at=row["received_at"],
             seq=row["seq"],
         )
@@ -555,7 +564,7 @@ class SQLiteStore:
                     d.url,
                     d.body,
                     d.content_type,
-                    _dump(d.headers),
+                    dump(d.headers),
                     d.next_attempt_at,
                     d.created_at,
                     int(d.erase_on_settle),
@@ -587,7 +596,7 @@ class SQLiteStore:
                 "UPDATE deliveries SET lease_owner = ?, lease_expires = ? WHERE id = ?",
                 [(worker, now + lease, row["id"]) for row in rows],
             )
-        return [_row_to_delivery(row) for row in rows]
+        return [row_to_delivery(row) for row in rows]
 
     async def settle_delivery(self, attempt: Attempt, *, state: str, next_attempt_at: float | None) -> None:
         settled = state != "pending"
@@ -647,12 +656,12 @@ class SQLiteStore:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY created_at DESC, id LIMIT ?"
         async with self._db().execute(sql, (*params, limit)) as cur:
-            return [_row_to_delivery(row) for row in await cur.fetchall()]
+            return [row_to_delivery(row) for row in await cur.fetchall()]
 
     async def get_delivery(self, delivery_id: str) -> Delivery | None:
         async with self._db().execute("SELECT * FROM deliveries WHERE id = ?", (delivery_id,)) as cur:
             row = await cur.fetchone()
-        return _row_to_delivery(row) if row else None
+        return row_to_delivery(row) if row else None
 
     async def list_attempts(self, delivery_ids: Sequence[str]) -> list[Attempt]:
         if not delivery_ids:
@@ -769,143 +778,13 @@ class SQLiteStore:
         return str(row[0])
 
 
-# --- rows -----------------------------------------------------------------------------------------
+# --- helpers ------
 
 
 def _statements(sql: str) -> list[str]:
     """Split a migration into statements (comments, which may hold semicolons, dropped first)."""
     code = "\n".join(line.split("--", 1)[0] for line in sql.splitlines())
     return [statement.strip() for statement in code.split(";") if statement.strip()]
-
-
-def _encode_column(column: str, value: Any) -> Any:
-    if column in _JSON_COLUMNS:
-        return None if value is None else orjson.dumps(value).decode()
-    if column == "options" and isinstance(value, JobOptions):
-        return orjson.dumps(value.to_json()).decode()
-    if isinstance(value, JobState):
-        return value.value
-    if isinstance(value, bool):
-        return int(value)
-    return value
-
-
-def _job_to_row(job: Job) -> dict[str, Any]:
-    return {
-        "id": job.id,
-        "state": job.state.value,
-        "engine": job.engine,
-        "script": job.script,
-        "script_hash": job.script_hash,
-        "route": job.route,
-        "args": _encode_column("args", job.args),
-        "result": _encode_column("result", job.result),
-        "error": _encode_column("error", job.error),
-        "logs": job.logs,
-        "created_at": job.created_at,
-        "started_at": job.started_at,
-        "finished_at": job.finished_at,
-        "run_after": job.run_after,
-        "attempts": job.attempts,
-        "concurrency_key": job.concurrency_key,
-        "max_concurrent": job.options.max_concurrent,
-        "options": _encode_column("options", job.options),
-        "origin": job.origin,
-        "engine_ref": job.engine_ref,
-        "lease_owner": job.lease_owner,
-        "lease_expires": job.lease_expires,
-        "erased": int(job.erased),
-        "sealed_args": job.sealed_args,
-        "principal": job.principal,
-        "waiting_for": job.waiting_for,
-    }
-
-
-def _loads(value: str | None) -> Any:
-    return None if value is None else orjson.loads(value)
-
-
-def _dump(value: Any) -> str | None:
-    return None if value is None else orjson.dumps(value).decode()
-
-
-def _row_to_delivery(row: sqlite3.Row) -> Delivery:
-    return Delivery(
-        id=row["id"],
-        subscription=row["subscription"],
-        event_id=row["event_id"],
-        event_type=row["event_type"],
-        job_id=row["job_id"],
-        url=row["url"],
-        body=bytes(row["body"]) if row["body"] is not None else None,
-        content_type=row["content_type"],
-        headers=_loads(row["headers"]) or {},
-        state=row["state"],
-        attempts=row["attempts"],
-        next_attempt_at=row["next_attempt_at"],
-        last_status=row["last_status"],
-        last_error=row["last_error"],
-        created_at=row["created_at"],
-        settled_at=row["settled_at"],
-        erase_on_settle=bool(row["erase_on_settle"]),
-    )
-
-
-def _row_to_callback(row: sqlite3.Row) -> CallbackEndpoint:
-    return CallbackEndpoint(
-        id=row["id"],
-        job_id=row["job_id"],
-        token_hash=row["token_hash"],
-        method=row["method"],
-        expires_at=row["expires_at"],
-        created_at=row["created_at"],
-        max_calls=row["max_calls"],
-        accepted=row["accepted"],
-        schema=_loads(row["schema"]),
-        approval=_loads(row["approval"]),
-        require_token=bool(row["require_token"]),
-    )
-
-
-def _row_to_job(row: sqlite3.Row) -> Job:
-    return Job(
-        id=row["id"],
-        state=JobState(row["state"]),
-        engine=row["engine"],
-        script=row["script"],
-        script_hash=row["script_hash"],
-        route=row["route"],
-        args=_loads(row["args"]),
-        result=_loads(row["result"]),
-        error=_loads(row["error"]),
-        logs=row["logs"],
-        created_at=row["created_at"],
-        started_at=row["started_at"],
-        finished_at=row["finished_at"],
-        run_after=row["run_after"],
-        attempts=row["attempts"],
-        concurrency_key=row["concurrency_key"],
-        options=JobOptions.from_json(orjson.loads(row["options"])),
-        origin=row["origin"],
-        engine_ref=row["engine_ref"],
-        lease_owner=row["lease_owner"],
-        lease_expires=row["lease_expires"],
-        erased=bool(row["erased"]),
-        sealed_args=row["sealed_args"],
-        principal=row["principal"],
-        waiting_for=row["waiting_for"],
-    )
-
-
-def _encode_cursor(seq: int) -> str:
-    return base64.urlsafe_b64encode(str(seq).encode()).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> int:
-    try:
-        return int(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode())
-    except (ValueError, UnicodeDecodeError):
-        raise ValueError(f"invalid cursor {cursor!r}") from None
 
 
 def sqlite_path_from_url(url: str) -> Path:

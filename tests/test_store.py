@@ -1,4 +1,7 @@
-"""The SQLite store against a real database file."""
+"""The store, run unchanged on both backends: a real SQLite file and a real PostgreSQL schema.
+
+Tests that are about SQLite itself (its lock file, its bytes on disk) build a SQLiteStore directly.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +10,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from pg import postgres_store
 
 from gateway.models import Attempt, Delivery, Job, JobOptions, JobQuery, JobState, ScriptVersion, TokenRecord
 from gateway.store import (
@@ -15,6 +19,7 @@ from gateway.store import (
     Idempotency,
     QueueFull,
     SQLiteStore,
+    Store,
     StoreLocked,
     job_topic,
 )
@@ -23,8 +28,20 @@ from gateway.store.sqlite import RESTART_ERROR
 ACTIVE = (JobState.RUNNING, JobState.SUSPENDED)
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    if request.param == "sqlite":
+        opened: Store = SQLiteStore(tmp_path / "h.db")
+        await opened.open()
+        yield opened
+        await opened.close()
+        return
+    async with postgres_store() as opened:
+        yield opened
+
+
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
+async def sqlite_store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
     s = SQLiteStore(tmp_path / "h.db")
     await s.open()
     yield s
@@ -37,14 +54,14 @@ def job(job_id: str, **kwargs: object) -> Job:
     return Job(id=job_id, **fields)
 
 
-async def test_create_and_get_round_trip(store: SQLiteStore) -> None:
+async def test_create_and_get_round_trip(store: Store) -> None:
     original = job("j1", options=JobOptions(timeout=5, retries=2, delete_after_use=True), origin="http://x")
     await store.create_jobs([original])
     assert await store.get_job("j1") == original
     assert await store.get_job("missing") is None
 
 
-async def test_max_queued_is_enforced_in_the_insert(store: SQLiteStore) -> None:
+async def test_max_queued_is_enforced_in_the_insert(store: Store) -> None:
     await store.create_jobs([job("a")], max_queued=3)
     with pytest.raises(QueueFull):
         await store.create_jobs([job("b"), job("c"), job("d")], max_queued=3)  # all or nothing
@@ -54,7 +71,7 @@ async def test_max_queued_is_enforced_in_the_insert(store: SQLiteStore) -> None:
         await store.create_jobs([job("e")], max_queued=3)
 
 
-async def test_idempotency_keys_are_held_atomically_until_they_expire(store: SQLiteStore) -> None:
+async def test_idempotency_keys_are_held_atomically_until_they_expire(store: Store) -> None:
     first = Idempotency(key="/r|delivery-1", expires_at=100.0, now=10.0)
     await store.create_jobs([job("original")], idempotency=first)
     with pytest.raises(DuplicateRequest) as info:
@@ -75,7 +92,7 @@ async def test_idempotency_keys_are_held_atomically_until_they_expire(store: SQL
     await store.create_jobs([job("y")], idempotency=Idempotency(key="/r|d2", expires_at=1e9, now=1.0))
 
 
-async def test_tokens_revocations_and_settings(store: SQLiteStore) -> None:
+async def test_tokens_revocations_and_settings(store: Store) -> None:
     record = TokenRecord(
         jti="t1", label="deploy", subject="route:/d", scopes=("jobs:run:routes:/d",), created_at=1.0
     )
@@ -93,7 +110,7 @@ async def test_tokens_revocations_and_settings(store: SQLiteStore) -> None:
     assert await store.set_setting_if_absent("k", "second") == "first"
 
 
-async def test_transition_is_compare_and_set(store: SQLiteStore) -> None:
+async def test_transition_is_compare_and_set(store: Store) -> None:
     await store.create_jobs([job("j")])
     done = await store.transition(
         "j", from_states=[JobState.QUEUED], to=JobState.CANCELLED, changes={"finished_at": 2.0}
@@ -103,7 +120,7 @@ async def test_transition_is_compare_and_set(store: SQLiteStore) -> None:
     assert (await store.get_job("j")).state is JobState.CANCELLED
 
 
-async def test_claim_takes_due_jobs_of_its_engine_under_a_lease(store: SQLiteStore) -> None:
+async def test_claim_takes_due_jobs_of_its_engine_under_a_lease(store: Store) -> None:
     await store.create_jobs([job("due", run_after=5.0)])
     await store.create_jobs([job("later", run_after=50.0)])
     await store.create_jobs([job("other", engine="py")])
@@ -121,14 +138,14 @@ async def test_claim_takes_due_jobs_of_its_engine_under_a_lease(store: SQLiteSto
     assert await store.claim_jobs(engine="local", worker="w2", now=10.0, lease=30.0, limit=10) == []
 
 
-async def test_claim_respects_the_limit_and_order(store: SQLiteStore) -> None:
+async def test_claim_respects_the_limit_and_order(store: Store) -> None:
     for n in range(5):
         await store.create_jobs([job(f"j{n}", created_at=float(n))])
     first = await store.claim_jobs(engine="local", worker="w", now=10.0, lease=1.0, limit=2)
     assert [j.id for j in first] == ["j0", "j1"]
 
 
-async def test_concurrency_key_allows_max_concurrent_active_jobs(store: SQLiteStore) -> None:
+async def test_concurrency_key_allows_max_concurrent_active_jobs(store: Store) -> None:
     options = JobOptions(max_concurrent=2)
     for n in range(4):
         await store.create_jobs([job(f"k{n}", concurrency_key="r|x", options=options)])
@@ -142,7 +159,7 @@ async def test_concurrency_key_allows_max_concurrent_active_jobs(store: SQLiteSt
     ] == ["k2"]
 
 
-async def test_finishing_drops_sealed_arguments_but_a_retry_keeps_them(store: SQLiteStore) -> None:
+async def test_finishing_drops_sealed_arguments_but_a_retry_keeps_them(store: Store) -> None:
     await store.create_jobs([job("j", sealed_args="gAAAA-sealed")])
     await store.claim_jobs(engine="local", worker="w", now=10.0, lease=5.0, limit=1)
     requeued = await store.transition("j", from_states=ACTIVE, to=JobState.QUEUED)
@@ -152,7 +169,7 @@ async def test_finishing_drops_sealed_arguments_but_a_retry_keeps_them(store: SQ
     assert done is not None and done.sealed_args is None
 
 
-async def test_renew_leases_reports_what_is_still_held(store: SQLiteStore) -> None:
+async def test_renew_leases_reports_what_is_still_held(store: Store) -> None:
     for name in ("a", "b"):
         await store.create_jobs([job(name)])
     await store.claim_jobs(engine="local", worker="w", now=1.0, lease=5.0, limit=10)
@@ -162,7 +179,7 @@ async def test_renew_leases_reports_what_is_still_held(store: SQLiteStore) -> No
     assert await store.renew_leases(worker="other", job_ids=["a"], until=200.0) == set()
 
 
-async def test_recover_expired_fails_or_requeues_per_the_route(store: SQLiteStore) -> None:
+async def test_recover_expired_fails_or_requeues_per_the_route(store: Store) -> None:
     await store.create_jobs([job("fragile")])
     await store.create_jobs([job("sturdy", options=JobOptions(retry_on_restart=True))])
     await store.create_jobs([job("alive")])
@@ -176,7 +193,7 @@ async def test_recover_expired_fails_or_requeues_per_the_route(store: SQLiteStor
     assert alive is not None and alive.state is JobState.RUNNING
 
 
-async def test_listing_is_newest_first_with_cursor_and_filters(store: SQLiteStore) -> None:
+async def test_listing_is_newest_first_with_cursor_and_filters(store: Store) -> None:
     for n in range(5):
         await store.create_jobs([job(f"j{n}", script="even" if n % 2 == 0 else "odd")])
     page = await store.list_jobs(JobQuery(limit=2))
@@ -191,7 +208,8 @@ async def test_listing_is_newest_first_with_cursor_and_filters(store: SQLiteStor
         await store.list_jobs(JobQuery(cursor="***"))
 
 
-async def test_erase_keeps_only_the_skeleton(store: SQLiteStore, tmp_path: Path) -> None:
+async def test_erase_keeps_only_the_skeleton(sqlite_store: SQLiteStore, tmp_path: Path) -> None:
+    store = sqlite_store
     await store.create_jobs([job("j", args={"secret": "s3cr3t-value"})])
     await store.transition(
         "j",
@@ -211,7 +229,7 @@ async def test_erase_keeps_only_the_skeleton(store: SQLiteStore, tmp_path: Path)
     assert b"s3cr3t-value" not in files
 
 
-async def test_purge_deletes_only_old_finished_jobs(store: SQLiteStore) -> None:
+async def test_purge_deletes_only_old_finished_jobs(store: Store) -> None:
     await store.create_jobs([job("old")])
     await store.create_jobs([job("new")])
     await store.create_jobs([job("running")])
@@ -226,7 +244,7 @@ async def test_purge_deletes_only_old_finished_jobs(store: SQLiteStore) -> None:
     assert await store.get_job("new") is not None and await store.get_job("running") is not None
 
 
-async def test_script_versions_are_kept_once(store: SQLiteStore) -> None:
+async def test_script_versions_are_kept_once(store: Store) -> None:
     version = ScriptVersion(
         hash="ab" * 32, engine="local", path="u/x", filename="x.py", content=b"def main(): pass"
     )
@@ -236,7 +254,7 @@ async def test_script_versions_are_kept_once(store: SQLiteStore) -> None:
     assert await store.get_script_version("cd" * 32) is None
 
 
-async def test_waiters_are_woken_after_commit(store: SQLiteStore) -> None:
+async def test_waiters_are_woken_after_commit(store: Store) -> None:
     await store.create_jobs([job("j")])
     with store.listen(job_topic("j")) as changed, store.listen(QUEUE_TOPIC) as queue:
         queue.clear()
@@ -246,7 +264,10 @@ async def test_waiters_are_woken_after_commit(store: SQLiteStore) -> None:
         assert (await store.get_job("j")).state is JobState.FAILED
 
 
-async def test_second_owner_is_refused_but_a_reader_may_open(store: SQLiteStore, tmp_path: Path) -> None:
+async def test_second_owner_is_refused_but_a_reader_may_open(
+    sqlite_store: SQLiteStore, tmp_path: Path
+) -> None:
+    store = sqlite_store
     with pytest.raises(StoreLocked, match="another hookgate process"):
         await SQLiteStore(tmp_path / "h.db").open()
     await store.create_jobs([job("visible")])
@@ -289,7 +310,7 @@ def delivery(
     )
 
 
-async def test_deliveries_are_written_with_the_transition_or_not_at_all(store: SQLiteStore) -> None:
+async def test_deliveries_are_written_with_the_transition_or_not_at_all(store: Store) -> None:
     await store.create_jobs([job("j")])
     done = await store.transition(
         "j",
@@ -308,7 +329,7 @@ async def test_deliveries_are_written_with_the_transition_or_not_at_all(store: S
     assert lost is None and await store.get_delivery("d-never") is None
 
 
-async def test_claims_on_delivery_carry_leases(store: SQLiteStore) -> None:
+async def test_claims_on_delivery_carry_leases(store: Store) -> None:
     await store.enqueue_deliveries([delivery("a"), delivery("b")])
     first = await store.claim_due_deliveries(worker="w1", now=10.0, lease=30.0, limit=1)
     second = await store.claim_due_deliveries(worker="w2", now=10.0, lease=30.0, limit=5)
@@ -320,7 +341,7 @@ async def test_claims_on_delivery_carry_leases(store: SQLiteStore) -> None:
     assert sorted(d.id for d in again) == ["a", "b"]
 
 
-async def test_settling_records_attempts_and_erases_private_bodies(store: SQLiteStore) -> None:
+async def test_settling_records_attempts_and_erases_private_bodies(store: Store) -> None:
     await store.enqueue_deliveries([delivery("keep"), delivery("private", erase=True)])
     await store.settle_delivery(
         Attempt("keep", 1, 5.0, 12.0, status=503), state="pending", next_attempt_at=50.0
@@ -340,7 +361,7 @@ async def test_settling_records_attempts_and_erases_private_bodies(store: SQLite
     assert await store.next_delivery_due() == 50.0
 
 
-async def test_disabled_subscriptions_hold_their_deliveries_until_a_retry(store: SQLiteStore) -> None:
+async def test_disabled_subscriptions_hold_their_deliveries_until_a_retry(store: Store) -> None:
     await store.enqueue_deliveries([delivery("d", subscription="gone")])
     await store.disable_subscription("gone", reason="410", now=1.0)
     assert await store.claim_due_deliveries(worker="w", now=10.0, lease=5.0, limit=5) == []

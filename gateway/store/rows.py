@@ -1,0 +1,161 @@
+"""Rows ⇄ records, shared by the SQLite and PostgreSQL stores (both keep JSON in text columns).
+
+A row is anything indexable by column name: ``sqlite3.Row`` and ``asyncpg.Record`` both are.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any, Protocol
+
+import orjson
+
+from ..models import CallbackEndpoint, Delivery, Job, JobOptions, JobState
+
+__all__ = [
+    "decode_cursor",
+    "dump",
+    "encode_column",
+    "encode_cursor",
+    "job_to_row",
+    "loads",
+    "row_to_callback",
+    "row_to_delivery",
+    "row_to_job",
+]
+
+JSON_COLUMNS = frozenset({"args", "result", "error"})
+
+
+class Row(Protocol):
+    def __getitem__(self, key: str, /) -> Any: ...
+
+
+def encode_column(column: str, value: Any) -> Any:
+    if column in JSON_COLUMNS:
+        return None if value is None else orjson.dumps(value).decode()
+    if column == "options" and isinstance(value, JobOptions):
+        return orjson.dumps(value.to_json()).decode()
+    if isinstance(value, JobState):
+        return value.value
+    if isinstance(value, bool):
+        return int(value)
+    return value
+
+
+def job_to_row(job: Job) -> dict[str, Any]:
+    return {
+        "id": job.id,
+        "state": job.state.value,
+        "engine": job.engine,
+        "script": job.script,
+        "script_hash": job.script_hash,
+        "route": job.route,
+        "args": encode_column("args", job.args),
+        "result": encode_column("result", job.result),
+        "error": encode_column("error", job.error),
+        "logs": job.logs,
+        "created_at": job.created_at,
+        "started_at": job.started_at,
+        "finished_at": job.finished_at,
+        "run_after": job.run_after,
+        "attempts": job.attempts,
+        "concurrency_key": job.concurrency_key,
+        "max_concurrent": job.options.max_concurrent,
+        "options": encode_column("options", job.options),
+        "origin": job.origin,
+        "engine_ref": job.engine_ref,
+        "lease_owner": job.lease_owner,
+        "lease_expires": job.lease_expires,
+        "erased": int(job.erased),
+        "sealed_args": job.sealed_args,
+        "principal": job.principal,
+        "waiting_for": job.waiting_for,
+    }
+
+
+def loads(value: str | None) -> Any:
+    return None if value is None else orjson.loads(value)
+
+
+def dump(value: Any) -> str | None:
+    return None if value is None else orjson.dumps(value).decode()
+
+
+def row_to_delivery(row: Row) -> Delivery:
+    return Delivery(
+        id=row["id"],
+        subscription=row["subscription"],
+        event_id=row["event_id"],
+        event_type=row["event_type"],
+        job_id=row["job_id"],
+        url=row["url"],
+        body=bytes(row["body"]) if row["body"] is not None else None,
+        content_type=row["content_type"],
+        headers=loads(row["headers"]) or {},
+        state=row["state"],
+        attempts=row["attempts"],
+        next_attempt_at=row["next_attempt_at"],
+        last_status=row["last_status"],
+        last_error=row["last_error"],
+        created_at=row["created_at"],
+        settled_at=row["settled_at"],
+        erase_on_settle=bool(row["erase_on_settle"]),
+    )
+
+
+def row_to_callback(row: Row) -> CallbackEndpoint:
+    return CallbackEndpoint(
+        id=row["id"],
+        job_id=row["job_id"],
+        token_hash=row["token_hash"],
+        method=row["method"],
+        expires_at=row["expires_at"],
+        created_at=row["created_at"],
+        max_calls=row["max_calls"],
+        accepted=row["accepted"],
+        schema=loads(row["schema"]),
+        approval=loads(row["approval"]),
+        require_token=bool(row["require_token"]),
+    )
+
+
+def row_to_job(row: Row) -> Job:
+    return Job(
+        id=row["id"],
+        state=JobState(row["state"]),
+        engine=row["engine"],
+        script=row["script"],
+        script_hash=row["script_hash"],
+        route=row["route"],
+        args=loads(row["args"]),
+        result=loads(row["result"]),
+        error=loads(row["error"]),
+        logs=row["logs"],
+        created_at=row["created_at"],
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+        run_after=row["run_after"],
+        attempts=row["attempts"],
+        concurrency_key=row["concurrency_key"],
+        options=JobOptions.from_json(orjson.loads(row["options"])),
+        origin=row["origin"],
+        engine_ref=row["engine_ref"],
+        lease_owner=row["lease_owner"],
+        lease_expires=row["lease_expires"],
+        erased=bool(row["erased"]),
+        sealed_args=row["sealed_args"],
+        principal=row["principal"],
+        waiting_for=row["waiting_for"],
+    )
+
+
+def encode_cursor(seq: int) -> str:
+    return base64.urlsafe_b64encode(str(seq).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> int:
+    try:
+        return int(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode())
+    except (ValueError, UnicodeDecodeError):
+        raise ValueError(f"invalid cursor {cursor!r}") from None
