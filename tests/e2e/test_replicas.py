@@ -1,0 +1,136 @@
+"""Two gateway processes on one PostgreSQL behave as one gateway."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import aiohttp
+import jwt
+import pytest
+from pg import DSN, fresh_schema
+
+from .harness import Gateway, eventually, job_state, wait_for_state
+
+SECRET_KEY = "m8Yq0CkWQpZ0lJH1wX9zKcY4m5vQxTUQ1s2qg3bH0rE="  # Fernet: replicas seal and unseal alike
+JWT = '[[auth.keys]]\nkid = "shared"\nalgorithm = "HS256"\nsecret = "a-shared-secret-for-every-replica-0123456789"\n'
+
+
+@pytest.fixture
+async def pair(make_gateway: Callable[..., Gateway]) -> AsyncIterator[Callable[..., Any]]:
+    async with fresh_schema() as schema:
+
+        def replica(**kwargs: Any) -> Gateway:
+            store = f'[store]\nurl = "{DSN}"\nschema = "{schema}"\n'
+            return make_gateway(
+                lease="1s",
+                auth_extra=JWT,
+                server_extra=f'secret_key = "{SECRET_KEY}"',
+                extra=store + kwargs.pop("extra", ""),
+                **kwargs,
+            )
+
+        yield replica
+
+
+ROUTES = '[[routes]]\npath = "/limited"\nscript = "t/echo"\nrate_limit = "3/m"\n'
+
+
+async def test_jobs_are_shared_and_awaited_across_replicas(
+    pair: Callable[..., Gateway], session: aiohttp.ClientSession, anonymous: aiohttp.ClientSession
+) -> None:
+    a, b = pair(routes=ROUTES), pair(routes=ROUTES)
+    await a.start()
+    await b.start()
+    async with session.post(f"{a.url}/api/run/t/sleep", json={"seconds": 0.5, "tag": "x"}) as resp:
+        job_id = (await resp.json())["job_id"]
+    async with session.get(f"{b.url}/api/jobs/{job_id}/result", params={"wait": "20"}) as resp:
+        assert resp.status == 200 and (await resp.json())["tag"] == "x"  # woken through NOTIFY
+    async with session.post(f"{b.url}/api/run_wait_result/t/echo", json={"n": 1}) as resp:
+        assert await resp.json() == {"n": 1}
+    # Cancel on B a job that may run on A: the owner learns it at its next heartbeat.
+    async with session.post(f"{a.url}/api/run/t/sleep", json={"seconds": 60}) as resp:
+        long = (await resp.json())["job_id"]
+    await wait_for_state(session, b, long, "running")
+    async with session.post(f"{b.url}/api/jobs/{long}/cancel") as resp:
+        assert resp.status == 200
+    assert (await job_state(session, a, long))["state"] == "cancelled"
+    # One rate limit for the route across both replicas.
+    statuses = []
+    for gw in (a, b, a, b):
+        async with session.post(f"{gw.url}/limited", json={}) as resp:
+            statuses.append(resp.status)
+    assert statuses == [202, 202, 202, 429]
+
+
+async def test_callbacks_and_revocations_cross_replicas(
+    pair: Callable[..., Gateway], session: aiohttp.ClientSession, anonymous: aiohttp.ClientSession
+) -> None:
+    a, b = (
+        pair(routes='[[routes]]\npath = "/r"\nscript = "t/echo"\n'),
+        pair(routes='[[routes]]\npath = "/r"\nscript = "t/echo"\n'),
+    )
+    await a.start()
+    await b.start()
+    async with session.post(f"{a.url}/api/run/py/forever", json={}) as resp:
+        job_id = (await resp.json())["job_id"]
+    await wait_for_state(session, a, job_id, "running")
+    async with session.post(f"{a.url}/api/jobs/{job_id}/callbacks", json={"timeout": 60}) as resp:
+        endpoint = await resp.json()
+    waiter = asyncio.create_task(
+        session.get(f"{a.url}/api/callbacks/{endpoint['id']}/await", params={"timeout": "30"})
+    )
+    called_on_b = endpoint["url"].replace(a.url, b.url)
+    async with anonymous.post(called_on_b, json={"from": "b"}) as resp:
+        assert resp.status == 202
+    response = await asyncio.wait_for(waiter, 30)
+    assert (await response.json())["body"] == {"from": "b"}  # created on A, called on B, awaited on A
+    # A token revoked on A is refused on B within a second.
+    token = jwt.encode(
+        {
+            "sub": "route:/r",
+            "scope": ["jobs:run:routes:/r"],
+            "aud": "hookgate",
+            "iat": int(time.time()),
+            "jti": "shared-1",
+        },
+        "a-shared-secret-for-every-replica-0123456789",
+        algorithm="HS256",
+        headers={"kid": "shared"},
+    )
+    headers = {"Authorization": f"Bearer {token}"}
+    async with anonymous.post(f"{b.url}/r", json={}, headers=headers) as resp:
+        assert resp.status == 202
+    async with session.post(f"{a.url}/api/tokens/shared-1/revoke") as resp:
+        assert resp.status == 200
+    started = time.monotonic()
+
+    async def refused_on_b() -> bool:
+        async with anonymous.post(f"{b.url}/r", json={}, headers=headers) as resp:
+            return resp.status == 401
+
+    await eventually(refused_on_b, timeout=3)
+    assert time.monotonic() - started < 1.5
+
+
+async def test_a_killed_replica_leaves_its_jobs_to_the_other(
+    pair: Callable[..., Gateway], session: aiohttp.ClientSession
+) -> None:
+    routes = '[[routes]]\npath = "/fragile"\nscript = "t/sleep"\n\n[[routes]]\npath = "/sturdy"\nscript = "t/sleep"\nretry_on_restart = true\n'
+    a = pair(routes=routes)
+    await a.start()
+    async with session.post(f"{a.url}/fragile", json={"seconds": 60}) as resp:
+        fragile = (await resp.json())["job_id"]
+    async with session.post(f"{a.url}/sturdy", json={"seconds": 1, "tag": "again"}) as resp:
+        sturdy = (await resp.json())["job_id"]
+    await wait_for_state(session, a, fragile, "running")
+    await wait_for_state(session, a, sturdy, "running")
+    b = pair(routes=routes)
+    await b.start()
+    await a.kill()
+    failed = await wait_for_state(session, b, fragile, "failed", timeout=20)
+    assert failed["error"]["name"] == "GatewayRestarted"
+    done = await wait_for_state(session, b, sturdy, "succeeded", timeout=20)
+    assert done["attempts"] == 2 and done["result"]["tag"] == "again"
