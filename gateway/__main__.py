@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import dataclasses
 import logging
+import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -50,6 +51,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="listen address (overrides server.host)")
     serve.add_argument("--port", type=int, help="listen port (overrides server.port)")
     serve.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING (default INFO)")
+    serve.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)  # started by processes = N
     serve.set_defaults(func=_serve)
 
     check = sub.add_parser("check-config", help="validate a configuration file and exit")
@@ -106,15 +108,39 @@ def _serve(args: argparse.Namespace) -> int:
         )
         config = dataclasses.replace(config, server=server)
     _use_uvloop()
+    workers = _start_workers(args, server.processes) if server.processes > 1 and not args.worker else []
     app = create_app(config)
-    web.run_app(
-        app,
-        host=server.host,
-        port=server.port,
-        access_log_class=AccessLogger,
-        print=lambda _: print(f"hookgate serving on http://{server.host}:{server.port}", flush=True),
-    )
+    announce = f"hookgate serving on http://{server.host}:{server.port}"
+    if server.processes > 1:
+        announce += f" ({server.processes} processes)"
+    try:
+        web.run_app(
+            app,
+            host=server.host,
+            port=server.port,
+            reuse_port=server.processes > 1,
+            access_log_class=AccessLogger,
+            print=(lambda _: None) if args.worker else (lambda _: print(announce, flush=True)),
+        )
+    finally:
+        _stop_workers(workers)
     return 0
+
+
+def _start_workers(args: argparse.Namespace, processes: int) -> list[subprocess.Popen[bytes]]:
+    """The other processes run this same command as workers on the same port (SO_REUSEPORT)."""
+    argv = [sys.executable, "-m", "gateway", *sys.argv[1:], "--worker"]
+    return [subprocess.Popen(argv) for _ in range(processes - 1)]
+
+
+def _stop_workers(workers: list[subprocess.Popen[bytes]]) -> None:
+    for worker in workers:
+        worker.terminate()
+    for worker in workers:
+        try:
+            worker.wait(30)
+        except subprocess.TimeoutExpired:
+            worker.kill()
 
 
 def _use_uvloop() -> None:

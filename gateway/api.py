@@ -7,6 +7,7 @@ job the same token started (a job token reads its own job); cancelling needs ``j
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
@@ -250,4 +251,5 @@ async def revoke_token(request: web.Request) -> web.StreamResponse:
 
 
 async def healthz(request: web.Request) -> web.StreamResponse:
-    return json_response({"status": "ok"})
+    """Alive; ``process`` tells several processes sharing a port apart."""
+    return json_response({"status": "ok", "process": os.getpid()})

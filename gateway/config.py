@@ -62,6 +62,8 @@ class ServerConfig:
     retention: float = 7 * 86400.0
     lease: float = 30.0
     """How long a claimed job stays ours without a heartbeat; a dead process's jobs return after it."""
+    processes: int = 1
+    """Gateway processes on this machine sharing the port (SO_REUSEPORT); PostgreSQL only."""
     include_headers: tuple[str, ...] = ()
     """Headers copied into every job's arguments (``HOOKGATE_INCLUDE_HEADERS``, comma-separated)."""
     secret_key: str | None = None
@@ -248,6 +250,11 @@ def parse_config(
     root = Table(tree, "", problems)
     server = _parse_server(root.table("server"), base_dir, env)
     store = _parse_store(root.table("store"), server, base_dir)
+    if server.processes > 1 and store.url.startswith("sqlite"):
+        problems.append(
+            "server.processes: SQLite serves one gateway process per data directory; "
+            "use a PostgreSQL store for several processes"
+        )
     engines = tuple(_parse_engine(t, base_dir) for t in root.tables("engines"))
     if not engines:
         engines = (
@@ -304,6 +311,7 @@ def _parse_server(t: Table, base_dir: Path, environ: Mapping[str, str]) -> Serve
         max_queued_jobs=t.get("max_queued_jobs", int, d.max_queued_jobs, check=_positive, expect=">= 1"),
         retention=t.convert("retention", parse_duration, d.retention),
         lease=t.convert("lease", parse_duration, d.lease),
+        processes=t.get("processes", int, d.processes, check=_positive, expect=">= 1"),
         include_headers=_split_names(environ.get("HOOKGATE_INCLUDE_HEADERS", "")),
         secret_key=t.get("secret_key", str, None),
         max_callback_timeout=t.convert("max_callback_timeout", parse_duration, d.max_callback_timeout),

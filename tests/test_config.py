@@ -143,3 +143,16 @@ def test_load_config_reports_missing_and_invalid_files(tmp_path: Path) -> None:
 def test_the_example_configuration_is_valid() -> None:
     config = load_config(Path(__file__).parent.parent / "config" / "gateway.toml", environ={})
     assert {r.path for r in config.routes} >= {"/hooks/hello", "/hooks/deploy/{repository}"}
+
+
+def test_several_processes_need_a_shared_store() -> None:
+    assert problems({"server": {"processes": 2}}) == [
+        "server.processes: SQLite serves one gateway process per data directory; "
+        "use a PostgreSQL store for several processes"
+    ]
+    config = parse_config(
+        {"server": {"processes": 2}, "store": {"url": "postgresql://db/hookgate"}},
+        base_dir=Path("/"),
+        environ={},
+    )
+    assert config.server.processes == 2

@@ -27,7 +27,7 @@ async def pair(make_gateway: Callable[..., Gateway]) -> AsyncIterator[Callable[.
             return make_gateway(
                 lease="1s",
                 auth_extra=JWT,
-                server_extra=f'secret_key = "{SECRET_KEY}"',
+                server_extra=f'secret_key = "{SECRET_KEY}"\n' + kwargs.pop("server_extra", ""),
                 extra=store + kwargs.pop("extra", ""),
                 **kwargs,
             )
@@ -134,3 +134,24 @@ async def test_a_killed_replica_leaves_its_jobs_to_the_other(
     assert failed["error"]["name"] == "GatewayRestarted"
     done = await wait_for_state(session, b, sturdy, "succeeded", timeout=20)
     assert done["attempts"] == 2 and done["result"]["tag"] == "again"
+
+
+async def test_several_processes_share_one_port(
+    pair: Callable[..., Gateway], session: aiohttp.ClientSession
+) -> None:
+    gateway = pair(server_extra="processes = 2")
+    await gateway.start()
+    seen: set[int] = set()
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as fresh:
+
+        async def both_answered() -> bool:
+            async with fresh.get(f"{gateway.url}/healthz") as resp:
+                seen.add((await resp.json())["process"])
+            return len(seen) == 2
+
+        await eventually(both_answered, timeout=20, interval=0)
+    results = []
+    for n in range(6):
+        async with session.post(f"{gateway.url}/api/run_wait_result/t/echo", json={"n": n}) as resp:
+            results.append((await resp.json())["n"])
+    assert results == list(range(6))
