@@ -155,3 +155,56 @@ async def test_several_processes_share_one_port(
         async with session.post(f"{gateway.url}/api/run_wait_result/t/echo", json={"n": n}) as resp:
             results.append((await resp.json())["n"])
     assert results == list(range(6))
+
+
+async def test_a_delivery_claimed_by_a_killed_replica_is_sent_by_the_other(
+    pair: Callable[..., Gateway], session: aiohttp.ClientSession
+) -> None:
+    from .receiver import Receiver
+
+    receiver = Receiver(plan=["hang"])  # the first attempt never answers: replica A holds the claim
+    await receiver.start()
+    try:
+        hook = (
+            f'[outbound]\nallow_private_targets = true\nlease = "1s"\n'
+            f'[[webhooks]]\nname = "done"\nurl = "{receiver.url}"\nevents = ["WorkflowCompleted"]\ntimeout = "60s"\n'
+        )
+        a = pair(extra=hook)
+        await a.start()
+        async with session.post(f"{a.url}/api/run/t/echo", json={"n": 1}) as resp:
+            job_id = (await resp.json())["job_id"]
+        (first,) = await receiver.wait_for(lambda r: len(r) >= 1)
+        b = pair(extra=hook)
+        await b.start()
+        await a.kill()  # mid-delivery: the claim's lease expires and B sends it again
+        second = (await receiver.wait_for(lambda r: len(r) >= 2, timeout=20))[1]
+        assert second.headers["webhook-id"] == first.headers["webhook-id"]
+        assert second.json()["job_id"] == job_id
+    finally:
+        await receiver.stop()
+
+
+async def test_idempotency_keys_hold_across_replicas(
+    pair: Callable[..., Gateway], anonymous: aiohttp.ClientSession
+) -> None:
+    import hashlib
+    import hmac
+
+    route = (
+        '[[routes]]\npath = "/gh"\nscript = "t/echo"\nverify = { scheme = "github", secret = "gh-secret" }\n'
+    )
+    a, b = pair(routes=route), pair(routes=route)
+    await a.start()
+    await b.start()
+    body = b'{"ref": "main"}'
+    headers = {
+        "X-Hub-Signature-256": "sha256=" + hmac.new(b"gh-secret", body, hashlib.sha256).hexdigest(),
+        "X-GitHub-Event": "push",
+        "X-GitHub-Delivery": "delivery-shared-1",
+        "Content-Type": "application/json",
+    }
+    answers = await asyncio.gather(
+        *(anonymous.post(f"{gw.url}/gh", data=body, headers=headers) for gw in (a, b, a, b))
+    )
+    ids = {(await r.json())["job_id"] for r in answers}
+    assert len(ids) == 1  # one job, whichever replica each delivery reached
