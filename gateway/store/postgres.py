@@ -53,9 +53,11 @@ from .rows import (
     encode_cursor,
     job_to_row,
     loads,
+    row_to_attempt,
     row_to_callback,
     row_to_delivery,
     row_to_job,
+    row_to_token,
 )
 from .signals import Signals
 from .sqlite import RESTART_ERROR
@@ -619,18 +621,7 @@ class PostgresStore:
             "SELECT * FROM delivery_attempts WHERE delivery_id = ANY($1::text[]) ORDER BY delivery_id, number",
             list(delivery_ids),
         )
-        return [
-            Attempt(
-                delivery_id=r["delivery_id"],
-                number=r["number"],
-                started_at=r["started_at"],
-                duration_ms=r["duration_ms"],
-                status=r["status"],
-                error=r["error"],
-                response=r["response"],
-            )
-            for r in rows
-        ]
+        return [row_to_attempt(r) for r in rows]
 
     async def retry_delivery(self, delivery_id: str, *, now: float) -> Delivery | None:
         async with self._transaction() as tx:
@@ -680,19 +671,7 @@ class PostgresStore:
 
     async def list_tokens(self) -> list[TokenRecord]:
         rows = await self._fetch("SELECT * FROM tokens ORDER BY created_at DESC NULLS LAST")
-        return [
-            TokenRecord(
-                jti=r["jti"],
-                label=r["label"],
-                subject=r["subject"],
-                scopes=tuple(orjson.loads(r["scopes"] or "[]")),
-                expires_at=r["expires_at"],
-                created_at=r["created_at"],
-                last_used_at=r["last_used_at"],
-                revoked_at=r["revoked_at"],
-            )
-            for r in rows
-        ]
+        return [row_to_token(r) for r in rows]
 
     async def revoke_token(self, jti: str, *, now: float) -> None:
         async with self._acquire() as conn:

@@ -10,7 +10,7 @@ from typing import Any, Protocol
 
 import orjson
 
-from ..models import CallbackEndpoint, Delivery, Job, JobOptions, JobState
+from ..models import Attempt, CallbackEndpoint, Delivery, Job, JobOptions, JobState, TokenRecord
 
 __all__ = [
     "decode_cursor",
@@ -19,9 +19,11 @@ __all__ = [
     "encode_cursor",
     "job_to_row",
     "loads",
+    "row_to_attempt",
     "row_to_callback",
     "row_to_delivery",
     "row_to_job",
+    "row_to_token",
 ]
 
 JSON_COLUMNS = frozenset({"args", "result", "error"})
@@ -159,3 +161,28 @@ def decode_cursor(cursor: str) -> int:
         return int(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode())
     except (ValueError, UnicodeDecodeError):
         raise ValueError(f"invalid cursor {cursor!r}") from None
+
+
+def row_to_attempt(row: Row) -> Attempt:
+    return Attempt(
+        delivery_id=row["delivery_id"],
+        number=row["number"],
+        started_at=row["started_at"],
+        duration_ms=row["duration_ms"],
+        status=row["status"],
+        error=row["error"],
+        response=row["response"],
+    )
+
+
+def row_to_token(row: Row) -> TokenRecord:
+    return TokenRecord(
+        jti=row["jti"],
+        label=row["label"],
+        subject=row["subject"],
+        scopes=tuple(orjson.loads(row["scopes"] or "[]")),
+        expires_at=row["expires_at"],
+        created_at=row["created_at"],
+        last_used_at=row["last_used_at"],
+        revoked_at=row["revoked_at"],
+    )

@@ -54,9 +54,11 @@ from .rows import (
     encode_cursor,
     job_to_row,
     loads,
+    row_to_attempt,
     row_to_callback,
     row_to_delivery,
     row_to_job,
+    row_to_token,
 )
 from .signals import Signals
 
@@ -670,18 +672,7 @@ class SQLiteStore:
         sql = f"SELECT * FROM delivery_attempts WHERE delivery_id IN ({marks}) ORDER BY delivery_id, number"
         async with self._db().execute(sql, tuple(delivery_ids)) as cur:
             rows = await cur.fetchall()
-        return [
-            Attempt(
-                delivery_id=r["delivery_id"],
-                number=r["number"],
-                started_at=r["started_at"],
-                duration_ms=r["duration_ms"],
-                status=r["status"],
-                error=r["error"],
-                response=r["response"],
-            )
-            for r in rows
-        ]
+        return [row_to_attempt(r) for r in rows]
 
     async def retry_delivery(self, delivery_id: str, *, now: float) -> Delivery | None:
         async with self._transaction() as db:
@@ -733,19 +724,7 @@ class SQLiteStore:
     async def list_tokens(self) -> list[TokenRecord]:
         async with self._db().execute("SELECT * FROM tokens ORDER BY created_at DESC") as cur:
             rows = await cur.fetchall()
-        return [
-            TokenRecord(
-                jti=r["jti"],
-                label=r["label"],
-                subject=r["subject"],
-                scopes=tuple(orjson.loads(r["scopes"] or "[]")),
-                expires_at=r["expires_at"],
-                created_at=r["created_at"],
-                last_used_at=r["last_used_at"],
-                revoked_at=r["revoked_at"],
-            )
-            for r in rows
-        ]
+        return [row_to_token(r) for r in rows]
 
     async def revoke_token(self, jti: str, *, now: float) -> None:
         async with self._transaction() as db:
