@@ -119,6 +119,7 @@ def _serve(args: argparse.Namespace) -> int:
             host=server.host,
             port=server.port,
             reuse_port=server.processes > 1,
+            shutdown_timeout=server.shutdown_grace,
             access_log_class=AccessLogger,
             print=(lambda _: None) if args.worker else (lambda _: print(announce, flush=True)),
         )

@@ -6,6 +6,9 @@ template (``/api/jobs/{id}``) carries neither.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
+import orjson
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
@@ -19,13 +22,19 @@ def route_template(request: web.BaseRequest) -> str:
 
 
 class AccessLogger(AbstractAccessLogger):
+    """One JSON line per request: no secrets, no bodies, no raw paths or queries."""
+
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
         if not self.logger.isEnabledFor(20):
             return
-        self.logger.info(
-            "%s %s %s %.1fms",
-            request.method,
-            route_template(request),
-            response.status,
-            time * 1000,
-        )
+        line = {
+            "time": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "request_id": request.get("request_id"),
+            "method": request.method,
+            "route": route_template(request),
+            "status": response.status,
+            "duration_ms": round(time * 1000, 2),
+            "job_id": request.get("job_id"),
+            "client_ip": request.remote,
+        }
+        self.logger.info(orjson.dumps(line).decode())

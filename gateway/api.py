@@ -17,7 +17,20 @@ from . import jobs
 from .engine import STEP_STATUSES, Step
 from .errors import BadRequest, Forbidden, JobNotFound
 from .handlers import read_body
-from .keys import AUTH, CONFIG, DISPATCHER, STORE, SUBSCRIPTIONS, SYNC_WAITS
+from .keys import (
+    AUTH,
+    CONFIG,
+    DISPATCHER,
+    ENGINES_STARTED,
+    METRICS,
+    OUTBOX,
+    STORE,
+    SUBSCRIPTIONS,
+    SUSPENSIONS,
+    SYNC_WAITS,
+    VERIFY_FAILURES,
+)
+from .metrics import CONTENT_TYPE_LATEST
 from .models import Job, JobQuery, JobState
 from .notify import CROMWELL
 from .payload import RequestData, shape
@@ -248,6 +261,41 @@ async def revoke_token(request: web.Request) -> web.StreamResponse:
     await request.app[STORE].revoke_token(jti, now=time.time())
     auth.revoked_here(jti)
     return json_response({"jti": jti, "revoked": True})
+
+
+async def readyz(request: web.Request) -> web.StreamResponse:
+    """Ready to serve: the store answers (its migrations applied at open) and the engines started."""
+    reasons = []
+    if not request.app[ENGINES_STARTED].is_set():
+        reasons.append("engines are not started")
+    try:
+        await request.app[STORE].count_jobs([JobState.QUEUED])
+    except Exception as exc:
+        reasons.append(f"the store does not answer: {type(exc).__name__}")
+    if reasons:
+        body = {"error": {"code": "not_ready", "message": "; ".join(reasons), "reasons": reasons}}
+        return json_response(body, status=503)
+    return json_response({"status": "ready"})
+
+
+async def metrics(request: web.Request) -> web.StreamResponse:
+    """Prometheus text format; needs a token with ``metrics:read`` unless ``[auth] public_metrics``."""
+    app = request.app
+    if not app[CONFIG].auth.public_metrics:
+        await app[AUTH].require(request, scopes=("metrics:read",))
+    collected = app[METRICS]
+    store = app[STORE]
+    for state in JobState:
+        collected.jobs.labels(state.value).set(await store.count_jobs([state]))
+    collected.sync_waits.set(app[SYNC_WAITS].in_use)
+    collected.callbacks_waiting.set(app[SUSPENSIONS].count())
+    collected.outbox.labels("due").set(await store.count_deliveries(state="pending", due_before=time.time()))
+    collected.outbox.labels("pending").set(await store.count_deliveries(state="pending"))
+    collected.outbox.labels("failed").set(await store.count_deliveries(state="failed"))
+    collected.outbox_in_flight.set(app[OUTBOX].in_flight)
+    for scheme, count in app[VERIFY_FAILURES].items():
+        collected.verification_failures.labels(scheme).set(count)
+    return web.Response(body=collected.render(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
 async def healthz(request: web.Request) -> web.StreamResponse:

@@ -23,7 +23,9 @@ from .keys import (
     CONFIG,
     DISPATCHER,
     ENGINES,
+    ENGINES_STARTED,
     HTTP,
+    METRICS,
     OUTBOX,
     RATE_LIMITER,
     SEALER,
@@ -34,7 +36,8 @@ from .keys import (
     VERIFY_FAILURES,
 )
 from .limits import WaitSlots
-from .middlewares import error_middleware
+from .metrics import Metrics
+from .middlewares import error_middleware, request_middleware
 from .models import Job
 from .notify import Subscriptions, load_notifiers
 from .outbox import Outbox
@@ -54,7 +57,11 @@ DEFAULT_JOB_TIMEOUT = 3600.0
 
 def create_app(config: Config) -> web.Application:
     """Wire everything for ``config``. Construction does no I/O; ``cleanup_ctx`` opens and closes."""
-    app = web.Application(middlewares=[error_middleware], client_max_size=config.server.max_body_size)
+    app = web.Application(
+        middlewares=[request_middleware, error_middleware], client_max_size=config.server.max_body_size
+    )
+    app[METRICS] = Metrics()
+    app[ENGINES_STARTED] = asyncio.Event()
     store = create_store(config.store.url, schema=config.store.schema)
     engines = create_engines(config.engines)
     app[CONFIG] = config
@@ -132,6 +139,7 @@ async def _outbox_ctx(app: web.Application) -> AsyncIterator[None]:
         config=app[CONFIG].outbound,
         session=app[HTTP],
         keys=lambda: auth.keys,
+        observe=lambda name, seconds: app[METRICS].delivery_duration.labels(name).observe(seconds),
     )
     app[OUTBOX] = outbox
     outbox.start()
@@ -148,7 +156,9 @@ async def _engines_ctx(app: web.Application) -> AsyncIterator[None]:
         for engine in engines.values():
             started.append(engine)
             await engine.start(context)
+        app[ENGINES_STARTED].set()
         yield
+        app[ENGINES_STARTED].clear()
     finally:
         for engine in reversed(started):
             try:

@@ -62,6 +62,8 @@ class ServerConfig:
     retention: float = 7 * 86400.0
     lease: float = 30.0
     """How long a claimed job stays ours without a heartbeat; a dead process's jobs return after it."""
+    shutdown_grace: float = 30.0
+    """On SIGTERM, requests in flight (sync waits included) get this long to finish."""
     processes: int = 1
     """Gateway processes on this machine sharing the port (SO_REUSEPORT); PostgreSQL only."""
     include_headers: tuple[str, ...] = ()
@@ -312,6 +314,7 @@ def _parse_server(t: Table, base_dir: Path, environ: Mapping[str, str]) -> Serve
         retention=t.convert("retention", parse_duration, d.retention),
         lease=t.convert("lease", parse_duration, d.lease),
         processes=t.get("processes", int, d.processes, check=_positive, expect=">= 1"),
+        shutdown_grace=t.convert("shutdown_grace", parse_duration, d.shutdown_grace),
         include_headers=_split_names(environ.get("HOOKGATE_INCLUDE_HEADERS", "")),
         secret_key=t.get("secret_key", str, None),
         max_callback_timeout=t.convert("max_callback_timeout", parse_duration, d.max_callback_timeout),

@@ -310,6 +310,7 @@ async def _submit_and_answer(
         except DuplicateRequest as duplicate:
             submitted = [await _original(request, duplicate.job_id)]
             replayed = True
+        request["job_id"] = submitted[0].id  # for the access log
         if not sync:
             response = (
                 batch_accepted(request, submitted) if shaped.batch else answer_async(request, submitted[0])

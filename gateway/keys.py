@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import aiohttp
 from aiohttp import web
 
@@ -12,6 +14,7 @@ from .config import Config
 from .dispatcher import Dispatcher
 from .engine import Engine
 from .limits import WaitSlots
+from .metrics import Metrics
 from .notify import Subscriptions
 from .outbox import Outbox
 from .ratelimit import RateLimiter
@@ -24,7 +27,9 @@ __all__ = [
     "CONFIG",
     "DISPATCHER",
     "ENGINES",
+    "ENGINES_STARTED",
     "HTTP",
+    "METRICS",
     "OUTBOX",
     "RATE_LIMITER",
     "SEALER",
@@ -49,3 +54,5 @@ SUSPENSIONS = web.AppKey("suspensions", Suspensions)
 SUBSCRIPTIONS = web.AppKey("subscriptions", Subscriptions)
 HTTP = web.AppKey("http", aiohttp.ClientSession)
 OUTBOX = web.AppKey("outbox", Outbox)
+METRICS = web.AppKey("metrics", Metrics)
+ENGINES_STARTED = web.AppKey("engines_started", asyncio.Event)

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import logging
+import re
+import time
+import uuid
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from .accesslog import route_template
 from .errors import GatewayError
+from .keys import METRICS
 from .responses import json_response
 
-__all__ = ["error_middleware"]
+__all__ = ["error_middleware", "request_middleware"]
 
 log = logging.getLogger("hookgate.http")
 
@@ -23,6 +28,25 @@ _HTTP_CODES = {
     413: "payload_too_large",
     415: "unsupported_media_type",
 }
+
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+@web.middleware
+async def request_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Outermost: a request id (accepted or made), and the request's metrics once it is answered."""
+    asked = request.headers.get("X-Request-ID", "")
+    request_id = asked if _REQUEST_ID.match(asked) else uuid.uuid4().hex
+    request["request_id"] = request_id
+    started = time.perf_counter()
+    response = await handler(request)
+    if not response.prepared:
+        response.headers["X-Request-ID"] = request_id
+    request.app[METRICS].observe_request(
+        route_template(request), request.method, response.status, time.perf_counter() - started
+    )
+    return response
 
 
 @web.middleware

@@ -129,6 +129,7 @@ class Outbox:
         session: aiohttp.ClientSession,
         keys: Callable[[], KeyRing | None] = lambda: None,
         clock: Callable[[], float] = time.time,
+        observe: Callable[[str, float], None] | None = None,
     ) -> None:
         self.store = store
         self.subscriptions = subscriptions
@@ -136,6 +137,7 @@ class Outbox:
         self.session = session
         self.keys = keys
         self.clock = clock
+        self.observe = observe
         self.worker = f"{socket.gethostname()}:{os.getpid()}:outbox:{uuid.uuid4().hex[:6]}"
         self._in_flight: set[asyncio.Task[None]] = set()
         self._per_subscription: dict[str, asyncio.Semaphore] = {}
@@ -185,6 +187,10 @@ class Outbox:
             self._in_flight.add(task)
             task.add_done_callback(self._done)
 
+    @property
+    def in_flight(self) -> int:
+        return len(self._in_flight)
+
     def _done(self, task: asyncio.Task[None]) -> None:
         self._in_flight.discard(task)
         if self._wake is not None:
@@ -210,6 +216,8 @@ class Outbox:
         )
         async with semaphore:
             attempt, retry_after = await self._attempt(delivery, subscription, number)
+        if self.observe is not None:
+            self.observe(subscription.name, attempt.duration_ms / 1000)
         verdict = classify(
             subscription, number, status=attempt.status, retry_after=retry_after, now=self.clock()
         )

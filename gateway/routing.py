@@ -18,6 +18,8 @@ _HASH = "{hash:[0-9a-fA-F]{64}}"
 def add_routes(app: web.Application, config: Config) -> None:
     r = app.router
     r.add_get("/healthz", api.healthz)
+    r.add_get("/readyz", api.readyz)
+    r.add_get("/metrics", api.metrics)
 
     # Generic endpoints: every script, by path.
     r.add_post(f"/api/run/{_PATH}", h.run_async)

@@ -592,6 +592,17 @@ class PostgresStore:
             if not settled:
                 tx.touch(OUTBOX_TOPIC)
 
+    async def count_deliveries(self, *, state: str, due_before: float | None = None) -> int:
+        if due_before is None:
+            row = await self._fetchrow("SELECT count(*) FROM deliveries WHERE state = $1", state)
+        else:
+            row = await self._fetchrow(
+                "SELECT count(*) FROM deliveries WHERE state = $1 AND next_attempt_at <= $2",
+                state,
+                due_before,
+            )
+        return int(row[0])
+
     async def next_delivery_due(self) -> float | None:
         row = await self._fetchrow("SELECT min(next_attempt_at) FROM deliveries WHERE state = 'pending'")
         return float(row[0]) if row and row[0] is not None else None

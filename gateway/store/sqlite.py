@@ -636,6 +636,16 @@ class SQLiteStore:
             if not settled:
                 self._touch(OUTBOX_TOPIC)
 
+    async def count_deliveries(self, *, state: str, due_before: float | None = None) -> int:
+        sql = "SELECT COUNT(*) FROM deliveries WHERE state = ?"
+        params: list[object] = [state]
+        if due_before is not None:
+            sql += " AND next_attempt_at <= ?"
+            params.append(due_before)
+        async with self._db().execute(sql, params) as cur:
+            row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
     async def next_delivery_due(self) -> float | None:
         sql = "SELECT MIN(next_attempt_at) FROM deliveries WHERE state = 'pending'"
         async with self._db().execute(sql) as cur:

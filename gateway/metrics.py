@@ -1,0 +1,73 @@
+"""Prometheus metrics: counted as requests pass, and read from the store when scraped.
+
+One registry per application (no global state): requests by route template and status, request
+duration, jobs by state, sync waits in flight, callbacks being awaited, the outbox (due, in flight,
+failed) and delivery latency, and verification failures by scheme.
+"""
+
+from __future__ import annotations
+
+import time
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from .models import JobState
+
+__all__ = ["CONTENT_TYPE_LATEST", "Metrics"]
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "hookgate_requests",
+            "HTTP requests by route template and status",
+            ["route", "method", "status"],
+            registry=self.registry,
+        )
+        self.duration = Histogram(
+            "hookgate_request_duration_seconds",
+            "HTTP request duration by route template",
+            ["route"],
+            registry=self.registry,
+        )
+        self.jobs = Gauge("hookgate_jobs", "Jobs in the store by state", ["state"], registry=self.registry)
+        self.sync_waits = Gauge(
+            "hookgate_sync_waits", "Sync calls waiting for their jobs", registry=self.registry
+        )
+        self.callbacks_waiting = Gauge(
+            "hookgate_callbacks_waiting",
+            "Jobs suspended awaiting a callback in this process",
+            registry=self.registry,
+        )
+        self.outbox = Gauge(
+            "hookgate_outbox_deliveries", "Outbox deliveries by state", ["state"], registry=self.registry
+        )
+        self.outbox_in_flight = Gauge(
+            "hookgate_outbox_in_flight", "Delivery attempts in flight in this process", registry=self.registry
+        )
+        self.delivery_duration = Histogram(
+            "hookgate_delivery_duration_seconds",
+            "Outbound delivery attempt duration",
+            ["subscription"],
+            registry=self.registry,
+        )
+        self.verification_failures = Gauge(
+            "hookgate_verification_failures",
+            "Failed third-party signature checks by scheme",
+            ["scheme"],
+            registry=self.registry,
+        )
+        self.started = time.time()
+
+    def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
+        self.requests.labels(route, method, str(status)).inc()
+        self.duration.labels(route).observe(seconds)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+    @staticmethod
+    def job_states() -> list[JobState]:
+        return list(JobState)
