@@ -12,6 +12,9 @@ import orjson
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
+from .forwarded import client_ip
+from .keys import TRUSTED_PROXIES
+
 __all__ = ["AccessLogger", "route_template"]
 
 
@@ -19,6 +22,13 @@ def route_template(request: web.BaseRequest) -> str:
     match_info = getattr(request, "match_info", None)
     resource = match_info.route.resource if match_info is not None else None
     return resource.canonical if resource is not None else "(no route)"
+
+
+def _client(request: web.BaseRequest) -> str | None:
+    app = getattr(request, "app", None)
+    if app is None:
+        return request.remote
+    return client_ip(request, app.get(TRUSTED_PROXIES, ()))
 
 
 class AccessLogger(AbstractAccessLogger):
@@ -35,6 +45,6 @@ class AccessLogger(AbstractAccessLogger):
             "status": response.status,
             "duration_ms": round(time * 1000, 2),
             "job_id": request.get("job_id"),
-            "client_ip": request.remote,
+            "client_ip": _client(request),
         }
         self.logger.info(orjson.dumps(line).decode())

@@ -17,6 +17,7 @@ from .catalog import Catalog, check_scripts
 from .config import Config
 from .dispatcher import Dispatcher
 from .engine import create_engines
+from .forwarded import parse_networks
 from .keys import (
     AUTH,
     CATALOG,
@@ -33,6 +34,7 @@ from .keys import (
     SUBSCRIPTIONS,
     SUSPENSIONS,
     SYNC_WAITS,
+    TRUSTED_PROXIES,
     VERIFY_FAILURES,
 )
 from .limits import WaitSlots
@@ -61,6 +63,7 @@ def create_app(config: Config) -> web.Application:
         middlewares=[request_middleware, error_middleware], client_max_size=config.server.max_body_size
     )
     app[METRICS] = Metrics()
+    app[TRUSTED_PROXIES] = parse_networks(config.server.trusted_proxies)
     app[ENGINES_STARTED] = asyncio.Event()
     store = create_store(config.store.url, schema=config.store.schema)
     engines = create_engines(config.engines)

@@ -20,6 +20,7 @@ from typing import Any, Literal, TypeVar, cast
 
 from .durations import parse_duration, parse_size
 from .errors import ConfigError
+from .forwarded import parse_networks
 
 __all__ = [
     "AuthConfig",
@@ -62,6 +63,8 @@ class ServerConfig:
     retention: float = 7 * 86400.0
     lease: float = 30.0
     """How long a claimed job stays ours without a heartbeat; a dead process's jobs return after it."""
+    trusted_proxies: tuple[str, ...] = ()
+    """Addresses or networks whose X-Forwarded-* headers are believed (Caddy's, for example)."""
     shutdown_grace: float = 30.0
     """On SIGTERM, requests in flight (sync waits included) get this long to finish."""
     processes: int = 1
@@ -315,10 +318,15 @@ def _parse_server(t: Table, base_dir: Path, environ: Mapping[str, str]) -> Serve
         lease=t.convert("lease", parse_duration, d.lease),
         processes=t.get("processes", int, d.processes, check=_positive, expect=">= 1"),
         shutdown_grace=t.convert("shutdown_grace", parse_duration, d.shutdown_grace),
+        trusted_proxies=_string_list(t, "trusted_proxies"),
         include_headers=_split_names(environ.get("HOOKGATE_INCLUDE_HEADERS", "")),
         secret_key=t.get("secret_key", str, None),
         max_callback_timeout=t.convert("max_callback_timeout", parse_duration, d.max_callback_timeout),
     )
+    try:
+        parse_networks(server.trusted_proxies)
+    except ValueError as exc:
+        t.problem("trusted_proxies", str(exc))
     if server.sync_timeout > server.max_sync_timeout:
         t.problem("sync_timeout", f"must not exceed max_sync_timeout ({server.max_sync_timeout:g}s)")
     if server.lease < 0.2:

@@ -23,7 +23,18 @@ from .accesslog import route_template
 from .catalog import Target
 from .config import Mode, OutboundConfig, RouteConfig, VerifyConfig
 from .errors import BadRequest, SyncTimeout, Unauthorized
-from .keys import AUTH, CATALOG, CONFIG, RATE_LIMITER, SEALER, STORE, SYNC_WAITS, VERIFY_FAILURES
+from .forwarded import origin
+from .keys import (
+    AUTH,
+    CATALOG,
+    CONFIG,
+    RATE_LIMITER,
+    SEALER,
+    STORE,
+    SYNC_WAITS,
+    TRUSTED_PROXIES,
+    VERIFY_FAILURES,
+)
 from .models import Job, JobOptions
 from .payload import RequestData, Shaped, ShapeOptions, check_size, shape
 from .ratelimit import Rate, parse_rate
@@ -130,7 +141,7 @@ def request_data(request: web.Request, body: bytes, policy: TriggerPolicy) -> Re
 
 
 def origin_of(request: web.Request) -> str:
-    return f"{request.scheme}://{request.host}"
+    return origin(request, request.app[TRUSTED_PROXIES])
 
 
 def base_url(request: web.Request, job: Job | None = None) -> str:

@@ -13,6 +13,7 @@ from .catalog import Catalog
 from .config import Config
 from .dispatcher import Dispatcher
 from .engine import Engine
+from .forwarded import Networks
 from .limits import WaitSlots
 from .metrics import Metrics
 from .notify import Subscriptions
@@ -37,6 +38,7 @@ __all__ = [
     "SUBSCRIPTIONS",
     "SUSPENSIONS",
     "SYNC_WAITS",
+    "TRUSTED_PROXIES",
     "VERIFY_FAILURES",
 ]
 
@@ -56,3 +58,4 @@ HTTP = web.AppKey("http", aiohttp.ClientSession)
 OUTBOX = web.AppKey("outbox", Outbox)
 METRICS = web.AppKey("metrics", Metrics)
 ENGINES_STARTED = web.AppKey("engines_started", asyncio.Event)
+TRUSTED_PROXIES = web.AppKey("trusted_proxies", Networks)

@@ -55,10 +55,16 @@ ensure_chromium() {
   [ -x "$HOOKGATE_TEST_CHROMIUM" ] || hg_apt_install chromium || true
 }
 
+ensure_caddy() {
+  # The Caddyfile is tested with the real Caddy from Debian's packages.
+  command -v caddy >/dev/null 2>&1 || hg_apt_install caddy || true
+}
+
 # `--only-helpers` defines the functions above and starts nothing (used by `make bench`).
 if [ "${1:-}" != "--only-helpers" ]; then
   # The SQLite store and the local engine need nothing beyond Python; services for later features:
   ensure_postgres || true
   ensure_redis || true
   ensure_chromium || true
+  ensure_caddy || true
 fi
