@@ -52,6 +52,8 @@ class Event:
     details: dict[str, Any] = field(default_factory=dict)
     private: bool = False
     """The job's route erases data after use: no args, result or outputs go out."""
+    request_id: str | None = None
+    """The request that created the job; outbound deliveries carry it as X-Request-ID."""
 
     @property
     def terminal(self) -> bool:
@@ -109,6 +111,7 @@ def job_event(job: Job, *, now: float) -> Event | None:
         message=message,
         details=details,
         private=private,
+        request_id=job.request_id,
     )
 
 
@@ -126,4 +129,5 @@ def step_event(
         message=message,
         details=details,
         private=job.options.delete_after_use,
+        request_id=job.request_id,
     )

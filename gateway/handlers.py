@@ -311,6 +311,7 @@ async def _submit_and_answer(
         "options": options,
         "max_queued": app[CONFIG].server.max_queued_jobs,
         "principal": admission.principal_id,
+        "request_id": request.get("request_id"),
         "idempotency": idempotency_for(request, policy, shaped.arguments[0], now),
     }
     submissions = [_submission(request, policy, args) for args in shaped.arguments]

@@ -70,6 +70,7 @@ async def submit_many(
     max_queued: int | None = None,
     principal: str | None = None,
     idempotency: Idempotency | None = None,
+    request_id: str | None = None,
 ) -> list[Job]:
     """Commit several queued jobs at once, all or none (a CloudEvents batch)."""
     jobs = [
@@ -87,6 +88,7 @@ async def submit_many(
             origin=origin,
             sealed_args=submission.sealed_args,
             principal=principal,
+            request_id=request_id,
         )
         for submission in submissions
     ]

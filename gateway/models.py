@@ -98,6 +98,8 @@ class Job:
     """Who started the job (``admin``, ``user:{label}``, ``token:{jti}``, ``job:{id}``)."""
     waiting_for: str | None = None
     """The callback endpoint a suspended job awaits."""
+    request_id: str | None = None
+    """The X-Request-ID of the request that created it, for tracing across systems."""
 
     @property
     def finished(self) -> bool:

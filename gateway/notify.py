@@ -105,7 +105,10 @@ class Subscriptions:
                     url=url,
                     body=request.body,
                     content_type=request.content_type,
-                    headers=dict(request.headers),
+                    headers={
+                        **request.headers,
+                        **({"X-Request-ID": event.request_id} if event.request_id else {}),
+                    },
                     created_at=event.timestamp,
                     next_attempt_at=event.timestamp,
                     erase_on_settle=event.private,

@@ -31,6 +31,7 @@ def job_view(job: Job) -> dict[str, Any]:
         "started_at": iso_time(job.started_at),
         "finished_at": iso_time(job.finished_at),
         "deleted": job.erased,
+        "request_id": job.request_id,
         "waiting_for": (
             {"callback_id": job.waiting_for, "url": "/callbacks/{token}"} if job.waiting_for else None
         ),

@@ -73,6 +73,7 @@ def job_to_row(job: Job) -> dict[str, Any]:
         "sealed_args": job.sealed_args,
         "principal": job.principal,
         "waiting_for": job.waiting_for,
+        "request_id": job.request_id,
     }
 
 
@@ -149,6 +150,7 @@ def row_to_job(row: Row) -> Job:
         sealed_args=row["sealed_args"],
         principal=row["principal"],
         waiting_for=row["waiting_for"],
+        request_id=row["request_id"],
     )
 
 

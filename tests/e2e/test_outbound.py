@@ -336,3 +336,18 @@ async def test_redirects_are_followed_only_when_enabled(
 
     delivery = await eventually(failed)
     assert delivery["last_status"] == 307 and len(target.received) == 1
+
+
+async def test_the_request_id_travels_to_the_job_and_its_deliveries(
+    make_gateway: Callable[..., Gateway], session: aiohttp.ClientSession, receivers: Callable[..., Any]
+) -> None:
+    receiver = await receivers()
+    gateway = make_gateway(extra=outbound(webhook("traced", receiver.url, events='["WorkflowCompleted"]')))
+    await gateway.start()
+    async with session.post(
+        f"{gateway.url}/api/run/t/echo", json={}, headers={"X-Request-ID": "trace-7"}
+    ) as resp:
+        job_id = (await resp.json())["job_id"]
+    (got,) = await receiver.wait_for(lambda r: len(r) >= 1)
+    assert got.headers["X-Request-ID"] == "trace-7"
+    assert (await job_state(session, gateway, job_id))["request_id"] == "trace-7"
