@@ -80,6 +80,10 @@ def _parser() -> argparse.ArgumentParser:
     copy.add_argument("--schema", help="PostgreSQL schema (default: the role's search_path)")
     copy.set_defaults(func=_store_copy)
 
+    spec = sub.add_parser("openapi", help="print the OpenAPI document of a configuration")
+    spec.add_argument("--config", default=DEFAULT_CONFIG)
+    spec.set_defaults(func=_openapi)
+
     deliveries = sub.add_parser("deliveries", help="outbound deliveries and their attempts")
     deliveries.add_argument("--config", default=DEFAULT_CONFIG)
     deliveries.add_argument("--state", choices=["pending", "succeeded", "failed"])
@@ -162,6 +166,14 @@ def _check_config(args: argparse.Namespace) -> int:
         if route.public and route.verify is None:
             print(f"warning: routes[{index}] ({route.path}) is public with no verify: anyone can trigger it")
     print(f"{args.file}: ok ({len(config.routes)} routes, {len(config.engines)} engines)")
+    return 0
+
+
+def _openapi(args: argparse.Namespace) -> int:
+    from .openapi import describe
+
+    document = describe(load_config(args.config))
+    print(orjson.dumps(document, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode())
     return 0
 
 

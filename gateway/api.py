@@ -33,6 +33,7 @@ from .keys import (
 from .metrics import CONTENT_TYPE_LATEST
 from .models import Job, JobQuery, JobState
 from .notify import CROMWELL
+from .openapi import describe
 from .payload import RequestData, shape
 from .responses import json_response, render_job_result
 from .views import iso_time, job_view, workflow_callback_view
@@ -296,6 +297,10 @@ async def metrics(request: web.Request) -> web.StreamResponse:
     for scheme, count in app[VERIFY_FAILURES].items():
         collected.verification_failures.labels(scheme).set(count)
     return web.Response(body=collected.render(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+async def openapi(request: web.Request) -> web.StreamResponse:
+    return json_response(describe(request.app[CONFIG]))
 
 
 async def healthz(request: web.Request) -> web.StreamResponse:

@@ -53,9 +53,11 @@ async def call_callback(request: web.Request) -> web.StreamResponse:
     token = request.match_info["token"]
     store = request.app[STORE]
     endpoint = await store.find_callback(callbacks.hash_callback_token(token))
-    if endpoint is not None and endpoint.approval is not None and request.method == "GET":
+    if endpoint is None:
+        raise NotFound("no such callback endpoint")  # before reading anything the caller sent
+    if endpoint.approval is not None and request.method == "GET":
         return _approval_page(endpoint)  # showing the page never consumes the endpoint
-    if endpoint is not None and endpoint.require_token:
+    if endpoint.require_token:
         await request.app[AUTH].require(request, scopes=("callbacks:call",))
     body = await read_body(request)
     call = CallbackCall(
@@ -70,7 +72,7 @@ async def call_callback(request: web.Request) -> web.StreamResponse:
     try:
         accepted = await callbacks.receive_call(store, token, call)
     except GatewayError as exc:
-        if endpoint is not None and endpoint.approval is not None and exc.status == 410:
+        if endpoint.approval is not None and exc.status == 410:
             return _html(approval_unavailable("used" if endpoint.used_up else "expired"), status=410)
         raise
     if accepted.approval is not None and _wants_html(request):

@@ -20,6 +20,7 @@ def add_routes(app: web.Application, config: Config) -> None:
     r.add_get("/healthz", api.healthz)
     r.add_get("/readyz", api.readyz)
     r.add_get("/metrics", api.metrics)
+    r.add_get("/openapi.json", api.openapi)
 
     # Generic endpoints: every script, by path.
     r.add_post(f"/api/run/{_PATH}", h.run_async)
