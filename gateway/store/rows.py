@@ -13,7 +13,9 @@ import orjson
 from ..models import Attempt, CallbackEndpoint, Delivery, Job, JobOptions, JobState, TokenRecord
 
 __all__ = [
+    "DELIVERY_COLUMNS",
     "decode_cursor",
+    "delivery_values",
     "dump",
     "encode_column",
     "encode_cursor",
@@ -187,4 +189,28 @@ def row_to_token(row: Row) -> TokenRecord:
         created_at=row["created_at"],
         last_used_at=row["last_used_at"],
         revoked_at=row["revoked_at"],
+    )
+
+
+DELIVERY_COLUMNS = (
+    "id, subscription, event_id, event_type, job_id, url, body, content_type, headers, next_attempt_at, "
+    "created_at, erase_on_settle"
+)
+
+
+def delivery_values(d: Delivery) -> tuple[Any, ...]:
+    """The values of a new delivery, in the order of ``DELIVERY_COLUMNS`` (state and attempts start fresh)."""
+    return (
+        d.id,
+        d.subscription,
+        d.event_id,
+        d.event_type,
+        d.job_id,
+        d.url,
+        d.body,
+        d.content_type,
+        dump(d.headers),
+        d.next_attempt_at,
+        d.created_at,
+        int(d.erase_on_settle),
     )

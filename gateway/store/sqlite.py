@@ -48,7 +48,9 @@ from .protocol import (
     job_topic,
 )
 from .rows import (
+    DELIVERY_COLUMNS,
     decode_cursor,
+    delivery_values,
     dump,
     encode_column,
     encode_cursor,
@@ -553,26 +555,9 @@ class SQLiteStore:
         if not deliveries:
             return
         await db.executemany(
-            "INSERT INTO deliveries (id, subscription, event_id, event_type, job_id, url, body, "
-            "content_type, headers, state, attempts, next_attempt_at, created_at, erase_on_settle) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?)",
-            [
-                (
-                    d.id,
-                    d.subscription,
-                    d.event_id,
-                    d.event_type,
-                    d.job_id,
-                    d.url,
-                    d.body,
-                    d.content_type,
-                    dump(d.headers),
-                    d.next_attempt_at,
-                    d.created_at,
-                    int(d.erase_on_settle),
-                )
-                for d in deliveries
-            ],
+            f"INSERT INTO deliveries ({DELIVERY_COLUMNS}, state, attempts) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', 0)",
+            [delivery_values(d) for d in deliveries],
         )
         self._touch(OUTBOX_TOPIC)
 
