@@ -17,6 +17,7 @@ import socket
 import time
 import uuid
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 from . import jobs
@@ -64,8 +65,6 @@ class Dispatcher:
         self._tasks: list[asyncio.Task[None]] = []
 
     def engine_context(self, data_dir: os.PathLike[str] | str) -> EngineContext:
-        from pathlib import Path
-
         return EngineContext(
             report=self.report,
             load_version=self._load_version,

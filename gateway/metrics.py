@@ -7,12 +7,8 @@ failed) and delivery latency, and verification failures by scheme.
 
 from __future__ import annotations
 
-import time
-
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
-
-from .models import JobState
 
 __all__ = ["CONTENT_TYPE_LATEST", "Metrics"]
 
@@ -59,7 +55,6 @@ class Metrics:
             ["scheme"],
             registry=self.registry,
         )
-        self.started = time.time()
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
         self.requests.labels(route, method, str(status)).inc()
@@ -67,7 +62,3 @@ class Metrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
-
-    @staticmethod
-    def job_states() -> list[JobState]:
-        return list(JobState)

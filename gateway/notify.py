@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
-from typing import Any, Protocol
+from typing import Protocol
 
 from .config import Config, WebhookConfig
 from .errors import ConfigError
@@ -125,11 +125,3 @@ def _wants(subscription: WebhookConfig, event: Event) -> bool:
     if subscription.events is None:
         return event.type in JOB_EVENTS or event.type in STEP_EVENTS
     return event.type.value in subscription.events
-
-
-def event_payload(event: Event) -> dict[str, Any]:
-    return event.to_json()
-
-
-def all_subscriptions(config: Config) -> Sequence[WebhookConfig]:
-    return [*config.webhooks, *(w for route in config.routes for w in route.webhooks)]

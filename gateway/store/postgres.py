@@ -47,7 +47,9 @@ from .protocol import (
     job_topic,
 )
 from .rows import (
+    CALLBACK_COLUMNS,
     DELIVERY_COLUMNS,
+    callback_values,
     decode_cursor,
     delivery_values,
     dump,
@@ -59,6 +61,7 @@ from .rows import (
     row_to_callback,
     row_to_delivery,
     row_to_job,
+    row_to_script_version,
     row_to_token,
 )
 from .signals import Signals
@@ -87,7 +90,7 @@ class PostgresStore:
     """Waiters re-read at least this often: NOTIFY is at-most-once, the re-check makes it at-least."""
     shared = True
 
-    def __init__(self, dsn: str, *, schema: str | None = None, exclusive: bool = True) -> None:
+    def __init__(self, dsn: str, *, schema: str | None = None) -> None:
         self.dsn = dsn
         self.schema = schema
         self._signals = Signals()
@@ -417,28 +420,15 @@ class PostgresStore:
         row = await self._fetchrow(
             "SELECT hash, engine, path, filename, content FROM script_versions WHERE hash = $1", content_hash
         )
-        if row is None:
-            return None
-        return ScriptVersion(hash=row[0], engine=row[1], path=row[2], filename=row[3], content=bytes(row[4]))
+        return row_to_script_version(row) if row else None
 
     # --- callbacks --------------------------------------------------------------------------------
 
     async def create_callback(self, endpoint: CallbackEndpoint) -> None:
         async with self._acquire() as conn:
             await conn.execute(
-                "INSERT INTO callbacks (id, job_id, token_hash, method, schema, max_calls, accepted, expires_at, "
-                "created_at, approval, require_token) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-                endpoint.id,
-                endpoint.job_id,
-                endpoint.token_hash,
-                endpoint.method,
-                dump(endpoint.schema),
-                endpoint.max_calls,
-                endpoint.accepted,
-                endpoint.expires_at,
-                endpoint.created_at,
-                dump(endpoint.approval),
-                int(endpoint.require_token),
+                f"INSERT INTO callbacks ({CALLBACK_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                *callback_values(endpoint),
             )
 
     async def get_callback(self, callback_id: str) -> CallbackEndpoint | None:

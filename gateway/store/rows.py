@@ -10,10 +10,21 @@ from typing import Any, Protocol
 
 import orjson
 
-from ..models import Attempt, CallbackEndpoint, Delivery, Job, JobOptions, JobState, TokenRecord
+from ..models import (
+    Attempt,
+    CallbackEndpoint,
+    Delivery,
+    Job,
+    JobOptions,
+    JobState,
+    ScriptVersion,
+    TokenRecord,
+)
 
 __all__ = [
+    "CALLBACK_COLUMNS",
     "DELIVERY_COLUMNS",
+    "callback_values",
     "decode_cursor",
     "delivery_values",
     "dump",
@@ -25,6 +36,7 @@ __all__ = [
     "row_to_callback",
     "row_to_delivery",
     "row_to_job",
+    "row_to_script_version",
     "row_to_token",
 ]
 
@@ -213,4 +225,37 @@ def delivery_values(d: Delivery) -> tuple[Any, ...]:
         d.next_attempt_at,
         d.created_at,
         int(d.erase_on_settle),
+    )
+
+
+CALLBACK_COLUMNS = (
+    "id, job_id, token_hash, method, schema, max_calls, accepted, expires_at, created_at, approval, "
+    "require_token"
+)
+
+
+def callback_values(endpoint: CallbackEndpoint) -> tuple[Any, ...]:
+    """The values of a new callback endpoint, in the order of ``CALLBACK_COLUMNS``."""
+    return (
+        endpoint.id,
+        endpoint.job_id,
+        endpoint.token_hash,
+        endpoint.method,
+        dump(endpoint.schema),
+        endpoint.max_calls,
+        endpoint.accepted,
+        endpoint.expires_at,
+        endpoint.created_at,
+        dump(endpoint.approval),
+        int(endpoint.require_token),
+    )
+
+
+def row_to_script_version(row: Row) -> ScriptVersion:
+    return ScriptVersion(
+        hash=row["hash"],
+        engine=row["engine"],
+        path=row["path"],
+        filename=row["filename"],
+        content=bytes(row["content"]),
     )

@@ -48,7 +48,9 @@ from .protocol import (
     job_topic,
 )
 from .rows import (
+    CALLBACK_COLUMNS,
     DELIVERY_COLUMNS,
+    callback_values,
     decode_cursor,
     delivery_values,
     dump,
@@ -60,6 +62,7 @@ from .rows import (
     row_to_callback,
     row_to_delivery,
     row_to_job,
+    row_to_script_version,
     row_to_token,
 )
 from .signals import Signals
@@ -455,30 +458,15 @@ class SQLiteStore:
         sql = "SELECT hash, engine, path, filename, content FROM script_versions WHERE hash = ?"
         async with self._db().execute(sql, (content_hash,)) as cur:
             row = await cur.fetchone()
-        if row is None:
-            return None
-        return ScriptVersion(hash=row[0], engine=row[1], path=row[2], filename=row[3], content=bytes(row[4]))
+        return row_to_script_version(row) if row else None
 
     # --- callbacks --------------------------------------------------------------------------------
 
     async def create_callback(self, endpoint: CallbackEndpoint) -> None:
         async with self._transaction() as db:
             await db.execute(
-                "INSERT INTO callbacks (id, job_id, token_hash, method, schema, max_calls, accepted, "
-                "expires_at, created_at, approval, require_token) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    endpoint.id,
-                    endpoint.job_id,
-                    endpoint.token_hash,
-                    endpoint.method,
-                    dump(endpoint.schema),
-                    endpoint.max_calls,
-                    endpoint.accepted,
-                    endpoint.expires_at,
-                    endpoint.created_at,
-                    dump(endpoint.approval),
-                    int(endpoint.require_token),
-                ),
+                f"INSERT INTO callbacks ({CALLBACK_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                callback_values(endpoint),
             )
 
     async def get_callback(self, callback_id: str) -> CallbackEndpoint | None:
