@@ -73,10 +73,12 @@ async def get_job(request: web.Request) -> web.StreamResponse:
     if not job.finished and job.logs is None:
         job = job.evolve(logs=request.app[DISPATCHER].live_logs(job.id))  # output so far, while it runs
     view = job_view(job)
-    deliveries = await request.app[STORE].list_deliveries(job_id=job.id, limit=20)
-    cromwell = [d for d in deliveries if d.subscription == CROMWELL]
-    attempts = await request.app[STORE].list_attempts([d.id for d in cromwell])
-    view.update(workflow_callback_view(cromwell, attempts))
+    if request.app[CONFIG].workflow_state_callback is not None or job.options.callback_uri:
+        # Only a job that can have a Cromwell callback pays the two queries for its keys.
+        deliveries = await request.app[STORE].list_deliveries(job_id=job.id, limit=20)
+        cromwell = [d for d in deliveries if d.subscription == CROMWELL]
+        attempts = await request.app[STORE].list_attempts([d.id for d in cromwell])
+        view.update(workflow_callback_view(cromwell, attempts))
     return json_response(view)
 
 
