@@ -1,4 +1,4 @@
-"""The ``hookgate`` command: serve, check-config, jobs."""
+"""The ``hookgate`` command: serve, reload, check-config, jobs, tokens, deliveries, store, openapi."""
 
 from __future__ import annotations
 
@@ -6,8 +6,11 @@ import argparse
 import asyncio
 import dataclasses
 import logging
+import os
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -54,6 +57,11 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)  # started by processes = N
     serve.set_defaults(func=_serve)
 
+    reload = sub.add_parser("reload", help="make the running gateway re-read its configuration")
+    reload.add_argument("--config", default=DEFAULT_CONFIG, help="the running gateway's TOML file")
+    reload.add_argument("--wait", type=float, default=10.0, help="seconds to wait for its verdict")
+    reload.set_defaults(func=_reload)
+
     check = sub.add_parser("check-config", help="validate a configuration file and exit")
     check.add_argument("file")
     check.set_defaults(func=_check_config)
@@ -98,22 +106,25 @@ def _serve(args: argparse.Namespace) -> int:
 
     from .accesslog import AccessLogger
     from .app import create_app
+    from .reload import Reloading
 
     logging.basicConfig(
         level=args.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    config = load_config(args.config)
+    config = _serve_config(args)
     server = config.server
-    if args.host or args.port is not None:
-        server = dataclasses.replace(
-            server, host=args.host or server.host, port=server.port if args.port is None else args.port
-        )
-        config = dataclasses.replace(config, server=server)
     _use_uvloop()
     workers = _start_workers(args, server.processes) if server.processes > 1 and not args.worker else []
-    app = create_app(config)
+
+    def forward() -> None:
+        for worker in workers:
+            if worker.poll() is None:
+                worker.send_signal(signal.SIGHUP)
+
+    reloading = Reloading(load=lambda: _serve_config(args), announce=not args.worker, forward=forward)
+    app = create_app(config, reloading=reloading)
     announce = f"hookgate serving on http://{server.host}:{server.port}"
     if server.processes > 1:
         announce += f" ({server.processes} processes)"
@@ -130,6 +141,63 @@ def _serve(args: argparse.Namespace) -> int:
     finally:
         _stop_workers(workers)
     return 0
+
+
+def _serve_config(args: argparse.Namespace) -> Config:
+    """The file with the command line's overrides, at start and on every reload alike."""
+    config = load_config(args.config)
+    if args.host or args.port is not None:
+        server = config.server
+        server = dataclasses.replace(
+            server, host=args.host or server.host, port=server.port if args.port is None else args.port
+        )
+        config = dataclasses.replace(config, server=server)
+    return config
+
+
+def _reload(args: argparse.Namespace) -> int:
+    """Signal the gateway serving ``--config`` and report what it made of its file."""
+    from .reload import PID_FILE, STATUS_FILE
+
+    data_dir = load_config(args.config).server.data_dir
+    pid_file, status_file = data_dir / PID_FILE, data_dir / STATUS_FILE
+    try:
+        pid = int(pid_file.read_text().strip())
+        os.kill(pid, 0)
+    except (FileNotFoundError, ValueError, ProcessLookupError):
+        print(f"hookgate: no gateway runs for {args.config} (no live pid in {pid_file})", file=sys.stderr)
+        return 1
+    before = _read_bytes(status_file)
+    os.kill(pid, signal.SIGHUP)
+    deadline = time.monotonic() + args.wait
+    while (status := _read_bytes(status_file)) == before:
+        if time.monotonic() > deadline:
+            print(f"hookgate: sent SIGHUP to {pid}; no verdict within {args.wait:g}s, see its log")
+            return 1
+        time.sleep(0.05)
+    outcome = orjson.loads(status or b"{}")
+    if not outcome.get("ok"):
+        serving = outcome.get("generation")
+        print(f"hookgate: reload refused; generation {serving} keeps serving:", file=sys.stderr)
+        for problem in outcome.get("problems", []):
+            print(f"  {problem}", file=sys.stderr)
+        return 1
+    changes = outcome.get("changes") or {}
+    print(f"reloaded: generation {outcome.get('generation')} (pid {pid})")
+    for kind in ("routes", "subscriptions"):
+        for what, names in (changes.get(kind) or {}).items():
+            for name in names:
+                print(f"  {kind} {what}: {name}")
+    for name in changes.get("waiting_for_restart", []):
+        print(f"  waits for a restart: {name}")
+    return 0
+
+
+def _read_bytes(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return None
 
 
 def _start_workers(args: argparse.Namespace, processes: int) -> list[subprocess.Popen[bytes]]:

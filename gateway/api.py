@@ -19,17 +19,16 @@ from .errors import BadRequest, Forbidden, JobNotFound
 from .handlers import read_body
 from .keys import (
     AUTH,
-    CONFIG,
     DISPATCHER,
     ENGINES_STARTED,
     METRICS,
     OUTBOX,
     STORE,
-    SUBSCRIPTIONS,
     SUSPENSIONS,
     SYNC_WAITS,
     VERIFY_FAILURES,
 )
+from .live import config_of, served
 from .metrics import CONTENT_TYPE_LATEST
 from .models import Job, JobQuery, JobState
 from .notify import CROMWELL
@@ -73,7 +72,7 @@ async def get_job(request: web.Request) -> web.StreamResponse:
     if not job.finished and job.logs is None:
         job = job.evolve(logs=request.app[DISPATCHER].live_logs(job.id))  # output so far, while it runs
     view = job_view(job)
-    if request.app[CONFIG].workflow_state_callback is not None or job.options.callback_uri:
+    if config_of(request).workflow_state_callback is not None or job.options.callback_uri:
         # Only a job that can have a Cromwell callback pays the two queries for its keys.
         deliveries = await request.app[STORE].list_deliveries(job_id=job.id, limit=20)
         cromwell = [d for d in deliveries if d.subscription == CROMWELL]
@@ -101,7 +100,7 @@ def _wait_seconds(request: web.Request) -> float:
         wait = float(raw)
     except ValueError:
         raise BadRequest(f"wait must be a number of seconds, got {raw!r}") from None
-    return max(0.0, min(wait, request.app[CONFIG].server.max_sync_timeout))
+    return max(0.0, min(wait, config_of(request).server.max_sync_timeout))
 
 
 async def _cancel(request: web.Request) -> Job:
@@ -110,7 +109,7 @@ async def _cancel(request: web.Request) -> Job:
     if not principal.can_cancel(existing):
         raise Forbidden(f"this token may not cancel job {existing.id}", details={"required": ["jobs:cancel"]})
     reason = await _cancel_reason(request)
-    announce = request.app[SUBSCRIPTIONS].for_job
+    announce = served(request).subscriptions.for_job
     job = await jobs.cancel(
         request.app[STORE], existing.id, reason=reason, now=time.time(), announce=announce
     )
@@ -284,7 +283,7 @@ async def readyz(request: web.Request) -> web.StreamResponse:
 async def metrics(request: web.Request) -> web.StreamResponse:
     """Prometheus text format; needs a token with ``metrics:read`` unless ``[auth] public_metrics``."""
     app = request.app
-    if not app[CONFIG].auth.public_metrics:
+    if not config_of(request).auth.public_metrics:
         await app[AUTH].require(request, scopes=("metrics:read",))
     collected = app[METRICS]
     store = app[STORE]
@@ -302,9 +301,12 @@ async def metrics(request: web.Request) -> web.StreamResponse:
 
 
 async def openapi(request: web.Request) -> web.StreamResponse:
-    return json_response(describe(request.app[CONFIG]))
+    return json_response(describe(config_of(request)))
 
 
 async def healthz(request: web.Request) -> web.StreamResponse:
-    """Alive; ``process`` tells several processes sharing a port apart."""
-    return json_response({"status": "ok", "process": os.getpid()})
+    """Alive; ``process`` tells several processes sharing a port apart, ``config`` which
+    configuration it serves (the generation goes up by one with every reload that took)."""
+    current = served(request)
+    config = {"generation": current.generation, "loaded_at": iso_time(current.loaded_at)}
+    return json_response({"status": "ok", "process": os.getpid(), "config": config})

@@ -16,35 +16,36 @@ from .callbacks import Suspensions
 from .catalog import Catalog, check_scripts
 from .config import Config
 from .dispatcher import Dispatcher
-from .engine import create_engines
+from .engine import Engine, create_engines
 from .forwarded import parse_networks
 from .keys import (
     AUTH,
     CATALOG,
-    CONFIG,
     DISPATCHER,
     ENGINES,
     ENGINES_STARTED,
     HTTP,
+    LIVE,
     METRICS,
     OUTBOX,
     RATE_LIMITER,
     SEALER,
     STORE,
-    SUBSCRIPTIONS,
     SUSPENSIONS,
     SYNC_WAITS,
     TRUSTED_PROXIES,
     VERIFY_FAILURES,
 )
 from .limits import WaitSlots
+from .live import Live, Served
 from .metrics import Metrics
 from .middlewares import error_middleware, request_middleware
 from .models import Job
 from .notify import Subscriptions, load_notifiers
 from .outbox import Outbox
 from .ratelimit import RateLimiter, SharedWindows
-from .routing import add_routes
+from .reload import Reloader, Reloading
+from .routing import add_routes, compile_routes
 from .sealing import Sealer
 from .ssrf import GuardedResolver
 from .store import create_store
@@ -57,8 +58,11 @@ DEFAULT_JOB_TIMEOUT = 3600.0
 """For a job token's lifetime when the route sets no timeout (the engines' own default)."""
 
 
-def create_app(config: Config) -> web.Application:
-    """Wire everything for ``config``. Construction does no I/O; ``cleanup_ctx`` opens and closes."""
+def create_app(config: Config, *, reloading: Reloading | None = None) -> web.Application:
+    """Wire everything for ``config``. Construction does no I/O; ``cleanup_ctx`` opens and closes.
+
+    With ``reloading``, ``SIGHUP`` re-reads the configuration while the app runs (see reload.py).
+    """
     app = web.Application(
         middlewares=[request_middleware, error_middleware], client_max_size=config.server.max_body_size
     )
@@ -67,7 +71,6 @@ def create_app(config: Config) -> web.Application:
     app[ENGINES_STARTED] = asyncio.Event()
     store = create_store(config.store.url, schema=config.store.schema)
     engines = create_engines(config.engines)
-    app[CONFIG] = config
     app[STORE] = store
     app[ENGINES] = engines
     app[CATALOG] = Catalog(engines, store)
@@ -79,8 +82,8 @@ def create_app(config: Config) -> web.Application:
     app[RATE_LIMITER] = RateLimiter(store=store if isinstance(store, SharedWindows) else None)
     app[VERIFY_FAILURES] = {}
     app[SUSPENSIONS] = Suspensions()
-    subscriptions = Subscriptions(config, load_notifiers())
-    app[SUBSCRIPTIONS] = subscriptions
+    live = Live(Served(config, compile_routes(config), Subscriptions(config, load_notifiers())))
+    app[LIVE] = live
     app[DISPATCHER] = Dispatcher(
         store=store,
         engines=engines,
@@ -88,12 +91,14 @@ def create_app(config: Config) -> web.Application:
         gateway_url=_gateway_url(config),
         unseal=sealer.unseal,
         mint_token=lambda job: auth.mint_job_token(job, default_timeout=DEFAULT_JOB_TIMEOUT),
-        subscriptions=subscriptions,
+        subscriptions=live.subscriptions,
     )
-    add_routes(app, config)
+    add_routes(app)
     app.cleanup_ctx.extend(
         [_store_ctx, _auth_ctx, _http_ctx, _outbox_ctx, _engines_ctx, _dispatcher_ctx, _purge_ctx]
     )
+    if reloading is not None:
+        app.cleanup_ctx.append(_reload_ctx(reloading))
     return app
 
 
@@ -125,7 +130,7 @@ async def _auth_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def _http_ctx(app: web.Application) -> AsyncIterator[None]:
     """One client session for all outbound traffic, guarded against private targets unless allowed."""
-    outbound = app[CONFIG].outbound
+    outbound = app[LIVE].config.outbound
     resolver = None if outbound.allow_private_targets else GuardedResolver()
     connector = aiohttp.TCPConnector(limit=outbound.concurrency * 2, resolver=resolver)
     async with aiohttp.ClientSession(connector=connector, headers={"User-Agent": USER_AGENT}) as session:
@@ -138,8 +143,8 @@ async def _outbox_ctx(app: web.Application) -> AsyncIterator[None]:
     auth = app[AUTH]
     outbox = Outbox(
         store=app[STORE],
-        subscriptions=app[SUBSCRIPTIONS],
-        config=app[CONFIG].outbound,
+        subscriptions=app[LIVE].subscriptions,
+        config=app[LIVE].config.outbound,
         session=app[HTTP],
         keys=lambda: auth.keys,
         observe=lambda name, seconds: app[METRICS].delivery_duration.labels(name).observe(seconds),
@@ -152,8 +157,9 @@ async def _outbox_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def _engines_ctx(app: web.Application) -> AsyncIterator[None]:
     engines = app[ENGINES]
-    check_scripts(engines, app[CONFIG].routes)
-    context = app[DISPATCHER].engine_context(app[CONFIG].server.data_dir)
+    config = app[LIVE].config
+    check_scripts(engines, config.routes)
+    context = app[DISPATCHER].engine_context(config.server.data_dir)
     started = []
     try:
         for engine in engines.values():
@@ -177,6 +183,23 @@ async def _dispatcher_ctx(app: web.Application) -> AsyncIterator[None]:
     await dispatcher.stop()
 
 
+def _reload_ctx(reloading: Reloading) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def reload_ctx(app: web.Application) -> AsyncIterator[None]:
+        engines: dict[str, Engine] = app[ENGINES]
+        reloader = Reloader(
+            live=app[LIVE],
+            reloading=reloading,
+            engines=engines,
+            store=app[STORE],
+            metrics=app[METRICS],
+            data_dir=app[LIVE].config.server.data_dir,
+        )
+        async with reloader.listening():
+            yield
+
+    return reload_ctx
+
+
 async def _purge_ctx(app: web.Application) -> AsyncIterator[None]:
     task = asyncio.create_task(_purge_forever(app))
     yield
@@ -187,7 +210,7 @@ async def _purge_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def _purge_forever(app: web.Application) -> None:
     """Delete finished jobs past their retention, a few times per retention period."""
-    retention = app[CONFIG].server.retention
+    retention = app[LIVE].config.server.retention
     interval = min(max(retention / 4, 0.2), 600.0)
     while True:
         try:

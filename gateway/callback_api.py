@@ -17,7 +17,8 @@ from . import callbacks
 from .approval import approval_done, approval_page, approval_unavailable
 from .errors import BadRequest, Conflict, Forbidden, GatewayError, NotFound, SyncTimeout, UnsupportedMediaType
 from .handlers import base_url, read_body
-from .keys import AUTH, CONFIG, DISPATCHER, STORE, SUSPENSIONS
+from .keys import AUTH, DISPATCHER, STORE, SUSPENSIONS
+from .live import config_of
 from .models import ACTIVE_STATES, CallbackCall, CallbackEndpoint, JobState
 from .payload import RequestData, ShapeOptions, shape
 from .responses import json_response
@@ -40,7 +41,7 @@ async def create_callback(request: web.Request) -> web.StreamResponse:
     wanted = shape(
         RequestData(method="POST", body=body, content_type=request.headers.get("Content-Type", ""))
     ).single
-    config = request.app[CONFIG]
+    config = config_of(request)
     endpoint, token = await callbacks.create_endpoint(
         request.app[STORE], job, wanted, now=time.time(), max_timeout=config.server.max_callback_timeout
     )

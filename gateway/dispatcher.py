@@ -49,7 +49,7 @@ class Dispatcher:
         gateway_url: Callable[[Job], str],
         unseal: Callable[[str], dict[str, Any]] | None = None,
         mint_token: Callable[[Job], str] | None = None,
-        subscriptions: Subscriptions | None = None,
+        subscriptions: Callable[[], Subscriptions] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
@@ -76,10 +76,10 @@ class Dispatcher:
         return await self.store.get_script_version(content_hash)
 
     def _announce(self, job: Job) -> list[Delivery]:
-        return self.subscriptions.for_job(job) if self.subscriptions else []
+        return self.subscriptions().for_job(job) if self.subscriptions else []
 
     def _announce_start(self, job: Job) -> list[Delivery]:
-        return self.subscriptions.for_start(job) if self.subscriptions else []
+        return self.subscriptions().for_start(job) if self.subscriptions else []
 
     async def start(self) -> None:
         await self.store.recover_expired(now=self.clock(), on_fail=self._announce)
@@ -200,7 +200,7 @@ class Dispatcher:
             job, kind=kind, rule=step.rule, message=step.message, outputs=step.outputs, now=self.clock()
         )
         try:
-            await self.store.enqueue_deliveries(self.subscriptions.deliveries_for(event))
+            await self.store.enqueue_deliveries(self.subscriptions().deliveries_for(event))
         except Exception:
             log.exception("recording step %s of job %s failed", step.rule, job_id)
 

@@ -27,7 +27,6 @@ from .forwarded import origin
 from .keys import (
     AUTH,
     CATALOG,
-    CONFIG,
     RATE_LIMITER,
     SEALER,
     STORE,
@@ -35,6 +34,7 @@ from .keys import (
     TRUSTED_PROXIES,
     VERIFY_FAILURES,
 )
+from .live import config_of
 from .models import Job, JobOptions
 from .payload import RequestData, Shaped, ShapeOptions, check_size, shape
 from .ratelimit import Rate, parse_rate
@@ -119,7 +119,7 @@ def policy_for_route(route: RouteConfig) -> TriggerPolicy:
 
 async def read_body(request: web.Request) -> bytes:
     """Read the body, refusing it as soon as it is known to be over the limit (header, then stream)."""
-    limit = request.app[CONFIG].server.max_body_size
+    limit = config_of(request).server.max_body_size
     check_size(request.content_length, limit)
     body = bytearray()
     async for chunk in request.content.iter_chunked(_READ_CHUNK):
@@ -145,7 +145,7 @@ def origin_of(request: web.Request) -> str:
 
 
 def base_url(request: web.Request, job: Job | None = None) -> str:
-    public = request.app[CONFIG].server.public_url
+    public = config_of(request).server.public_url
     return public or (job.origin if job and job.origin else origin_of(request))
 
 
@@ -242,7 +242,7 @@ def _wants_wait(request: web.Request, policy: TriggerPolicy) -> bool:
 
 
 def _sync_timeout(request: web.Request, policy: TriggerPolicy) -> float:
-    server = request.app[CONFIG].server
+    server = config_of(request).server
     timeout = policy.sync_timeout or server.sync_timeout
     asked = _PREFER_WAIT.search(request.headers.get("Prefer", ""))
     if asked:
@@ -271,7 +271,7 @@ async def trigger(
     if answer is not None:
         return answer
     options = policy.shape.for_request(
-        request.query, instance_headers=request.app[CONFIG].server.include_headers
+        request.query, instance_headers=config_of(request).server.include_headers
     )
     shaped = shape(request_data(request, body, policy), options)
     response = await _submit_and_answer(
@@ -301,7 +301,8 @@ async def _submit_and_answer(
     options = policy.options
     callback_uri = request.query.get("workflow_callback_uri")
     if callback_uri is not None:
-        options = replace(options, callback_uri=checked_callback_uri(callback_uri, app[CONFIG].outbound))
+        checked = checked_callback_uri(callback_uri, config_of(request).outbound)
+        options = replace(options, callback_uri=checked)
     common: dict[str, Any] = {
         "engine": target.engine,
         "version": target.version,
@@ -309,7 +310,7 @@ async def _submit_and_answer(
         "route": route_template(request),
         "origin": origin_of(request),
         "options": options,
-        "max_queued": app[CONFIG].server.max_queued_jobs,
+        "max_queued": config_of(request).server.max_queued_jobs,
         "principal": admission.principal_id,
         "request_id": request.get("request_id"),
         "idempotency": idempotency_for(request, policy, shaped.arguments[0], now),

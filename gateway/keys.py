@@ -10,13 +10,12 @@ from aiohttp import web
 from .auth import Authenticator
 from .callbacks import Suspensions
 from .catalog import Catalog
-from .config import Config
 from .dispatcher import Dispatcher
 from .engine import Engine
 from .forwarded import Networks
 from .limits import WaitSlots
+from .live import LIVE
 from .metrics import Metrics
-from .notify import Subscriptions
 from .outbox import Outbox
 from .ratelimit import RateLimiter
 from .sealing import Sealer
@@ -25,24 +24,22 @@ from .store import Store
 __all__ = [
     "AUTH",
     "CATALOG",
-    "CONFIG",
     "DISPATCHER",
     "ENGINES",
     "ENGINES_STARTED",
     "HTTP",
+    "LIVE",
     "METRICS",
     "OUTBOX",
     "RATE_LIMITER",
     "SEALER",
     "STORE",
-    "SUBSCRIPTIONS",
     "SUSPENSIONS",
     "SYNC_WAITS",
     "TRUSTED_PROXIES",
     "VERIFY_FAILURES",
 ]
 
-CONFIG = web.AppKey("config", Config)
 STORE = web.AppKey("store", Store)
 ENGINES = web.AppKey("engines", dict[str, Engine])
 CATALOG = web.AppKey("catalog", Catalog)
@@ -53,7 +50,6 @@ AUTH = web.AppKey("auth", Authenticator)
 RATE_LIMITER = web.AppKey("rate_limiter", RateLimiter)
 VERIFY_FAILURES = web.AppKey("verify_failures", dict[str, int])
 SUSPENSIONS = web.AppKey("suspensions", Suspensions)
-SUBSCRIPTIONS = web.AppKey("subscriptions", Subscriptions)
 HTTP = web.AppKey("http", aiohttp.ClientSession)
 OUTBOX = web.AppKey("outbox", Outbox)
 METRICS = web.AppKey("metrics", Metrics)

@@ -2,7 +2,7 @@
 
 One registry per application (no global state): requests by route template and status, request
 duration, jobs by state, sync waits in flight, callbacks being awaited, the outbox (due, in flight,
-failed) and delivery latency, and verification failures by scheme.
+failed) and delivery latency, verification failures by scheme, and configuration reloads.
 """
 
 from __future__ import annotations
@@ -55,6 +55,19 @@ class Metrics:
             ["scheme"],
             registry=self.registry,
         )
+
+        self.config_reloads = Counter(
+            "hookgate_config_reloads",
+            "Configuration reloads by result (applied or refused)",
+            ["result"],
+            registry=self.registry,
+        )
+        self.config_generation = Gauge(
+            "hookgate_config_generation",
+            "Which configuration this process serves: 1 at start, one more per applied reload",
+            registry=self.registry,
+        )
+        self.config_generation.set(1)
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
         self.requests.labels(route, method, str(status)).inc()

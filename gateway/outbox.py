@@ -124,7 +124,7 @@ class Outbox:
         self,
         *,
         store: Store,
-        subscriptions: Subscriptions,
+        subscriptions: Callable[[], Subscriptions],
         config: OutboundConfig,
         session: aiohttp.ClientSession,
         keys: Callable[[], KeyRing | None] = lambda: None,
@@ -140,7 +140,7 @@ class Outbox:
         self.observe = observe
         self.worker = f"{socket.gethostname()}:{os.getpid()}:outbox:{uuid.uuid4().hex[:6]}"
         self._in_flight: set[asyncio.Task[None]] = set()
-        self._per_subscription: dict[str, asyncio.Semaphore] = {}
+        self._per_subscription: dict[tuple[str, int], asyncio.Semaphore] = {}
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._wake: asyncio.Event | None = None
@@ -204,15 +204,16 @@ class Outbox:
         return SAFETY_POLL
 
     async def deliver(self, delivery: Delivery) -> None:
-        subscription = self.subscriptions.by_name.get(delivery.subscription)
+        subscription = self.subscriptions().by_name.get(delivery.subscription)
         number = delivery.attempts + 1
         started = self.clock()
         if subscription is None:  # removed from the configuration since it was queued
             attempt = Attempt(delivery.id, number, started, 0.0, error="the subscription no longer exists")
             await self.store.settle_delivery(attempt, state="failed", next_attempt_at=None)
             return
+        # Keyed by concurrency too: a reload that changes it takes effect for the next attempts.
         semaphore = self._per_subscription.setdefault(
-            subscription.name, asyncio.Semaphore(subscription.concurrency)
+            (subscription.name, subscription.concurrency), asyncio.Semaphore(subscription.concurrency)
         )
         async with semaphore:
             attempt, retry_after = await self._attempt(delivery, subscription, number)

@@ -1,21 +1,34 @@
-"""The route table: custom paths from the configuration, generic endpoints, Windmill aliases."""
+"""The route table: generic endpoints and Windmill aliases, then the configuration's custom paths.
+
+The built-in routes never change, so they sit in aiohttp's router as usual. Custom routes change on
+reload, and aiohttp's router is frozen once the app starts; so they are compiled into a router of
+their own per configuration, and one resource at the end of the app's router (``LiveRoutes``)
+resolves through whichever is current. Resolution is still aiohttp's, the matched route is the
+custom one (its template names the request in logs and metrics), and a request keeps the handler
+it was routed to even when a reload swaps the table under it.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from aiohttp import web
+from aiohttp.web_urldispatcher import AbstractResource, AbstractRoute, UrlMappingMatchInfo
+from yarl import URL
 
 from . import api, callback_api, delivery_api
 from . import handlers as h
 from .config import Config
+from .live import LIVE, SERVED
 
-__all__ = ["WINDMILL_PREFIX", "add_routes"]
+__all__ = ["WINDMILL_PREFIX", "LiveRoutes", "add_routes", "compile_routes"]
 
 WINDMILL_PREFIX = "/api/w/{workspace}"
 _PATH = "{path:.+}"
 _HASH = "{hash:[0-9a-fA-F]{64}}"
 
 
-def add_routes(app: web.Application, config: Config) -> None:
+def add_routes(app: web.Application) -> None:
     r = app.router
     r.add_get("/healthz", api.healthz)
     r.add_get("/readyz", api.readyz)
@@ -57,7 +70,62 @@ def add_routes(app: web.Application, config: Config) -> None:
     r.add_route("*", "/callbacks/{token}", callback_api.call_callback)
 
     # Custom routes, last: reserved prefixes were refused by the configuration.
+    r.register_resource(LiveRoutes(app))
+
+
+def compile_routes(config: Config) -> web.UrlDispatcher:
+    """The custom routes of ``config`` as a router of their own, ready to swap in."""
+    router = web.UrlDispatcher()
     for route in config.routes:
         handler = h.make_route_handler(h.policy_for_route(route))
         for method in sorted(route.methods):
-            r.add_route(method, route.path, handler)
+            router.add_route(method, route.path, handler)
+    router.freeze()
+    return router
+
+
+class LiveRoutes(AbstractResource):
+    """The custom routes of the configuration being served, as one resource of the app's router.
+
+    Its index key is ``/``, so the app's router tries it after every built-in route; it pins the
+    current configuration on the request before matching, so the handler it returns and everything
+    the request reads later come from the same configuration.
+    """
+
+    def __init__(self, app: web.Application) -> None:
+        super().__init__()
+        self._app = app
+
+    def _routes(self) -> web.UrlDispatcher:
+        return self._app[LIVE].current.routes
+
+    @property
+    def canonical(self) -> str:
+        return "/"
+
+    def url_for(self, **kwargs: str) -> URL:
+        raise NotImplementedError("custom routes are looked up by their own resources")
+
+    async def resolve(self, request: web.Request) -> tuple[UrlMappingMatchInfo | None, set[str]]:
+        served = self._app[LIVE].current
+        match = await served.routes.resolve(request)
+        exception = match.http_exception
+        if exception is None:
+            request[SERVED] = served
+            return match, set()
+        return None, set(getattr(exception, "allowed_methods", ()))
+
+    def add_prefix(self, prefix: str) -> None:
+        raise NotImplementedError("the gateway is not mounted as a sub-application")
+
+    def get_info(self) -> dict[str, str]:  # type: ignore[override]
+        return {"routes": "custom routes of the configuration being served"}
+
+    def raw_match(self, path: str) -> bool:
+        return any(resource.raw_match(path) for resource in self._routes().resources())
+
+    def __len__(self) -> int:
+        return len(self._routes().routes())
+
+    def __iter__(self) -> Iterator[AbstractRoute]:
+        return iter(self._routes().routes())
