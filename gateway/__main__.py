@@ -159,7 +159,13 @@ def _reload(args: argparse.Namespace) -> int:
     """Signal the gateway serving ``--config`` and report what it made of its file."""
     from .reload import PID_FILE, STATUS_FILE
 
-    data_dir = load_config(args.config).server.data_dir
+    try:
+        data_dir = load_config(args.config).server.data_dir
+    except ConfigError as exc:  # the gateway would refuse it too: it is not even signalled
+        print(f"hookgate: reload refused, {args.config} is invalid; nothing was signalled:", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 1
     pid_file, status_file = data_dir / PID_FILE, data_dir / STATUS_FILE
     try:
         pid = int(pid_file.read_text().strip())

@@ -87,24 +87,28 @@ class Gateway:
             shutil.copytree(HERE / "scripts", self.scripts_dir)
         self.port = free_port()
         self.config_path = root / "gateway.toml"
-        self.config_path.write_text(
-            BASE_CONFIG.format(
-                port=self.port,
-                data_dir=self.data_dir,
-                scripts_dir=self.scripts_dir,
-                concurrency=concurrency,
-                lease=lease,
-                routes=routes,
-                server_extra=server_extra,
-                admin_hash=hashlib.sha256(ADMIN_TOKEN.encode()).hexdigest(),
-                auth_extra=auth_extra,
-                extra=extra,
-                engines_extra=engines_extra,
-            )
-        )
+        self._settings: dict[str, Any] = {
+            "port": self.port,
+            "data_dir": self.data_dir,
+            "scripts_dir": self.scripts_dir,
+            "concurrency": concurrency,
+            "lease": lease,
+            "routes": routes,
+            "server_extra": server_extra,
+            "admin_hash": hashlib.sha256(ADMIN_TOKEN.encode()).hexdigest(),
+            "auth_extra": auth_extra,
+            "extra": extra,
+            "engines_extra": engines_extra,
+        }
+        self.rewrite()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process: asyncio.subprocess.Process | None = None
         self.log_path = root / "gateway.log"
+
+    def rewrite(self, *, text: str | None = None, **changes: Any) -> None:
+        """Write the configuration file again (for reloads): some settings changed, or ``text`` as is."""
+        self._settings.update(changes)
+        self.config_path.write_text(BASE_CONFIG.format(**self._settings) if text is None else text)
 
     async def start(self) -> None:
         env = {**os.environ, "PYTHONPATH": str(SUPPORT), "PYTHONUNBUFFERED": "1", **self.env}
