@@ -14,7 +14,7 @@ import os
 import secrets
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,12 +47,43 @@ class Key:
     verifying: str | bytes
 
 
+class VerifiedTokens:
+    """Tokens this key ring has already verified, kept until their ``exp``.
+
+    A JWT seen before then costs a dict lookup instead of a decode (an HS256 decode costs as much as
+    a whole bare aiohttp request). Only verification is cached: revocation is checked by the caller
+    on every use, so a revoked token is refused at once. Bounded; the oldest entry goes first.
+    """
+
+    def __init__(self, size: int = 10_000, clock: Callable[[], float] = time.time) -> None:
+        self.size = size
+        self.clock = clock
+        self._claims: dict[str, tuple[dict[str, Any], float]] = {}
+
+    def get(self, token: str) -> dict[str, Any] | None:
+        found = self._claims.get(token)
+        if found is None:
+            return None
+        claims, expires = found
+        if self.clock() >= expires:
+            del self._claims[token]
+            return None
+        return claims
+
+    def put(self, token: str, claims: dict[str, Any]) -> None:
+        if len(self._claims) >= self.size:
+            del self._claims[next(iter(self._claims))]
+        exp = claims.get("exp")
+        self._claims[token] = (claims, float(exp) if isinstance(exp, int | float) else float("inf"))
+
+
 class KeyRing:
     def __init__(self, keys: Sequence[Key]) -> None:
         if not keys:
             raise ValueError("no JWT keys")
         self.keys = {key.kid: key for key in keys}
         self.signer = next((key for key in keys if key.signing is not None), None)
+        self.verified = VerifiedTokens()  # per ring: a ring with other keys verifies anew
 
     @classmethod
     def load(cls, config: AuthConfig, data_dir: Path) -> KeyRing:
@@ -70,7 +101,16 @@ class KeyRing:
 
     def decode(self, token: str) -> dict[str, Any]:
         """Verify and return the claims; times (``exp``, ``nbf``, ``iat``) are checked by pyjwt on the
-        wall clock, which it does not let us inject: tests make tokens relative to ``time.time()``."""
+        wall clock, which it does not let us inject: tests make tokens relative to ``time.time()``.
+        The claims returned may be shared with later calls for the same token: read, never change."""
+        cached = self.verified.get(token)
+        if cached is not None:
+            return cached
+        claims = self._verify(token)
+        self.verified.put(token, claims)
+        return claims
+
+    def _verify(self, token: str) -> dict[str, Any]:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.DecodeError:

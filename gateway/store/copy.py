@@ -8,15 +8,14 @@ gateway first: rows it writes during the copy may be missed (run the copy again 
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import aiosqlite
 import asyncpg
 
 from .postgres import PostgresStore
+from .sqlite_thread import ThreadConnection
 
 __all__ = ["TABLES", "copy_sqlite_to_postgres"]
 
@@ -52,8 +51,8 @@ async def copy_sqlite_to_postgres(
     await target.close()
     settings = {"search_path": schema} if schema else {}
     results = []
-    async with aiosqlite.connect(f"file:{source}?mode=ro", uri=True) as sqlite:
-        sqlite.row_factory = sqlite3.Row
+    sqlite = await ThreadConnection.open(f"file:{source}?mode=ro", uri=True)
+    try:
         conn = await asyncpg.connect(dsn, server_settings=settings)
         try:
             for table, key, order in TABLES:
@@ -67,11 +66,13 @@ async def copy_sqlite_to_postgres(
             )
         finally:
             await conn.close()
+    finally:
+        await sqlite.close()
     return results
 
 
 async def _copy_table(
-    sqlite: aiosqlite.Connection, conn: asyncpg.Connection, table: str, key: str, order: str
+    sqlite: ThreadConnection, conn: asyncpg.Connection, table: str, key: str, order: str
 ) -> Copied:
     read = inserted = 0
     offset = 0

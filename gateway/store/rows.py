@@ -24,6 +24,7 @@ from ..models import (
 __all__ = [
     "CALLBACK_COLUMNS",
     "DELIVERY_COLUMNS",
+    "JOB_COLUMNS",
     "callback_values",
     "decode_cursor",
     "delivery_values",
@@ -89,6 +90,9 @@ def job_to_row(job: Job) -> dict[str, Any]:
         "waiting_for": job.waiting_for,
         "request_id": job.request_id,
     }
+
+
+JOB_COLUMNS = tuple(job_to_row(Job(id="", engine="", script="")))
 
 
 def loads(value: str | None) -> Any:

@@ -18,7 +18,6 @@ from collections.abc import AsyncIterator, Callable, Collection, Iterable, Seque
 from pathlib import Path
 from typing import IO, Any
 
-import aiosqlite
 import orjson
 
 from ..models import (
@@ -35,6 +34,7 @@ from ..models import (
     ScriptVersion,
     TokenRecord,
 )
+from .group_commit import Batch, GroupCommit
 from .migrations import migrations_for
 from .protocol import (
     OUTBOX_TOPIC,
@@ -50,6 +50,7 @@ from .protocol import (
 from .rows import (
     CALLBACK_COLUMNS,
     DELIVERY_COLUMNS,
+    JOB_COLUMNS,
     callback_values,
     decode_cursor,
     delivery_values,
@@ -66,6 +67,7 @@ from .rows import (
     row_to_token,
 )
 from .signals import Signals
+from .sqlite_thread import ThreadConnection
 
 __all__ = ["SQLiteStore"]
 
@@ -83,6 +85,23 @@ RESTART_ERROR = {
 }
 
 
+_INSERT_JOB = f"INSERT INTO jobs ({', '.join(JOB_COLUMNS)}) VALUES ({', '.join('?' for _ in JOB_COLUMNS)})"
+
+
+def _hold_idempotency_key(conn: sqlite3.Connection, idempotency: Idempotency, job_id: str) -> None:
+    """Inside the creating transaction, so a key and its jobs are written together or not at all."""
+    held = conn.execute(
+        "SELECT job_id FROM idempotency_keys WHERE key = ? AND expires_at > ?",
+        (idempotency.key, idempotency.now),
+    ).fetchone()
+    if held is not None:
+        raise DuplicateRequest(held[0])
+    conn.execute(
+        "INSERT OR REPLACE INTO idempotency_keys (key, job_id, expires_at) VALUES (?, ?, ?)",
+        (idempotency.key, job_id, idempotency.expires_at),
+    )
+
+
 class SQLiteStore:
     recheck_interval: float | None = None  # one process: every wake-up is seen
 
@@ -92,10 +111,11 @@ class SQLiteStore:
         self.exclusive = exclusive
         self._signals = Signals()
         self._lock = asyncio.Lock()
-        self._writer: aiosqlite.Connection | None = None
-        self._reader: aiosqlite.Connection | None = None
+        self._writer: ThreadConnection | None = None
+        self._reader: ThreadConnection | None = None
         self._lock_file: IO[bytes] | None = None
         self._pending_topics: set[str] = set()
+        self._group: GroupCommit | None = None
 
     # --- lifecycle --------------------------------------------------------------------------------
 
@@ -105,6 +125,7 @@ class SQLiteStore:
             self._take_ownership()
         self._writer = await self._connect()
         await self._migrate()
+        self._group = GroupCommit(self._writer, self._lock, self._notify_all)
         self._reader = await self._connect()
 
     async def close(self) -> None:
@@ -131,9 +152,8 @@ class SQLiteStore:
             ) from None
         self._lock_file = handle
 
-    async def _connect(self) -> aiosqlite.Connection:
-        conn = await aiosqlite.connect(self.path, isolation_level=None)
-        conn.row_factory = sqlite3.Row
+    async def _connect(self) -> ThreadConnection:
+        conn = await ThreadConnection.open(self.path)
         # WAL: readers never block the writer. synchronous=NORMAL in WAL survives any process crash
         # (SIGKILL included); only an OS crash or power loss can take the last commits.
         for pragma in (
@@ -167,14 +187,14 @@ class SQLiteStore:
                 await db.execute("ROLLBACK")
                 raise
 
-    def _db(self, *, write: bool = False) -> aiosqlite.Connection:
+    def _db(self, *, write: bool = False) -> ThreadConnection:
         conn = self._writer if write or self._reader is None else self._reader
         if conn is None:
             raise RuntimeError("the store is not open")
         return conn
 
     @contextlib.asynccontextmanager
-    async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+    async def _transaction(self) -> AsyncIterator[ThreadConnection]:
         """One write transaction at a time; topics touched inside are notified after the commit."""
         async with self._lock:
             db = self._db(write=True)
@@ -190,6 +210,10 @@ class SQLiteStore:
         for topic in topics:
             self._signals.notify(topic)
 
+    def _notify_all(self, topics: set[str]) -> None:
+        for topic in topics:
+            self._signals.notify(topic)
+
     def _touch(self, *topics: str) -> None:
         self._pending_topics.update(topics)
 
@@ -201,39 +225,27 @@ class SQLiteStore:
     async def create_jobs(
         self, jobs: Sequence[Job], *, max_queued: int | None = None, idempotency: Idempotency | None = None
     ) -> None:
-        rows = [job_to_row(job) for job in jobs]
-        if not rows:
+        """Committed with whatever other jobs are being created at the same moment (group commit)."""
+        if not jobs:
             return
-        columns = ", ".join(rows[0])
-        placeholders = ", ".join("?" for _ in rows[0])
-        async with self._transaction() as db:
+        rows = [tuple(job_to_row(job).values()) for job in jobs]
+
+        def insert(conn: sqlite3.Connection, batch: Batch) -> None:
             if idempotency is not None:
-                await self._hold_idempotency_key(db, idempotency, jobs[0].id)
+                _hold_idempotency_key(conn, idempotency, jobs[0].id)
             if max_queued is not None:
-                async with db.execute("SELECT COUNT(*) FROM jobs WHERE state = 'queued'") as cur:
-                    (queued,) = await cur.fetchone() or (0,)
+                queued = batch.memo.get("queued")
+                if queued is None:
+                    (queued,) = conn.execute("SELECT COUNT(*) FROM jobs WHERE state = 'queued'").fetchone()
                 if queued + len(rows) > max_queued:
                     raise QueueFull()
-            await db.executemany(
-                f"INSERT INTO jobs ({columns}) VALUES ({placeholders})", [tuple(r.values()) for r in rows]
-            )
-            self._touch(QUEUE_TOPIC, *(job_topic(job.id) for job in jobs))
+                batch.memo["queued"] = queued + len(rows)
+            conn.executemany(_INSERT_JOB, rows)
+            batch.topics.update((QUEUE_TOPIC, *(job_topic(job.id) for job in jobs)))
 
-    async def _hold_idempotency_key(
-        self, db: aiosqlite.Connection, idempotency: Idempotency, job_id: str
-    ) -> None:
-        """Inside the creating transaction, so a key and its jobs are written together or not at all."""
-        async with db.execute(
-            "SELECT job_id FROM idempotency_keys WHERE key = ? AND expires_at > ?",
-            (idempotency.key, idempotency.now),
-        ) as cur:
-            held = await cur.fetchone()
-        if held is not None:
-            raise DuplicateRequest(held[0])
-        await db.execute(
-            "INSERT OR REPLACE INTO idempotency_keys (key, job_id, expires_at) VALUES (?, ?, ?)",
-            (idempotency.key, job_id, idempotency.expires_at),
-        )
+        if self._group is None:
+            raise RuntimeError("the store is not open")
+        await self._group.write(insert)
 
     async def get_job(self, job_id: str) -> Job | None:
         async with self._db().execute("SELECT * FROM jobs WHERE id = ?", (job_id,)) as cur:
@@ -325,7 +337,7 @@ class SQLiteStore:
                     await self._insert_deliveries(db, on_claim(claimed[-1]))
         return claimed
 
-    async def _active_with_key(self, db: aiosqlite.Connection, key: str) -> int:
+    async def _active_with_key(self, db: ThreadConnection, key: str) -> int:
         sql = f"SELECT COUNT(*) FROM jobs WHERE concurrency_key = ? AND state IN {_ACTIVE}"
         async with db.execute(sql, (key,)) as cur:
             row = await cur.fetchone()
@@ -539,7 +551,7 @@ class SQLiteStore:
 
     # --- outbox -----------------------------------------------------------------------------------
 
-    async def _insert_deliveries(self, db: aiosqlite.Connection, deliveries: Sequence[Delivery]) -> None:
+    async def _insert_deliveries(self, db: ThreadConnection, deliveries: Sequence[Delivery]) -> None:
         if not deliveries:
             return
         await db.executemany(

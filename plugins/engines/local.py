@@ -31,6 +31,8 @@ __all__ = ["LocalEngine", "create"]
 _RUNNER = str(Path(__file__).with_name("_pyrunner.py"))
 _READ_CHUNK = 65536
 _RACY_NS = 2_000_000_000
+_LOCATE_TTL = 1.0
+_LOCATE_CACHE = 10_000
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,7 @@ class LocalEngine:
         self._suspended: set[str] = set()
         self._live: dict[str, bytearray] = {}
         self._versions: dict[tuple[Path, int, int], ScriptVersion] = {}
+        self._locations: dict[str, tuple[Path | None, float]] = {}
 
     # --- the script folder --------------------------------------------------------------------------
 
@@ -121,14 +124,31 @@ class LocalEngine:
             return candidate
         return None
 
+    def _located(self, path: str) -> Path | None:
+        """``_locate`` (a glob, a realpath) remembered for a second: a trigger costs one ``stat``.
+        A file added, renamed or removed is seen within that second; an edit, at the next ``stat``."""
+        now = time.monotonic()
+        found = self._locations.get(path)
+        if found is not None and now - found[1] < _LOCATE_TTL:
+            return found[0]
+        file = self._locate(path)
+        if len(self._locations) >= _LOCATE_CACHE:
+            self._locations.clear()
+        self._locations[path] = (file, now)
+        return file
+
     def resolve(self, path: str) -> ScriptVersion | None:
         try:
-            file = self._locate(path)
+            file = self._located(path)
         except ScriptPathError:
             return None
         if file is None:
             return None
-        stat = file.stat()
+        try:
+            stat = file.stat()
+        except FileNotFoundError:  # removed since it was located
+            self._locations.pop(path, None)
+            return None
         key = (file, stat.st_mtime_ns, stat.st_size)
         version = self._versions.get(key)
         # As git does with its index: a file modified within the timestamp granularity may change

@@ -1,0 +1,116 @@
+"""Group commit: concurrent write transactions share one ``COMMIT`` and one hop to the database thread.
+
+A writer hands in a function of the connection and waits; the first one starts a flush, which takes
+everything queued so far into one ``BEGIN IMMEDIATE … COMMIT``, each function inside a savepoint
+of its own so that one refused write (a full queue, a repeated delivery id) rolls back alone. While
+that commit runs, new writers queue for the next one: under load batches grow by themselves, and at
+low load a lone write commits at once (no timer adds latency). Nobody hears back before the commit
+that holds their write has returned, so an answer already sent is never lost by a crash.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from .sqlite_thread import ThreadConnection
+
+__all__ = ["Batch", "GroupCommit"]
+
+T = TypeVar("T")
+
+
+@dataclass
+class Batch:
+    """Shared by the functions of one transaction: what they learnt, and the topics to notify."""
+
+    topics: set[str] = field(default_factory=set)
+    memo: dict[str, Any] = field(default_factory=dict)
+    """Values worth computing once per batch (a count of queued jobs), kept up to date by writers."""
+
+
+Work = Callable[[sqlite3.Connection, Batch], T]
+
+
+@dataclass
+class _Queued(Generic[T]):
+    work: Work[T]
+    future: asyncio.Future[T]
+
+
+class GroupCommit:
+    def __init__(
+        self, conn: ThreadConnection, lock: asyncio.Lock, notify: Callable[[set[str]], None]
+    ) -> None:
+        """``lock`` is the store's transaction lock: a batch is one transaction like any other."""
+        self._conn = conn
+        self._lock = lock
+        self._notify = notify
+        self._queue: list[_Queued[Any]] = []
+        self._flusher: asyncio.Task[None] | None = None
+        self.commits = 0  # for tests and benchmarks: how many transactions carried the writes
+
+    async def write(self, work: Work[T]) -> T:
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._queue.append(_Queued(work, future))
+        if self._flusher is None:
+            self._flusher = asyncio.create_task(self._flush(), name="sqlite-group-commit")
+        return await future
+
+    async def _flush(self) -> None:
+        try:
+            while self._queue:
+                batch, self._queue = self._queue, []
+                await self._commit(batch)
+        finally:
+            self._flusher = None
+
+    async def _commit(self, queued: list[_Queued[Any]]) -> None:
+        shared = Batch()
+        try:
+            async with self._lock:
+                outcomes = await self._conn.run(lambda conn: _transaction(conn, queued, shared))
+        except BaseException as exc:  # the commit itself failed: nothing of the batch was written
+            for item in queued:
+                if not item.future.done():
+                    item.future.set_exception(exc if isinstance(exc, Exception) else RuntimeError(exc))
+            if not isinstance(exc, Exception):
+                raise
+            return
+        self.commits += 1
+        self._notify(shared.topics)
+        for item, (ok, value) in zip(queued, outcomes, strict=True):
+            if item.future.done():  # its writer was cancelled; the write stands
+                continue
+            if ok:
+                item.future.set_result(value)
+            else:
+                item.future.set_exception(value)
+
+
+def _transaction(
+    conn: sqlite3.Connection, queued: list[_Queued[Any]], shared: Batch
+) -> list[tuple[bool, Any]]:
+    """On the database thread: every function in its savepoint, then one commit."""
+    outcomes: list[tuple[bool, Any]] = []
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for item in queued:
+            conn.execute("SAVEPOINT work")
+            topics = set(shared.topics)
+            memo = dict(shared.memo)
+            try:
+                outcomes.append((True, item.work(conn, shared)))
+            except Exception as exc:
+                conn.execute("ROLLBACK TO work")
+                shared.topics, shared.memo = topics, memo
+                outcomes.append((False, exc))
+            conn.execute("RELEASE work")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return outcomes
