@@ -121,6 +121,8 @@ async def read_body(request: web.Request) -> bytes:
     """Read the body, refusing it as soon as it is known to be over the limit (header, then stream)."""
     limit = config_of(request).server.max_body_size
     check_size(request.content_length, limit)
+    if request.content_length is not None:  # known and within the limit: one read, no chunk loop
+        return await request.read()
     body = bytearray()
     async for chunk in request.content.iter_chunked(_READ_CHUNK):
         body += chunk

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
 import time
-import uuid
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -37,7 +37,7 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 async def request_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Outermost: a request id (accepted or made), and the request's metrics once it is answered."""
     asked = request.headers.get("X-Request-ID", "")
-    request_id = asked if _REQUEST_ID.match(asked) else uuid.uuid4().hex
+    request_id = asked if _REQUEST_ID.match(asked) else os.urandom(16).hex()
     request["request_id"] = request_id
     started = time.perf_counter()
     response = await handler(request)

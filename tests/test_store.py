@@ -244,6 +244,35 @@ async def test_purge_deletes_only_old_finished_jobs(store: Store) -> None:
     assert await store.get_job("new") is not None and await store.get_job("running") is not None
 
 
+async def test_counts_by_state_follow_every_kind_of_change(store: Store) -> None:
+    """SQLite keeps the counts in a table updated by triggers; they must match what is there."""
+
+    async def counted() -> dict[str, int]:
+        return {s.value: n for s in JobState if (n := await store.count_jobs([s]))}
+
+    async def listed() -> dict[str, int]:
+        pages = {s.value: await store.list_jobs(JobQuery(state=s)) for s in JobState}
+        return {state: len(page.items) for state, page in pages.items() if page.items}
+
+    await store.create_jobs([job(f"q{n}") for n in range(4)])
+    await store.create_jobs([job("sturdy", options=JobOptions(retry_on_restart=True))])
+    assert await counted() == {"queued": 5}
+    await store.claim_jobs(engine="local", worker="w", now=1.0, lease=5.0, limit=3)
+    assert await counted() == {"queued": 2, "running": 3}
+    running = [j.id for j in (await store.list_jobs(JobQuery(state=JobState.RUNNING))).items]
+    await store.transition(
+        running[0], from_states=[JobState.RUNNING], to=JobState.SUCCEEDED, changes={"finished_at": 2.0}
+    )
+    await store.transition(running[1], from_states=[JobState.RUNNING], to=JobState.RUNNING)  # no change
+    await store.recover_expired(now=10.0)  # the dead worker's two running jobs: failed or requeued
+    by_state = await counted()
+    assert by_state == await listed() and sum(by_state.values()) == 5
+    both = await store.count_jobs([JobState.QUEUED, JobState.SUCCEEDED])
+    assert both == by_state.get("queued", 0) + by_state["succeeded"]
+    assert await store.purge_finished(before=1000.0) >= 1
+    assert await counted() == await listed()
+
+
 async def test_script_versions_are_kept_once(store: Store) -> None:
     version = ScriptVersion(
         hash="ab" * 32, engine="local", path="u/x", filename="x.py", content=b"def main(): pass"

@@ -187,3 +187,40 @@ def test_generated_key_file_and_rotation(tmp_path: Path) -> None:
     rotate_key_file(tmp_path, retire=old_kid)
     with pytest.raises(TokenError):
         KeyRing.load(AuthConfig(), tmp_path).decode(old_token)
+
+
+def test_a_token_seen_before_is_not_decoded_again_until_its_expiry(monkeypatch: pytest.MonkeyPatch) -> None:
+    ring = hs_ring()
+    now = time.time()
+    token, claims = ring.issue(subject="route:/a", scopes=["jobs:run:routes:/a"], ttl=60, now=now)
+    decodes = 0
+    real_decode = jwt.decode
+
+    def counting_decode(*args: object, **kwargs: object) -> object:
+        nonlocal decodes
+        decodes += 1
+        return real_decode(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(jwt, "decode", counting_decode)
+    assert ring.decode(token) == claims
+    assert ring.decode(token) == claims
+    assert decodes == 1
+    ring.verified.clock = lambda: claims["exp"]  # the cache never outlives the token's exp
+    assert ring.verified.get(token) is None
+    ring.verified.clock = time.time
+    assert ring.decode(token) == claims and decodes == 2  # verified anew, by pyjwt
+
+
+def test_the_cache_holds_only_verified_tokens_and_stays_bounded() -> None:
+    ring = hs_ring()
+    other = hs_ring(secret="another-secret-that-is-also-32-bytes-long!")
+    forged, _ = other.issue(subject="route:/a", scopes=["jobs:run:routes:/a"], ttl=60)
+    for _ in range(2):  # a refused token is refused every time: nothing about it is remembered
+        with pytest.raises(TokenError):
+            ring.decode(forged)
+    assert ring.verified.get(forged) is None
+    ring.verified.size = 3
+    tokens = [ring.issue(subject=f"route:/{n}", scopes=["x"], ttl=60)[0] for n in range(5)]
+    for token in tokens:
+        ring.decode(token)
+    assert [ring.verified.get(t) is not None for t in tokens] == [False, False, True, True, True]

@@ -25,11 +25,9 @@ T = TypeVar("T")
 
 @dataclass
 class Batch:
-    """Shared by the functions of one transaction: what they learnt, and the topics to notify."""
+    """Shared by the functions of one transaction: the topics to notify once it has committed."""
 
     topics: set[str] = field(default_factory=set)
-    memo: dict[str, Any] = field(default_factory=dict)
-    """Values worth computing once per batch (a count of queued jobs), kept up to date by writers."""
 
 
 Work = Callable[[sqlite3.Connection, Batch], T]
@@ -39,6 +37,7 @@ Work = Callable[[sqlite3.Connection, Batch], T]
 class _Queued(Generic[T]):
     work: Work[T]
     future: asyncio.Future[T]
+    one_statement: bool
 
 
 class GroupCommit:
@@ -53,9 +52,11 @@ class GroupCommit:
         self._flusher: asyncio.Task[None] | None = None
         self.commits = 0  # for tests and benchmarks: how many transactions carried the writes
 
-    async def write(self, work: Work[T]) -> T:
+    async def write(self, work: Work[T], *, one_statement: bool = False) -> T:
+        """``one_statement``: ``work`` checks first and then writes with a single statement, which
+        SQLite undoes by itself when it fails, so it needs no savepoint of its own."""
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._queue.append(_Queued(work, future))
+        self._queue.append(_Queued(work, future, one_statement))
         if self._flusher is None:
             self._flusher = asyncio.create_task(self._flush(), name="sqlite-group-commit")
         return await future
@@ -99,16 +100,18 @@ def _transaction(
     conn.execute("BEGIN IMMEDIATE")
     try:
         for item in queued:
-            conn.execute("SAVEPOINT work")
+            if not item.one_statement:
+                conn.execute("SAVEPOINT work")
             topics = set(shared.topics)
-            memo = dict(shared.memo)
             try:
                 outcomes.append((True, item.work(conn, shared)))
             except Exception as exc:
-                conn.execute("ROLLBACK TO work")
-                shared.topics, shared.memo = topics, memo
+                if not item.one_statement:
+                    conn.execute("ROLLBACK TO work")
+                shared.topics = topics
                 outcomes.append((False, exc))
-            conn.execute("RELEASE work")
+            if not item.one_statement:
+                conn.execute("RELEASE work")
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")

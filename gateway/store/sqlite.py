@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import logging
 import os
 import sqlite3
 import time
@@ -71,6 +72,9 @@ from .sqlite_thread import ThreadConnection
 
 __all__ = ["SQLiteStore"]
 
+log = logging.getLogger("hookgate.store")
+CHECKPOINT_INTERVAL = 1.0
+
 
 def _sql_list(states: Collection[JobState]) -> str:
     """A literal ``('a', 'b')`` of state names (fixed enum values, never caller input)."""
@@ -116,6 +120,8 @@ class SQLiteStore:
         self._lock_file: IO[bytes] | None = None
         self._pending_topics: set[str] = set()
         self._group: GroupCommit | None = None
+        self._checkpointer: ThreadConnection | None = None
+        self._checkpoints: asyncio.Task[None] | None = None
 
     # --- lifecycle --------------------------------------------------------------------------------
 
@@ -127,13 +133,34 @@ class SQLiteStore:
         await self._migrate()
         self._group = GroupCommit(self._writer, self._lock, self._notify_all)
         self._reader = await self._connect()
+        if self.exclusive:
+            # Commits never checkpoint (an fsync and a copy of the WAL into the database, in the
+            # middle of somebody's request); a connection of its own does it in the background.
+            await self._writer.execute("PRAGMA wal_autocheckpoint=0")
+            self._checkpointer = await self._connect()
+            self._checkpoints = asyncio.create_task(self._checkpoint_forever(), name="sqlite-checkpoints")
+
+    async def _checkpoint_forever(self) -> None:
+        """PASSIVE: never waits for a writer or a reader; what it cannot copy now, it copies next time."""
+        assert self._checkpointer is not None
+        while True:
+            await asyncio.sleep(CHECKPOINT_INTERVAL)  # a period: the WAL grows with time, not events
+            try:
+                await self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            except Exception:
+                log.exception("checkpointing %s failed", self.path)
 
     async def close(self) -> None:
-        for conn in (self._reader, self._writer):
+        if self._checkpoints is not None:
+            self._checkpoints.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._checkpoints
+            self._checkpoints = None
+        for conn in (self._checkpointer, self._reader, self._writer):
             if conn is not None:
                 with contextlib.suppress(Exception):
                     await conn.close()
-        self._reader = self._writer = None
+        self._checkpointer = self._reader = self._writer = None
         if self._lock_file is not None:
             self._lock_file.close()
             self._lock_file = None
@@ -234,18 +261,15 @@ class SQLiteStore:
             if idempotency is not None:
                 _hold_idempotency_key(conn, idempotency, jobs[0].id)
             if max_queued is not None:
-                queued = batch.memo.get("queued")
-                if queued is None:
-                    (queued,) = conn.execute("SELECT COUNT(*) FROM jobs WHERE state = 'queued'").fetchone()
-                if queued + len(rows) > max_queued:
+                found = conn.execute("SELECT n FROM job_counts WHERE state = 'queued'").fetchone()
+                if (found[0] if found else 0) + len(rows) > max_queued:
                     raise QueueFull()
-                batch.memo["queued"] = queued + len(rows)
             conn.executemany(_INSERT_JOB, rows)
             batch.topics.update((QUEUE_TOPIC, *(job_topic(job.id) for job in jobs)))
 
         if self._group is None:
             raise RuntimeError("the store is not open")
-        await self._group.write(insert)
+        await self._group.write(insert, one_statement=len(rows) == 1 and idempotency is None)
 
     async def get_job(self, job_id: str) -> Job | None:
         async with self._db().execute("SELECT * FROM jobs WHERE id = ?", (job_id,)) as cur:
@@ -281,7 +305,7 @@ class SQLiteStore:
 
     async def count_jobs(self, states: Collection[JobState]) -> int:
         marks = ", ".join("?" for _ in states)
-        sql = f"SELECT COUNT(*) FROM jobs WHERE state IN ({marks})"
+        sql = f"SELECT COALESCE(SUM(n), 0) FROM job_counts WHERE state IN ({marks})"
         async with self._db().execute(sql, [s.value for s in states]) as cur:
             row = await cur.fetchone()
         return int(row[0]) if row else 0
@@ -756,9 +780,20 @@ class SQLiteStore:
 
 
 def _statements(sql: str) -> list[str]:
-    """Split a migration into statements (comments, which may hold semicolons, dropped first)."""
+    """Split a migration into statements (comments, which may hold semicolons, dropped first); a
+    trigger's ``BEGIN … END`` holds semicolons too, so pieces join until SQLite calls them complete."""
     code = "\n".join(line.split("--", 1)[0] for line in sql.splitlines())
-    return [statement.strip() for statement in code.split(";") if statement.strip()]
+    statements: list[str] = []
+    pending = ""
+    for piece in code.split(";"):
+        pending += piece + ";"
+        if sqlite3.complete_statement(pending):
+            if pending.strip(" \n;"):
+                statements.append(pending.strip())
+            pending = ""
+    if pending.strip(" \n;"):
+        statements.append(pending.strip())
+    return statements
 
 
 def sqlite_path_from_url(url: str) -> Path:

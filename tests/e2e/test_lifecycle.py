@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -200,3 +201,39 @@ async def test_max_concurrent_without_a_key_limits_the_whole_route(
     await wait_for_state(session, gateway, unrelated, "succeeded")
     assert (await job_state(session, gateway, second))["state"] == "queued"
     await wait_for_state(session, gateway, second, "succeeded")
+
+
+async def test_a_crash_after_202_never_loses_the_job(
+    make_gateway: Callable[..., Gateway], session: aiohttp.ClientSession
+) -> None:
+    """Group commit answers nobody before their commit: kill the gateway in the middle of a burst of
+    concurrent triggers, and every job that was answered 202 is in the store when it starts again."""
+    gateway = make_gateway(routes='[[routes]]\npath = "/burst"\nscript = "t/sleep"\n', concurrency=1)
+    await gateway.start()
+    accepted: list[str] = []
+    killed = asyncio.Event()
+
+    async def trigger(n: int) -> None:
+        with contextlib.suppress(aiohttp.ClientError):
+            async with session.post(f"{gateway.url}/burst", json={"seconds": 30, "tag": str(n)}) as resp:
+                if resp.status == 202:
+                    accepted.append((await resp.json())["job_id"])
+                    if len(accepted) == 150:
+                        killed.set()
+
+    burst = [asyncio.create_task(trigger(n)) for n in range(600)]
+    await asyncio.wait_for(killed.wait(), 30)
+    await gateway.kill()  # SIGKILL with requests still arriving and commits in flight
+    await asyncio.gather(*burst)
+    assert len(accepted) >= 150
+    await gateway.start()
+    stored: set[str] = set()
+    params = {"limit": "500"}
+    while True:
+        async with session.get(f"{gateway.url}/api/jobs", params=params) as resp:
+            page = await resp.json()
+        stored.update(job["id"] for job in page["jobs"])
+        if not page["next_cursor"]:
+            break
+        params["cursor"] = page["next_cursor"]
+    assert [job_id for job_id in accepted if job_id not in stored] == []

@@ -225,7 +225,7 @@ async def test_revocation_by_api_at_once_and_by_cli_within_a_second(
 ) -> None:
     by_api = await cli(gw, "issue", "--route", "/a")
     by_cli = await cli(gw, "issue", "--route", "/a")
-    for token in (by_api, by_cli):
+    for token in (by_api, by_cli):  # verified once, and now in the verified-token cache
         assert (await post(anonymous, f"{gw.url}/a", json={}, headers=bearer(token)))[0] == 202
     jti = jwt.decode(by_api, options={"verify_signature": False})["jti"]
     async with anonymous.post(f"{gw.url}/api/tokens/{jti}/revoke", headers=bearer(by_cli)) as resp:
