@@ -46,6 +46,13 @@ class JobInfo:
     job_token: str | None = None
     report_step: Callable[[dict[str, Any]], None] | None = None
     """Set by the in-process ``python`` engine; subprocesses use their result channel instead."""
+    token_source: Callable[[], str | None] | None = None
+    """Set by the ``python`` engine: the token is signed only when the function calls back."""
+
+    def token(self) -> str | None:
+        if self.job_token is None and self.token_source is not None:
+            return self.token_source()
+        return self.job_token
 
 
 current_job: ContextVar[JobInfo | None] = ContextVar("hookgate_current_job", default=None)
@@ -157,7 +164,7 @@ def await_callback(endpoint: dict[str, Any], timeout: float = 3600) -> dict[str,
 
 def _require_job() -> JobInfo:
     info = job_info()
-    if info is None or not info.job_token:
+    if info is None or not info.token():
         raise RuntimeError(
             "not running inside a hookgate job (HOOKGATE_URL / HOOKGATE_JOB_TOKEN are not set)"
         )
@@ -169,7 +176,7 @@ def _call(
 ) -> dict[str, Any]:
     data = None if body is None else json.dumps(body).encode()
     request = urllib.request.Request(info.gateway_url.rstrip("/") + path, data=data, method=method)
-    request.add_header("Authorization", f"Bearer {info.job_token}")
+    request.add_header("Authorization", f"Bearer {info.token()}")
     if data is not None:
         request.add_header("Content-Type", "application/json")
     try:

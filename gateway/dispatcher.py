@@ -62,6 +62,7 @@ class Dispatcher:
         self.clock = clock
         self.worker = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._held: dict[str, str] = {}  # job id -> engine name
+        self._claimed: dict[str, Job] = {}  # job id -> the job as claimed (spares a read on completion)
         self._tasks: list[asyncio.Task[None]] = []
 
     def engine_context(self, data_dir: os.PathLike[str] | str) -> EngineContext:
@@ -103,7 +104,8 @@ class Dispatcher:
                 wake.clear()
                 try:
                     await self._claim_and_start(name, engine)
-                    timeout = await self._idle_timeout(name)
+                    # With no free slot, the next wake-up is a job ending: nothing to look up.
+                    timeout = await self._idle_timeout(name) if engine.free_slots() > 0 else SAFETY_POLL
                 except asyncio.CancelledError:
                     raise
                 except Exception:
@@ -136,9 +138,14 @@ class Dispatcher:
 
     async def _start(self, name: str, engine: Engine, job: Job) -> None:
         self._held[job.id] = name
+        self._claimed[job.id] = job
         try:
-            token = self.mint_token(job) if self.mint_token else None
-            context = JobContext(job_id=job.id, gateway_url=self.gateway_url(job), job_token=token)
+            mint = self.mint_token
+            context = JobContext(
+                job_id=job.id,
+                gateway_url=self.gateway_url(job),
+                mint_token=(lambda: mint(job)) if mint is not None else None,
+            )
             await engine.submit(self._with_sealed_args(job), context)
         except EngineUnavailable as exc:
             await self._requeue_unavailable(name, job, exc)
@@ -150,6 +157,7 @@ class Dispatcher:
     async def _requeue_unavailable(self, name: str, job: Job, exc: EngineUnavailable) -> None:
         """Back to the queue with a backoff; the claim did not count as a run of the job."""
         self._held.pop(job.id, None)
+        self._claimed.pop(job.id, None)
         tries = int((job.error or {}).get("submit_attempts", 0)) + 1
         if tries >= exc.attempts:
             final = {"name": "EngineUnavailable", "message": f"{exc} (gave up after {tries} tries)"}
@@ -180,8 +188,11 @@ class Dispatcher:
     async def report(self, outcome: Outcome) -> None:
         """Called by engines when a job ends."""
         self._held.pop(outcome.job_id, None)
+        claimed = self._claimed.pop(outcome.job_id, None)
         try:
-            await jobs.complete(self.store, outcome, now=self.clock(), announce=self._announce)
+            await jobs.complete(
+                self.store, outcome, now=self.clock(), announce=self._announce, claimed=claimed
+            )
         except Exception:
             log.exception("recording the outcome of job %s failed", outcome.job_id)
 
@@ -218,6 +229,7 @@ class Dispatcher:
     async def abort(self, job_id: str) -> None:
         """Stop a job that was cancelled, if it runs in this process."""
         name = self._held.pop(job_id, None)
+        self._claimed.pop(job_id, None)
         if name is not None:
             await self.engines[name].cancel(job_id)
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -83,11 +83,20 @@ class JobContext:
     job_id: str
     gateway_url: str
     job_token: str | None = None
+    mint_token: Callable[[], str] | None = field(default=None, repr=False, compare=False)
+    """Signs the job's token on first use: an engine that never hands it out (an in-process function
+    that never calls back) never pays for a signature."""
+
+    def token(self) -> str | None:
+        if self.job_token is None and self.mint_token is not None:
+            object.__setattr__(self, "job_token", self.mint_token())
+        return self.job_token
 
     def environment(self) -> dict[str, str]:
         env = {"HOOKGATE_URL": self.gateway_url, "HOOKGATE_JOB_ID": self.job_id}
-        if self.job_token:
-            env["HOOKGATE_JOB_TOKEN"] = self.job_token
+        token = self.token()
+        if token:
+            env["HOOKGATE_JOB_TOKEN"] = token
         return env
 
 

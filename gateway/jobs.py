@@ -103,14 +103,21 @@ Announce = Callable[[Job], Sequence[Delivery]]
 
 
 async def complete(
-    store: Store, outcome: Outcome, *, now: float, announce: Announce | None = None
+    store: Store,
+    outcome: Outcome,
+    *,
+    now: float,
+    announce: Announce | None = None,
+    claimed: Job | None = None,
 ) -> Job | None:
     """Record an engine's outcome; a failure with retries left goes back to the queue after a backoff.
 
     Returns None when the job was no longer running (cancelled, or recovered by another process):
-    the outcome then changes nothing.
+    the outcome then changes nothing. ``claimed``, the job as its claim left it, spares reading it
+    again: its attempts and options cannot change while it runs, and the transition below is a
+    compare-and-set on the active states, so a cancel in between still wins.
     """
-    job = await store.get_job(outcome.job_id)
+    job = claimed if claimed is not None else await store.get_job(outcome.job_id)
     if job is None or job.state not in ACTIVE_STATES:
         return None
     if outcome.state == "succeeded":
@@ -165,9 +172,14 @@ async def wait_finished(store: Store, job_id: str, timeout: float) -> Job | None
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     with store.listen(job_topic(job_id)) as changed:
+        job: Job | None = None
         while True:
+            committed = changed.value  # the job as a transition committed it, when the store says
             changed.clear()
-            job = await store.get_job(job_id)
+            if isinstance(committed, Job) and committed.id == job_id:
+                job = committed
+            else:
+                job = await store.get_job(job_id)
             remaining = deadline - loop.time()
             if job is None or job.finished or remaining <= 0:
                 return job

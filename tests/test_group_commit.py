@@ -30,7 +30,7 @@ def insert(*names: str, fail_after: bool = False, topic: str = "t"):  # type: ig
     def work(conn: sqlite3.Connection, batch: Batch) -> int:
         for name in names:
             conn.execute("INSERT INTO t (name) VALUES (?)", (name,))
-        batch.topics.add(topic)
+        batch.touch(topic)
         if fail_after:
             raise Refused(names)
         return len(names)
@@ -44,7 +44,7 @@ async def names(db: ThreadConnection) -> list[str]:
 
 
 async def test_concurrent_writes_share_commits(db: ThreadConnection) -> None:
-    notified: list[set[str]] = []
+    notified: list[dict[str, object]] = []
     group = GroupCommit(db, asyncio.Lock(), notified.append)
     assert await group.write(insert("first")) == 1
     assert group.commits == 1  # alone: committed at once, no waiting for company
@@ -52,11 +52,11 @@ async def test_concurrent_writes_share_commits(db: ThreadConnection) -> None:
     assert results == [1] * 200
     assert len(await names(db)) == 201
     assert group.commits <= 3  # the first flush takes what queued in its loop turn, the next the rest
-    assert all(topics == {"t"} for topics in notified)
+    assert all(topics == {"t": None} for topics in notified)
 
 
 async def test_a_refused_write_is_undone_alone_and_its_topics_not_notified(db: ThreadConnection) -> None:
-    notified: list[set[str]] = []
+    notified: list[dict[str, object]] = []
     group = GroupCommit(db, asyncio.Lock(), notified.append)
     outcomes = await asyncio.gather(
         group.write(insert("a", topic="a")),
@@ -69,7 +69,7 @@ async def test_a_refused_write_is_undone_alone_and_its_topics_not_notified(db: T
     assert isinstance(outcomes[1], Refused)
     assert isinstance(outcomes[2], sqlite3.IntegrityError)
     assert await names(db) == ["a", "c"]
-    assert group.commits == 1 and notified == [{"a", "c"}]
+    assert group.commits == 1 and notified == [{"a": None, "c": None}]
 
 
 async def test_the_store_answers_only_after_the_commit_holding_the_write(tmp_path: Path) -> None:

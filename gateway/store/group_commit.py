@@ -25,9 +25,14 @@ T = TypeVar("T")
 
 @dataclass
 class Batch:
-    """Shared by the functions of one transaction: the topics to notify once it has committed."""
+    """Shared by the functions of one transaction: the topics to notify once it has committed,
+    each with the value a waiter may use instead of reading (or None)."""
 
-    topics: set[str] = field(default_factory=set)
+    topics: dict[str, Any] = field(default_factory=dict)
+
+    def touch(self, *topics: str, value: Any = None) -> None:
+        for topic in topics:
+            self.topics[topic] = value
 
 
 Work = Callable[[sqlite3.Connection, Batch], T]
@@ -42,7 +47,7 @@ class _Queued(Generic[T]):
 
 class GroupCommit:
     def __init__(
-        self, conn: ThreadConnection, lock: asyncio.Lock, notify: Callable[[set[str]], None]
+        self, conn: ThreadConnection, lock: asyncio.Lock, notify: Callable[[dict[str, Any]], None]
     ) -> None:
         """``lock`` is the store's transaction lock: a batch is one transaction like any other."""
         self._conn = conn
@@ -102,7 +107,7 @@ def _transaction(
         for item in queued:
             if not item.one_statement:
                 conn.execute("SAVEPOINT work")
-            topics = set(shared.topics)
+            topics = dict(shared.topics)
             try:
                 outcomes.append((True, item.work(conn, shared)))
             except Exception as exc:

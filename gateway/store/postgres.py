@@ -10,7 +10,6 @@ several replicas start together.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import time
@@ -64,7 +63,7 @@ from .rows import (
     row_to_script_version,
     row_to_token,
 )
-from .signals import Signals
+from .signals import Signal, Signals
 from .sqlite import RESTART_ERROR
 
 __all__ = ["PostgresStore"]
@@ -161,7 +160,7 @@ class PostgresStore:
         for topic in tx.topics:
             self._signals.notify(topic)  # this process at once; the listener brings it again, harmlessly
 
-    def listen(self, topic: str) -> contextlib.AbstractContextManager[asyncio.Event]:
+    def listen(self, topic: str) -> contextlib.AbstractContextManager[Signal]:
         return self._signals.listen(topic)
 
     async def _fetchrow(self, sql: str, *args: Any) -> Any:

@@ -12,7 +12,6 @@ Properties every implementation keeps (SQLite now, PostgreSQL next):
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Collection, Iterable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ from ..models import (
     ScriptVersion,
     TokenRecord,
 )
+from .signals import Signal
 
 __all__ = [
     "CALLBACK_TOPIC",
@@ -102,8 +102,9 @@ class Store(Protocol):
     async def close(self) -> None:
         """Idempotent; safe after a failed ``open``."""
 
-    def listen(self, topic: str) -> AbstractContextManager[asyncio.Event]:
-        """Wake-ups: ``job_topic(id)`` after any change to that job, ``QUEUE_TOPIC`` after an enqueue."""
+    def listen(self, topic: str) -> AbstractContextManager[Signal]:
+        """Wake-ups: ``job_topic(id)`` after any change to that job (its creation aside: nobody
+        knows its id yet), ``QUEUE_TOPIC`` after an enqueue. A signal may carry the job as committed."""
 
     async def create_jobs(
         self, jobs: Sequence[Job], *, max_queued: int | None = None, idempotency: Idempotency | None = None

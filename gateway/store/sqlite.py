@@ -67,7 +67,7 @@ from .rows import (
     row_to_script_version,
     row_to_token,
 )
-from .signals import Signals
+from .signals import Signal, Signals
 from .sqlite_thread import ThreadConnection
 
 __all__ = ["SQLiteStore"]
@@ -104,6 +104,23 @@ def _hold_idempotency_key(conn: sqlite3.Connection, idempotency: Idempotency, jo
         "INSERT OR REPLACE INTO idempotency_keys (key, job_id, expires_at) VALUES (?, ?, ?)",
         (idempotency.key, job_id, idempotency.expires_at),
     )
+
+
+def _active_with_key(conn: sqlite3.Connection, key: str) -> int:
+    sql = f"SELECT COUNT(*) FROM jobs WHERE concurrency_key = ? AND state IN {_ACTIVE}"
+    return int(conn.execute(sql, (key,)).fetchone()[0])
+
+
+_INSERT_DELIVERY = (
+    f"INSERT INTO deliveries ({DELIVERY_COLUMNS}, state, attempts) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', 0)"
+)
+
+
+def _insert_deliveries(conn: sqlite3.Connection, batch: Batch, deliveries: Sequence[Delivery]) -> None:
+    if deliveries:
+        conn.executemany(_INSERT_DELIVERY, [delivery_values(d) for d in deliveries])
+        batch.touch(OUTBOX_TOPIC)
 
 
 class SQLiteStore:
@@ -237,14 +254,14 @@ class SQLiteStore:
         for topic in topics:
             self._signals.notify(topic)
 
-    def _notify_all(self, topics: set[str]) -> None:
-        for topic in topics:
-            self._signals.notify(topic)
+    def _notify_all(self, topics: dict[str, Any]) -> None:
+        for topic, value in topics.items():
+            self._signals.notify(topic, value)
 
     def _touch(self, *topics: str) -> None:
         self._pending_topics.update(topics)
 
-    def listen(self, topic: str) -> contextlib.AbstractContextManager[asyncio.Event]:
+    def listen(self, topic: str) -> contextlib.AbstractContextManager[Signal]:
         return self._signals.listen(topic)
 
     # --- jobs -------------------------------------------------------------------------------------
@@ -265,11 +282,14 @@ class SQLiteStore:
                 if (found[0] if found else 0) + len(rows) > max_queued:
                     raise QueueFull()
             conn.executemany(_INSERT_JOB, rows)
-            batch.topics.update((QUEUE_TOPIC, *(job_topic(job.id) for job in jobs)))
+            batch.touch(QUEUE_TOPIC)  # job topics: nobody can wait on an id not handed out yet
 
+        await self._grouped().write(insert, one_statement=len(rows) == 1 and idempotency is None)
+
+    def _grouped(self) -> GroupCommit:
         if self._group is None:
             raise RuntimeError("the store is not open")
-        await self._group.write(insert, one_statement=len(rows) == 1 and idempotency is None)
+        return self._group
 
     async def get_job(self, job_id: str) -> Job | None:
         async with self._db().execute("SELECT * FROM jobs WHERE id = ?", (job_id,)) as cur:
@@ -331,41 +351,37 @@ class SQLiteStore:
                     SELECT COUNT(*) FROM jobs AS a
                     WHERE a.concurrency_key = q.concurrency_key AND a.state IN {_ACTIVE}))
             ORDER BY q.run_after, q.seq LIMIT ?"""
-        claimed: list[Job] = []
-        async with self._transaction() as db:
-            async with db.execute(sql, (engine, now, limit * 4)) as cur:
-                candidates = [row_to_job(r) for r in await cur.fetchall()]
+
+        def claim(conn: sqlite3.Connection, batch: Batch) -> list[Job]:
+            """On the database thread, in one transaction with whatever else is being written."""
+            claimed: list[Job] = []
+            candidates = [row_to_job(r) for r in conn.execute(sql, (engine, now, limit * 4)).fetchall()]
             for job in candidates:
                 if len(claimed) >= limit:
                     break
                 if job.concurrency_key is not None:
-                    active = await self._active_with_key(db, job.concurrency_key)
+                    active = _active_with_key(conn, job.concurrency_key)
                     if active >= (job.options.max_concurrent or 1):
                         continue
-                await db.execute(
+                conn.execute(
                     "UPDATE jobs SET state = 'running', started_at = COALESCE(started_at, ?), "
                     "attempts = attempts + 1, lease_owner = ?, lease_expires = ? WHERE id = ?",
                     (now, worker, now + lease, job.id),
                 )
-                claimed.append(
-                    job.evolve(
-                        state=JobState.RUNNING,
-                        started_at=job.started_at or now,
-                        attempts=job.attempts + 1,
-                        lease_owner=worker,
-                        lease_expires=now + lease,
-                    )
+                running = job.evolve(
+                    state=JobState.RUNNING,
+                    started_at=job.started_at or now,
+                    attempts=job.attempts + 1,
+                    lease_owner=worker,
+                    lease_expires=now + lease,
                 )
-                self._touch(job_topic(job.id))
+                claimed.append(running)
+                batch.touch(job_topic(job.id), value=running)
                 if on_claim is not None:
-                    await self._insert_deliveries(db, on_claim(claimed[-1]))
-        return claimed
+                    _insert_deliveries(conn, batch, on_claim(running))
+            return claimed
 
-    async def _active_with_key(self, db: ThreadConnection, key: str) -> int:
-        sql = f"SELECT COUNT(*) FROM jobs WHERE concurrency_key = ? AND state IN {_ACTIVE}"
-        async with db.execute(sql, (key,)) as cur:
-            row = await cur.fetchone()
-        return int(row[0]) if row else 0
+        return await self._grouped().write(claim)
 
     async def renew_leases(self, *, worker: str, job_ids: Iterable[str], until: float) -> set[str]:
         ids = list(job_ids)
@@ -400,21 +416,23 @@ class SQLiteStore:
             values[key] = encode_column(key, value)
         assignments = ", ".join(f"{column} = ?" for column in values)
         marks = ", ".join("?" for _ in from_states)
-        async with self._transaction() as db:
-            cur = await db.execute(
-                f"UPDATE jobs SET {assignments} WHERE id = ? AND state IN ({marks})",
-                (*values.values(), job_id, *(s.value for s in from_states)),
-            )
-            if cur.rowcount == 0:
+        update = f"UPDATE jobs SET {assignments} WHERE id = ? AND state IN ({marks})"
+        parameters = (*values.values(), job_id, *(s.value for s in from_states))
+
+        def apply(conn: sqlite3.Connection, batch: Batch) -> Job | None:
+            """Compare-and-set, the job as it now is, and its deliveries: one savepoint in a group commit."""
+            if conn.execute(update, parameters).rowcount == 0:
                 return None
-            async with db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)) as cur:
-                row = await cur.fetchone()
-            if row is not None and deliveries is not None:
-                await self._insert_deliveries(db, deliveries(row_to_job(row)))
-            self._touch(job_topic(job_id))
+            row = conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            job = row_to_job(row)
+            if deliveries is not None:
+                _insert_deliveries(conn, batch, deliveries(job))
+            batch.touch(job_topic(job_id), value=job)  # a sync waiter takes it without reading it back
             if to is JobState.QUEUED or to is JobState.SUSPENDED or to in TERMINAL_STATES:
-                self._touch(QUEUE_TOPIC)  # a slot or a concurrency key may have freed up
-        return row_to_job(row) if row else None
+                batch.touch(QUEUE_TOPIC)  # a slot or a concurrency key may have freed up
+            return job
+
+        return await self._grouped().write(apply)
 
     async def recover_expired(
         self, *, now: float, on_fail: Callable[[Job], Sequence[Delivery]] | None = None
@@ -578,11 +596,7 @@ class SQLiteStore:
     async def _insert_deliveries(self, db: ThreadConnection, deliveries: Sequence[Delivery]) -> None:
         if not deliveries:
             return
-        await db.executemany(
-            f"INSERT INTO deliveries ({DELIVERY_COLUMNS}, state, attempts) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', 0)",
-            [delivery_values(d) for d in deliveries],
-        )
+        await db.executemany(_INSERT_DELIVERY, [delivery_values(d) for d in deliveries])
         self._touch(OUTBOX_TOPIC)
 
     async def enqueue_deliveries(self, deliveries: Sequence[Delivery]) -> None:

@@ -8,6 +8,7 @@ the file descriptor named by ``HOOKGATE_RESULT_FD`` -- never on stdout, so the s
 from __future__ import annotations
 
 import asyncio
+import functools
 import importlib.util
 import inspect
 import json
@@ -22,10 +23,13 @@ class MissingArgument(TypeError):
     """``main`` requires an argument the request did not provide."""
 
 
+_signature = functools.lru_cache(maxsize=1024)(inspect.signature)
+"""The in-process ``python`` engine calls the same functions again and again."""
+
+
 def select_arguments(func: Callable[..., Any], args: Mapping[str, Any]) -> dict[str, Any]:
     """Return the arguments ``func`` declares: all of them with ``**kwargs``; extras are dropped."""
-    signature = inspect.signature(func)
-    params = signature.parameters.values()
+    params = _signature(func).parameters.values()
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
         return dict(args)
     selected: dict[str, Any] = {}

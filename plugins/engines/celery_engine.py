@@ -139,8 +139,9 @@ class CeleryEngine:
         if AsyncResult(job.id, app=self._app).state not in ("PENDING",):
             return  # sent before a restart: keep watching it rather than running it twice
         headers = {"hookgate_job_id": job.id, "hookgate_url": context.gateway_url}
-        if context.job_token:
-            headers["hookgate_job_token"] = context.job_token
+        token = context.token()
+        if token:
+            headers["hookgate_job_token"] = token
         self._app.send_task(
             task,
             kwargs=job.args or {},

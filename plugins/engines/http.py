@@ -256,8 +256,9 @@ class HttpEngine:
         self, job: Job, context: JobContext, extra: Mapping[str, str] | None = None
     ) -> dict[str, str]:
         headers = {**self.options.headers, "X-Hookgate-Job-Id": job.id, "Content-Type": "application/json"}
-        if context.job_token:
-            headers["X-Hookgate-Job-Token"] = context.job_token
+        token = context.token()
+        if token:
+            headers["X-Hookgate-Job-Token"] = token
         return {**headers, **(extra or {})}
 
     async def _send_submit(self, job: Job, context: JobContext, extra: Mapping[str, str]) -> tuple[int, Any]:
@@ -389,7 +390,7 @@ class HttpEngine:
     ) -> dict[str, Any]:
         """Use the gateway's own API with the job's token, as a script would."""
         assert self._session is not None
-        headers = {"Authorization": f"Bearer {context.job_token}"}
+        headers = {"Authorization": f"Bearer {context.token()}"}
         async with self._session.request(
             method,
             context.gateway_url + path,

@@ -159,7 +159,7 @@ class PythonEngine:
             JobInfo(
                 job_id=job.id,
                 gateway_url=context.gateway_url,
-                job_token=context.job_token,
+                token_source=context.token,
                 report_step=self._step_reporter(job.id),
             )
         )
