@@ -40,7 +40,7 @@ from .payload import RequestData, Shaped, ShapeOptions, check_size, shape
 from .ratelimit import Rate, parse_rate
 from .responses import json_response, render_job_result
 from .sealing import split_redacted
-from .store import DuplicateRequest, Idempotency
+from .store import DuplicateRequest, Idempotency, job_topic
 from .verify import check
 
 __all__ = ["TriggerPolicy", "make_route_handler", "policy_for_route", "read_body"]
@@ -318,9 +318,15 @@ async def _submit_and_answer(
         "idempotency": idempotency_for(request, policy, shaped.arguments[0], now),
     }
     submissions = [_submission(request, policy, args) for args in shaped.arguments]
-    with app[SYNC_WAITS].hold() if sync else contextlib.nullcontext():
+    ids = [jobs.new_job_id() for _ in submissions]
+    store = app[STORE]
+    # A sync caller listens before its job exists: every change of it is then seen, none read back.
+    with (
+        app[SYNC_WAITS].hold() if sync else contextlib.nullcontext(),
+        store.listen(job_topic(ids[0])) if sync else contextlib.nullcontext() as changes,
+    ):
         try:
-            submitted = await jobs.submit_many(app[STORE], submissions, **common)
+            submitted = await jobs.submit_many(store, submissions, ids=ids, **common)
             replayed = False
         except DuplicateRequest as duplicate:
             submitted = [await _original(request, duplicate.job_id)]
@@ -334,7 +340,11 @@ async def _submit_and_answer(
                 response.headers["Idempotent-Replayed"] = "true"
             return response
         job = submitted[0]
-        finished = await jobs.wait_finished(app[STORE], job.id, _sync_timeout(request, policy))
+        timeout = _sync_timeout(request, policy)
+        if replayed or changes is None:
+            finished = await jobs.wait_finished(store, job.id, timeout)
+        else:
+            finished = await jobs.wait_finished(store, job.id, timeout, listening=(changes, job))
     if finished is None or not finished.finished:
         raise SyncTimeout(
             f"job {job.id} did not finish within the sync timeout; it keeps running and its result "

@@ -19,6 +19,7 @@ from .engine import Outcome
 from .errors import Conflict, JobNotFound, Overloaded
 from .models import ACTIVE_STATES, Delivery, Job, JobOptions, JobState, ScriptVersion
 from .store import Idempotency, QueueFull, Store, job_topic
+from .store.signals import Signal
 
 __all__ = [
     "Submission",
@@ -71,11 +72,14 @@ async def submit_many(
     principal: str | None = None,
     idempotency: Idempotency | None = None,
     request_id: str | None = None,
+    ids: Sequence[str] | None = None,
 ) -> list[Job]:
-    """Commit several queued jobs at once, all or none (a CloudEvents batch)."""
+    """Commit several queued jobs at once, all or none (a CloudEvents batch); ``ids`` when the
+    caller needs them before the commit (to listen for changes of a job about to exist)."""
+    ids = ids or [new_job_id() for _ in submissions]
     jobs = [
         Job(
-            id=new_job_id(),
+            id=job_id,
             engine=engine,
             script=version.path,
             script_hash=version.hash,
@@ -90,7 +94,7 @@ async def submit_many(
             principal=principal,
             request_id=request_id,
         )
-        for submission in submissions
+        for job_id, submission in zip(ids, submissions, strict=True)
     ]
     try:
         await store.create_jobs(jobs, max_queued=max_queued, idempotency=idempotency)
@@ -164,27 +168,49 @@ async def cancel(
     raise Conflict(f"job {job_id} already {existing.state.value}", details={"state": existing.state.value})
 
 
-async def wait_finished(store: Store, job_id: str, timeout: float) -> Job | None:  # noqa: ASYNC109
+async def wait_finished(
+    store: Store,
+    job_id: str,
+    timeout: float,  # noqa: ASYNC109
+    *,
+    listening: tuple[Signal, Job] | None = None,
+) -> Job | None:
     """Wait until the job finishes or ``timeout`` passes; return it as last seen (None if unknown).
 
-    Woken by the store's notification for this job, never by polling.
+    Woken by the store's notification for this job, never by polling. ``listening``: a signal
+    listened to since before the job was created, and the job as created, so nothing is read until
+    it changes.
     """
+    if listening is not None:
+        return await _wait(store, job_id, timeout, *listening)
+    with store.listen(job_topic(job_id)) as changed:
+        return await _wait(store, job_id, timeout, changed, None)
+
+
+async def _wait(
+    store: Store,
+    job_id: str,
+    timeout: float,  # noqa: ASYNC109
+    changed: Signal,
+    known: Job | None,
+) -> Job | None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
-    with store.listen(job_topic(job_id)) as changed:
-        job: Job | None = None
-        while True:
-            committed = changed.value  # the job as a transition committed it, when the store says
-            changed.clear()
-            if isinstance(committed, Job) and committed.id == job_id:
-                job = committed
-            else:
-                job = await store.get_job(job_id)
-            remaining = deadline - loop.time()
-            if job is None or job.finished or remaining <= 0:
-                return job
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(changed.wait(), min(remaining, store.recheck_interval or remaining))
+    while True:
+        was_set, committed = changed.is_set(), changed.value
+        changed.clear()
+        if isinstance(committed, Job) and committed.id == job_id:
+            job: Job | None = committed  # as the transition committed it: nothing to read back
+        elif known is not None and not was_set:
+            job = known  # unchanged since it was created
+        else:
+            job = await store.get_job(job_id)
+        known = None
+        remaining = deadline - loop.time()
+        if job is None or job.finished or remaining <= 0:
+            return job
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(changed.wait(), min(remaining, store.recheck_interval or remaining))
 
 
 def render_concurrency_key(
