@@ -210,7 +210,8 @@ async def _wait(
         if job is None or job.finished or remaining <= 0:
             return job
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(changed.wait(), min(remaining, store.recheck_interval or remaining))
+            async with asyncio.timeout(min(remaining, store.recheck_interval or remaining)):
+                await changed.wait()
 
 
 def render_concurrency_key(

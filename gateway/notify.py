@@ -74,6 +74,8 @@ class Subscriptions:
 
     def for_job(self, job: Job) -> list[Delivery]:
         """Deliveries announcing a job's new state (a job's own Cromwell endpoint overrides the default)."""
+        if not self.by_name:  # nobody subscribed: no event to build, on every transition
+            return []
         event = job_event(job, now=time.time())
         if event is None:
             return []

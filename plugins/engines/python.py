@@ -166,10 +166,11 @@ class PythonEngine:
         timeout = job.options.timeout or self._default_timeout
         try:
             kwargs = select_arguments(func, job.args or {})
-            if inspect.iscoroutinefunction(func):
-                result = await asyncio.wait_for(func(**kwargs), timeout)
-            else:
-                result = await asyncio.wait_for(asyncio.to_thread(func, **kwargs), timeout)
+            async with asyncio.timeout(timeout):  # no extra task per job, unlike wait_for
+                if inspect.iscoroutinefunction(func):
+                    result = await func(**kwargs)
+                else:
+                    result = await asyncio.to_thread(func, **kwargs)
             orjson.dumps(result)
             outcome = Outcome(job.id, "succeeded", result=result)
         except TimeoutError:
