@@ -56,15 +56,16 @@ class Harness:
         return await asyncio.wait_for(self.outcomes.get(), 20)
 
 
-@pytest.fixture
-async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
+@pytest.fixture(params=[False, True], ids=["spawn", "prefork"])
+async def harness(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Harness]:
+    """Every behaviour holds alike for a fresh interpreter per job and for the prefork server."""
     scripts = tmp_path / "scripts"
     scripts.mkdir()
     engine = create(
         EngineConfig(
             name="local",
             type="local",
-            options=MappingProxyType({"scripts_dir": "scripts", "concurrency": 2}),
+            options=MappingProxyType({"scripts_dir": "scripts", "concurrency": 2, "prefork": request.param}),
             path="engines[0]",
             base_dir=tmp_path,
         )
@@ -246,3 +247,75 @@ async def test_job_environment(harness: Harness) -> None:
         "import os\ndef main():\n    return [os.environ['HOOKGATE_URL'], os.environ['HOOKGATE_JOB_ID']]\n",
     )
     assert (await harness.run("env")).result == ["http://gw", "job-env"]
+
+
+@pytest.fixture
+async def prefork(tmp_path: Path) -> AsyncIterator[Harness]:
+    (tmp_path / "scripts").mkdir()
+    options = {"scripts_dir": "scripts", "concurrency": 4, "prefork": True}
+    engine = create(
+        EngineConfig(
+            name="local", type="local", options=MappingProxyType(options), path="e", base_dir=tmp_path
+        )
+    )
+    h = Harness(engine, tmp_path)
+    await engine.start(EngineContext(report=h.report, load_version=h.load, data_dir=tmp_path / "data"))
+    yield h
+    await engine.close()
+
+
+async def run_as(h: Harness, job_id: str, script: str, args: dict | None = None) -> Outcome:
+    version = h.engine.resolve(script)
+    assert version is not None
+    job = Job(id=job_id, engine="local", script=script, args=args or {}, script_hash=version.hash)
+    await h.engine.submit(job, JobContext(job_id=job_id, gateway_url="http://gw"))
+    return await asyncio.wait_for(h.outcomes.get(), 20)
+
+
+async def test_prefork_imports_a_script_once_and_forks_each_job_apart(prefork: Harness) -> None:
+    imports = prefork.tmp / "imports.log"
+    write(
+        prefork.engine.options.scripts_dir,
+        "counted.py",
+        f"""
+        import os
+        open({str(imports)!r}, "a").write("imported\\n")
+        SEEN = []
+        def main(n):
+            SEEN.append(n)  # module state: each job has its own copy, forked from the import
+            return {{"seen": SEEN, "pid": os.getpid()}}
+        """,
+    )
+    outcomes = [await run_as(prefork, f"j{n}", "counted", {"n": n}) for n in range(3)]
+    assert [o.result["seen"] for o in outcomes] == [[0], [1], [2]]  # type: ignore[index]
+    assert len({o.result["pid"] for o in outcomes}) == 3  # type: ignore[index]
+    assert imports.read_text() == "imported\n"
+
+
+async def test_prefork_picks_up_a_changed_script_and_reports_import_errors(prefork: Harness) -> None:
+    folder = prefork.engine.options.scripts_dir
+    write(folder, "v.py", "def main():\n    return 'one'\n")
+    assert (await run_as(prefork, "a", "v")).result == "one"
+    write(folder, "v.py", "def main():\n    return 'two'\n")  # same size, maybe the same mtime
+    assert (await run_as(prefork, "b", "v")).result == "two"
+    write(folder, "v.py", "def main(:\n")
+    broken = await run_as(prefork, "c", "v")
+    assert broken.state == "failed" and broken.error is not None and broken.error["name"] == "SyntaxError"
+    write(folder, "v.py", "def main():\n    return 'three'\n")
+    assert (await run_as(prefork, "d", "v")).result == "three"
+
+
+async def test_a_dead_prefork_server_fails_its_jobs_and_is_started_again(prefork: Harness) -> None:
+    folder = prefork.engine.options.scripts_dir
+    write(folder, "long.py", "import time\ndef main():\n    time.sleep(60)\n")
+    write(folder, "quick.py", "def main():\n    return 'ok'\n")
+    version = prefork.engine.resolve("long")
+    assert version is not None
+    job = Job(id="long", engine="local", script="long", args={}, script_hash=version.hash)
+    await prefork.engine.submit(job, CONTEXT)
+    server = prefork.engine._forkserver._server  # type: ignore[union-attr]
+    assert server is not None
+    server.kill()
+    lost = await asyncio.wait_for(prefork.outcomes.get(), 20)
+    assert lost.job_id == "long" and lost.state == "failed"
+    assert (await run_as(prefork, "after", "quick")).result == "ok"

@@ -7,52 +7,82 @@ the file descriptor named by ``HOOKGATE_RESULT_FD`` -- never on stdout, so the s
 
 from __future__ import annotations
 
-import asyncio
-import functools
-import importlib.util
-import inspect
 import json
 import os
 import sys
-import traceback
-from collections.abc import Callable, Mapping
-from typing import Any
+from types import FunctionType
+
+TYPE_CHECKING = False  # not typing's: importing typing costs milliseconds at every job's start
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+    from typing import Any
+
+# Only what every run needs is imported above: a job pays for the interpreter's start, not for
+# asyncio (~60 ms), inspect or traceback, which are imported when a job needs them.
+
+_CO_VARKEYWORDS = 0x08
+_CO_COROUTINE = 0x80
 
 
 class MissingArgument(TypeError):
     """``main`` requires an argument the request did not provide."""
 
 
-_signature = functools.lru_cache(maxsize=1024)(inspect.signature)
-"""The in-process ``python`` engine calls the same functions again and again."""
+def _parameters(func: Callable[..., Any]) -> tuple[bool, list[tuple[str, bool]]]:
+    """Whether ``func`` takes ``**kwargs``, and its keyword-passable parameters with whether each is
+    required. Read off the code object for a plain function; ``inspect`` for anything else."""
+    if type(func) is FunctionType:
+        code = func.__code__
+        names = code.co_varnames[: code.co_argcount + code.co_kwonlyargcount]
+        positional = names[code.co_posonlyargcount : code.co_argcount]
+        first_default = code.co_argcount - len(func.__defaults__ or ())
+        keyword_defaults = func.__kwdefaults__ or {}
+        found = [(name, code.co_posonlyargcount + i < first_default) for i, name in enumerate(positional)]
+        found += [(name, name not in keyword_defaults) for name in names[code.co_argcount :]]
+        return bool(code.co_flags & _CO_VARKEYWORDS), found
+    import inspect
+
+    params = inspect.signature(func).parameters.values()
+    skipped = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.POSITIONAL_ONLY)
+    return any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params), [
+        (p.name, p.default is inspect.Parameter.empty) for p in params if p.kind not in skipped
+    ]
+
+
+def is_coroutine_function(func: Callable[..., Any]) -> bool:
+    if type(func) is FunctionType:
+        return bool(func.__code__.co_flags & _CO_COROUTINE)
+    import inspect
+
+    return inspect.iscoroutinefunction(func)
 
 
 def select_arguments(func: Callable[..., Any], args: Mapping[str, Any]) -> dict[str, Any]:
     """Return the arguments ``func`` declares: all of them with ``**kwargs``; extras are dropped."""
-    params = _signature(func).parameters.values()
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+    takes_all, parameters = _parameters(func)
+    if takes_all:
         return dict(args)
     selected: dict[str, Any] = {}
-    for param in params:
-        if param.kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.POSITIONAL_ONLY):
-            continue
-        if param.name in args:
-            selected[param.name] = args[param.name]
-        elif param.default is inspect.Parameter.empty:
-            raise MissingArgument(
-                f"main() requires the argument '{param.name}', which the request did not provide"
-            )
+    for name, required in parameters:
+        if name in args:
+            selected[name] = args[name]
+        elif required:
+            raise MissingArgument(f"main() requires the argument '{name}', which the request did not provide")
     return selected
 
 
 def describe_error(exc: BaseException) -> dict[str, Any]:
     """Name, message and traceback of a failure, without the frames of this runner."""
+    import traceback
+
     summary = traceback.TracebackException.from_exception(exc)
     summary.stack = traceback.StackSummary.from_list([f for f in summary.stack if f.filename != __file__])
     return {"name": type(exc).__name__, "message": str(exc), "stack": "".join(summary.format())}
 
 
 def _load_main(script: str) -> Callable[..., Any]:
+    import importlib.util
+
     spec = importlib.util.spec_from_file_location("hookgate_script", script)
     if spec is None or spec.loader is None:
         raise ImportError(f"cannot load {script}")
@@ -75,11 +105,21 @@ def _send(channel: int, message: dict[str, Any]) -> None:
 def run(script: str) -> int:
     channel = int(os.environ["HOOKGATE_RESULT_FD"])
     sys.path[0] = os.path.dirname(os.path.abspath(script))
+    return run_job(lambda: _load_main(script), channel)
+
+
+def run_job(load: Callable[[], Callable[..., Any]], channel: int) -> int:
+    """Arguments from stdin, ``main`` from ``load()``, the outcome on ``channel``; the exit status."""
     try:
         args = json.loads(sys.stdin.buffer.read() or b"{}")
-        func = _load_main(script)
+        func = load()
         kwargs = select_arguments(func, args)
-        result = asyncio.run(func(**kwargs)) if inspect.iscoroutinefunction(func) else func(**kwargs)
+        if is_coroutine_function(func):
+            import asyncio
+
+            result = asyncio.run(func(**kwargs))
+        else:
+            result = func(**kwargs)
         try:
             _send(channel, {"kind": "result", "value": result})
         except (TypeError, ValueError) as exc:

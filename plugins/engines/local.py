@@ -17,7 +17,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -25,6 +25,8 @@ from gateway.config import EngineConfig, Table
 from gateway.durations import parse_duration, parse_size
 from gateway.engine import EngineContext, JobContext, Outcome, Step, content_hash
 from gateway.models import Job, ScriptVersion
+
+from ._prefork import ForkServer
 
 __all__ = ["LocalEngine", "create"]
 
@@ -43,6 +45,7 @@ class LocalOptions:
     default_timeout: float
     max_log_bytes: int
     max_result_bytes: int
+    prefork: bool = False
 
 
 def create(config: EngineConfig) -> LocalEngine:
@@ -57,11 +60,28 @@ def create(config: EngineConfig) -> LocalEngine:
         default_timeout=t.convert("default_timeout", parse_duration, 3600.0),
         max_log_bytes=t.convert("max_log_bytes", parse_size, 64 * 1024),
         max_result_bytes=t.convert("max_result_bytes", parse_size, 16 * 1024 * 1024),
+        prefork=t.get("prefork", bool, False),
     )
     if not options.scripts_dir.is_dir():
         t.problem("scripts_dir", f"{options.scripts_dir} is not a folder")
     t.raise_problems()
     return LocalEngine(config.name, options)
+
+
+class Process(Protocol):
+    """A spawned ``asyncio.subprocess.Process`` or a job forked by the prefork server."""
+
+    @property
+    def pid(self) -> int: ...
+    @property
+    def returncode(self) -> int | None: ...
+    @property
+    def stdin(self) -> asyncio.StreamWriter | None: ...
+    @property
+    def stdout(self) -> asyncio.StreamReader | None: ...
+    @property
+    def stderr(self) -> asyncio.StreamReader | None: ...
+    async def wait(self) -> int: ...
 
 
 class ScriptPathError(ValueError):
@@ -73,13 +93,16 @@ class LocalEngine:
         self.name = name
         self.options = options
         self._context: EngineContext | None = None
-        self._running: dict[str, asyncio.subprocess.Process] = {}
+        self._running: dict[str, Process] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._cancelled: set[str] = set()
         self._suspended: set[str] = set()
         self._live: dict[str, bytearray] = {}
         self._versions: dict[tuple[Path, int, int], ScriptVersion] = {}
         self._locations: dict[str, tuple[Path | None, float]] = {}
+        self._forkserver = (
+            ForkServer(options.python, log_limit=options.max_log_bytes) if options.prefork else None
+        )
 
     # --- the script folder --------------------------------------------------------------------------
 
@@ -178,6 +201,8 @@ class LocalEngine:
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if self._forkserver is not None:
+            await self._forkserver.close()
 
     def free_slots(self) -> int:
         # ``_running`` is emptied before the outcome is reported, so the dispatcher woken by that
@@ -213,6 +238,11 @@ class LocalEngine:
         file = await self._file_for(job)
         env = {**os.environ, **context.environment()}
         env.pop("HOOKGATE_RESULT_FD", None)
+        if self._forkserver is not None and file.suffix == ".py":
+            forked, channel = await self._forkserver.spawn(
+                file, version=job.script_hash, cwd=file.parent, env=env
+            )
+            return self._follow(job, forked, channel)
         read_fd = write_fd = -1
         if file.suffix == ".py":
             read_fd, write_fd = os.pipe()
@@ -238,8 +268,11 @@ class LocalEngine:
             raise
         if write_fd >= 0:
             os.close(write_fd)
+        return self._follow(job, process, read_fd)
+
+    def _follow(self, job: Job, process: Process, result_fd: int) -> str:
         self._running[job.id] = process
-        task = asyncio.create_task(self._supervise(job, process, read_fd))
+        task = asyncio.create_task(self._supervise(job, process, result_fd))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return str(process.pid)
@@ -270,7 +303,7 @@ class LocalEngine:
             partial.replace(file)
         return file
 
-    async def _supervise(self, job: Job, process: asyncio.subprocess.Process, result_fd: int) -> None:
+    async def _supervise(self, job: Job, process: Process, result_fd: int) -> None:
         try:
             outcome = await self._wait_outcome(job, process, result_fd)
         except Exception as exc:  # a bug here must fail the job, not leave it running forever
@@ -287,7 +320,7 @@ class LocalEngine:
         if self._context is not None:
             await self._context.report(outcome)
 
-    async def _wait_outcome(self, job: Job, process: asyncio.subprocess.Process, result_fd: int) -> Outcome:
+    async def _wait_outcome(self, job: Job, process: Process, result_fd: int) -> Outcome:
         timeout = job.options.timeout or self.options.default_timeout
         python = result_fd >= 0
         assert process.stdin is not None and process.stdout is not None
@@ -341,7 +374,7 @@ def _executable_outcome(job: Job, returncode: int | None, *, stdout: bytes, logs
 # --- process helpers ------------------------------------------------------------------------------
 
 
-def _kill_group(process: asyncio.subprocess.Process) -> None:
+def _kill_group(process: Process) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(process.pid, signal.SIGKILL)
 
