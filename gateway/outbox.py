@@ -167,8 +167,8 @@ class Outbox:
             while not self._stopping.is_set():
                 wake.clear()
                 try:
-                    await self._claim_and_send()
-                    timeout = await self._idle_timeout()
+                    # Every slot taken: the next wake-up is an attempt ending, nothing to look up.
+                    timeout = await self._idle_timeout() if await self._claim_and_send() else SAFETY_POLL
                 except asyncio.CancelledError:
                     raise
                 except Exception:
@@ -177,7 +177,8 @@ class Outbox:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(wake.wait(), timeout)
 
-    async def _claim_and_send(self) -> None:
+    async def _claim_and_send(self) -> bool:
+        """Claim due deliveries for the free slots; True when slots are left (nothing more is due)."""
         free = self.config.concurrency - len(self._in_flight)
         claimed = await self.store.claim_due_deliveries(
             worker=self.worker, now=self.clock(), lease=self.config.lease, limit=free
@@ -186,6 +187,7 @@ class Outbox:
             task = asyncio.create_task(self.deliver(delivery))
             self._in_flight.add(task)
             task.add_done_callback(self._done)
+        return len(claimed) < free
 
     @property
     def in_flight(self) -> int:

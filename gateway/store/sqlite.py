@@ -608,25 +608,31 @@ class SQLiteStore:
     ) -> list[Delivery]:
         if limit <= 0:
             return []
-        async with self._transaction() as db:
-            async with db.execute(
-                "SELECT * FROM deliveries WHERE state = 'pending' AND next_attempt_at <= ? "
+
+        def claim(conn: sqlite3.Connection, batch: Batch) -> list[Delivery]:
+            rows = conn.execute(
+                # Without statistics the planner prefers (state, created_at) and sorts every
+                # pending delivery on each claim; the due index yields them in order.
+                "SELECT * FROM deliveries INDEXED BY deliveries_due "
+                "WHERE state = 'pending' AND next_attempt_at <= ? "
                 "AND (lease_expires IS NULL OR lease_expires < ?) "
                 "AND subscription NOT IN (SELECT name FROM disabled_subscriptions) "
                 "ORDER BY next_attempt_at LIMIT ?",
                 (now, now, limit),
-            ) as cur:
-                rows = list(await cur.fetchall())
-            await db.executemany(
+            ).fetchall()
+            conn.executemany(
                 "UPDATE deliveries SET lease_owner = ?, lease_expires = ? WHERE id = ?",
                 [(worker, now + lease, row["id"]) for row in rows],
             )
-        return [row_to_delivery(row) for row in rows]
+            return [row_to_delivery(row) for row in rows]
+
+        return await self._grouped().write(claim)
 
     async def settle_delivery(self, attempt: Attempt, *, state: str, next_attempt_at: float | None) -> None:
         settled = state != "pending"
-        async with self._transaction() as db:
-            await db.execute(
+
+        def settle(conn: sqlite3.Connection, batch: Batch) -> None:
+            conn.execute(
                 "INSERT OR REPLACE INTO delivery_attempts (delivery_id, number, started_at, duration_ms, "
                 "status, error, response) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (
@@ -639,7 +645,7 @@ class SQLiteStore:
                     attempt.response,
                 ),
             )
-            await db.execute(
+            conn.execute(
                 "UPDATE deliveries SET state = ?, attempts = ?, "
                 "next_attempt_at = COALESCE(?, next_attempt_at), last_status = ?, last_error = ?, "
                 "lease_owner = NULL, lease_expires = NULL, settled_at = CASE WHEN ? THEN ? ELSE NULL END, "
@@ -657,7 +663,9 @@ class SQLiteStore:
                 ),
             )
             if not settled:
-                self._touch(OUTBOX_TOPIC)
+                batch.touch(OUTBOX_TOPIC)
+
+        await self._grouped().write(settle)
 
     async def count_deliveries(self, *, state: str, due_before: float | None = None) -> int:
         sql = "SELECT COUNT(*) FROM deliveries WHERE state = ?"
@@ -670,7 +678,7 @@ class SQLiteStore:
         return int(row[0]) if row else 0
 
     async def next_delivery_due(self) -> float | None:
-        sql = "SELECT MIN(next_attempt_at) FROM deliveries WHERE state = 'pending'"
+        sql = "SELECT MIN(next_attempt_at) FROM deliveries INDEXED BY deliveries_due WHERE state = 'pending'"
         async with self._db().execute(sql) as cur:
             row = await cur.fetchone()
         return float(row[0]) if row and row[0] is not None else None
