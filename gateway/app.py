@@ -39,7 +39,7 @@ from .keys import (
 from .limits import WaitSlots
 from .live import Live, Served
 from .metrics import Metrics
-from .middlewares import error_middleware, request_middleware
+from .middlewares import gateway_middleware
 from .models import Job
 from .notify import Subscriptions, load_notifiers
 from .outbox import Outbox
@@ -63,9 +63,7 @@ def create_app(config: Config, *, reloading: Reloading | None = None) -> web.App
 
     With ``reloading``, ``SIGHUP`` re-reads the configuration while the app runs (see reload.py).
     """
-    app = web.Application(
-        middlewares=[request_middleware, error_middleware], client_max_size=config.server.max_body_size
-    )
+    app = web.Application(middlewares=[gateway_middleware], client_max_size=config.server.max_body_size)
     app[METRICS] = Metrics()
     app[TRUSTED_PROXIES] = parse_networks(config.server.trusted_proxies)
     app[ENGINES_STARTED] = asyncio.Event()

@@ -10,6 +10,7 @@ import base64
 import logging
 import time
 from typing import Any
+from urllib.parse import parse_qs
 
 from aiohttp import web
 
@@ -22,6 +23,7 @@ from .live import config_of
 from .models import ACTIVE_STATES, CallbackCall, CallbackEndpoint, JobState
 from .payload import RequestData, ShapeOptions, shape
 from .responses import json_response
+from .store import Store
 
 __all__ = ["await_callback", "call_callback", "create_callback"]
 
@@ -82,16 +84,11 @@ async def call_callback(request: web.Request) -> web.StreamResponse:
 
 
 async def await_callback(request: web.Request) -> web.StreamResponse:
-    principal = await request.app[AUTH].require(request)
+    """Thousands of these may wait at once: what the wait holds (this frame) is kept small."""
     store = request.app[STORE]
-    endpoint = await store.get_callback(request.match_info["id"])
-    if endpoint is None:
-        raise NotFound(f"no callback endpoint {request.match_info['id']}")
-    if not principal.is_admin and principal.job_id != endpoint.job_id:
-        raise Forbidden("a job may await its own callback endpoints only")
+    endpoint = await _awaitable_endpoint(request)
     timeout = _timeout(request)
-    job = await store.get_job(endpoint.job_id)
-    erase = bool(job and job.options.delete_after_use)
+    erase = await _erases_after_use(store, endpoint.job_id)  # the job itself is not held while waiting
     async with _suspended(request, endpoint):
         call = await callbacks.await_call(store, endpoint, timeout=timeout, erase=erase)
     if call is None:
@@ -107,6 +104,21 @@ async def await_callback(request: web.Request) -> web.StreamResponse:
         body = call.body if isinstance(call.body, dict) else {}
         answer = {"approved": _approved(call.body), "comment": body.get("comment") or None, **answer}
     return json_response(answer)
+
+
+async def _awaitable_endpoint(request: web.Request) -> CallbackEndpoint:
+    principal = await request.app[AUTH].require(request)
+    endpoint = await request.app[STORE].get_callback(request.match_info["id"])
+    if endpoint is None:
+        raise NotFound(f"no callback endpoint {request.match_info['id']}")
+    if not principal.is_admin and principal.job_id != endpoint.job_id:
+        raise Forbidden("a job may await its own callback endpoints only")
+    return endpoint
+
+
+async def _erases_after_use(store: Store, job_id: str) -> bool:
+    job = await store.get_job(job_id)
+    return bool(job and job.options.delete_after_use)
 
 
 class _suspended:
@@ -137,7 +149,8 @@ class _suspended:
 
 
 def _timeout(request: web.Request) -> float:
-    raw = request.query.get("timeout", "3600")
+    # Parsed here rather than through request.query, whose MultiDict would live as long as the wait.
+    raw = parse_qs(request.query_string).get("timeout", ["3600"])[-1]
     try:
         timeout = float(raw)
     except ValueError:

@@ -10,7 +10,6 @@ takes one call, oldest first. Awaits wake on the store's notification, never by 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import secrets
 import time
@@ -151,8 +150,7 @@ async def await_call(
             remaining = deadline - loop.time()
             if remaining <= 0:
                 return None
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(called.wait(), min(remaining, store.recheck_interval or remaining))
+            await called.wait_for(min(remaining, store.recheck_interval or remaining))
 
 
 class Suspensions:

@@ -1,6 +1,6 @@
 """The errors hookgate answers with, each carrying its HTTP status and a stable code.
 
-One middleware (``gateway.middlewares.error_middleware``) turns any of these into
+One middleware (``gateway.middlewares.gateway_middleware``) turns any of these into
 ``{"error": {"code", "message", ...}}``; handlers and the pure modules only raise.
 
     GatewayError (500 internal)

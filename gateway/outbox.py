@@ -30,6 +30,7 @@ from .models import Attempt, Delivery
 from .notify import Subscriptions
 from .ssrf import BlockedAddress, check_literal_host
 from .store import OUTBOX_TOPIC, Store
+from .store.signals import Signal
 from .tokens import KeyRing
 from .verify import hub_signature, standard_webhooks_signature
 
@@ -143,7 +144,7 @@ class Outbox:
         self._per_subscription: dict[tuple[str, int], asyncio.Semaphore] = {}
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._wake: asyncio.Event | None = None
+        self._wake: Signal | None = None
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="outbox")

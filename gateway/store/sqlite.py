@@ -565,23 +565,28 @@ class SQLiteStore:
     async def take_callback_call(
         self, callback_id: str, *, now: float, erase: bool = False
     ) -> CallbackCall | None:
-        async with self._transaction() as db:
-            async with db.execute(
+
+        def take(conn: sqlite3.Connection, batch: Batch) -> sqlite3.Row | None:
+            row: sqlite3.Row | None = conn.execute(
                 "SELECT * FROM callback_calls WHERE callback_id = ? AND consumed_at IS NULL "
                 "ORDER BY seq LIMIT 1",
                 (callback_id,),
-            ) as cur:
-                row = await cur.fetchone()
+            ).fetchone()
             if row is None:
                 return None
             if erase:
-                await db.execute(
+                conn.execute(
                     "UPDATE callback_calls SET consumed_at = ?, headers = NULL, query = NULL, body = NULL "
                     "WHERE seq = ?",
                     (now, row["seq"]),
                 )
             else:
-                await db.execute("UPDATE callback_calls SET consumed_at = ? WHERE seq = ?", (now, row["seq"]))
+                conn.execute("UPDATE callback_calls SET consumed_at = ? WHERE seq = ?", (now, row["seq"]))
+            return row
+
+        row = await self._grouped().write(take, one_statement=True)  # reads, then one UPDATE
+        if row is None:
+            return None
         return CallbackCall(
             method=row["method"],
             headers=loads(row["headers"]) or {},

@@ -4,13 +4,15 @@ Started by the ``local`` engine with one end of a ``SOCK_SEQPACKET`` socket pair
 one message — the script, its folder, the job's environment — carrying three file descriptors: the
 job's stdin (its arguments), its log pipe (stdout and stderr) and its result channel. The server
 answers with the child's pid, and later with its exit status. The child runs in a session of its
-own (the engine kills the whole group on a timeout or a cancel), with the job's environment and
+own (its own process group, which the engine kills whole on a timeout or a cancel; the server
+has no terminal, so neither has the child), with the job's environment and
 folder, exactly as ``_pyrunner.py`` would run it in a fresh interpreter: what a job pays for is a
 fork, not an interpreter start and an import.
 
-Standard library only; single-threaded, so forking is safe. A script whose file changed (its mtime
-or size) is imported again before the next fork, and a script that fails to import fails its job
-with that error, as it would without prefork.
+Standard library only; single-threaded, so forking is safe. A script whose content changed (the
+engine sends the hash it resolved) is imported again before the next fork, and a script that fails
+to import fails its job with that error, as it would without prefork. A script's module-level code
+runs once, in the server: what it opens there (a connection, a file) every job inherits.
 """
 
 from __future__ import annotations
@@ -89,7 +91,7 @@ def _child(request: dict[str, Any], fds: list[int], control: socket.socket, load
     code = 1
     try:
         control.close()
-        os.setsid()  # a process group of its own: the engine kills it whole
+        os.setpgid(0, 0)  # a process group of its own (the parent sets it too: no race with a kill)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         signal.set_wakeup_fd(-1)
@@ -140,6 +142,9 @@ def _fork(request: dict[str, Any], fds: list[int], control: socket.socket, scrip
         pid = os.fork()
         if pid == 0:
             _child(request, fds, control, load)
+        # Before anyone learns the pid: the engine kills the job's group, which must exist by then.
+        with contextlib.suppress(ProcessLookupError, PermissionError):  # it may be done already
+            os.setpgid(pid, pid)
         answer["pid"] = pid
     except OSError as exc:
         answer["error"] = f"{type(exc).__name__}: {exc}"
