@@ -36,7 +36,6 @@ test: lint typecheck pytest
 bench: install-test
 	bash -c 'source scripts/test-services.sh --only-helpers && { command -v wrk >/dev/null || hg_apt_install wrk || true; }'
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
-	$(BIN)/python bench/callbacks.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -21,8 +21,9 @@ async def worker(
     until: float,
     latencies: list[float],
     errors: list[int],
+    extra_headers: dict[str, str],
 ) -> None:
-    headers = {"Content-Type": "application/json"}
+    headers = {"Content-Type": "application/json", **extra_headers}
     while time.perf_counter() < until:
         started = time.perf_counter()
         try:
@@ -37,7 +38,9 @@ async def worker(
         latencies.append(time.perf_counter() - started)
 
 
-async def run(url: str, body: bytes, connections: int, seconds: float) -> dict[str, float]:
+async def run(
+    url: str, body: bytes, connections: int, seconds: float, headers: dict[str, str]
+) -> dict[str, float]:
     latencies: list[float] = []
     errors: list[int] = []
     connector = aiohttp.TCPConnector(limit=connections)
@@ -45,7 +48,7 @@ async def run(url: str, body: bytes, connections: int, seconds: float) -> dict[s
         started = time.perf_counter()
         until = started + seconds
         await asyncio.gather(
-            *(worker(session, url, body, until, latencies, errors) for _ in range(connections))
+            *(worker(session, url, body, until, latencies, errors, headers) for _ in range(connections))
         )
         elapsed = time.perf_counter() - started
     latencies.sort()
@@ -54,17 +57,17 @@ async def run(url: str, body: bytes, connections: int, seconds: float) -> dict[s
         return latencies[min(int(len(latencies) * p), len(latencies) - 1)] * 1000 if latencies else 0.0
 
     return {
-        "requests": len(latencies),
-        "errors": len(errors),
-        "seconds": elapsed,
         "rps": len(latencies) / elapsed,
+        "mean_ms": sum(latencies) / len(latencies) * 1000 if latencies else 0.0,
         "p50_ms": pct(0.5),
         "p99_ms": pct(0.99),
+        "errors": float(len(errors)),
     }
 
 
 if __name__ == "__main__":
     target, body_file, conns, secs = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
+    extra = orjson.loads(sys.argv[5]) if len(sys.argv) > 5 else {}
     with open(body_file, "rb") as f:
         payload = f.read()
-    print(orjson.dumps(asyncio.run(run(target, payload, conns, secs))).decode())
+    print(orjson.dumps(asyncio.run(run(target, payload, conns, secs, extra))).decode())

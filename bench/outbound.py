@@ -193,7 +193,8 @@ async def _until_settled(gateway_url: str, count: int) -> float:
     headers = {"Authorization": f"Bearer {TOKEN}"}
     async with aiohttp.ClientSession(headers=headers) as session:
         while True:
-            async with session.get(f"{gateway_url}/api/deliveries", params={"state": "pending", "limit": "1"}) as r:
+            query = {"state": "pending", "limit": "1"}
+            async with session.get(f"{gateway_url}/api/deliveries", params=query) as r:
                 pending = (await r.json())["deliveries"]
             if not pending:
                 return time.perf_counter()

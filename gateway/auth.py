@@ -28,6 +28,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
@@ -54,6 +55,7 @@ ADMIN_TOKEN_FILE = "admin.token"
 JOB_SCOPES = ("callbacks:create", "jobs:read:own", "steps:report")
 REVOCATION_REFRESH = 0.5  # "within a second", with room to spare
 TOUCH_INTERVAL = 60.0
+PRINCIPAL_CACHE = 10_000
 
 
 def hash_token(token: str) -> str:
@@ -92,6 +94,21 @@ class Principal:
         return self.allows("jobs:cancel") or (self.allows("jobs:cancel:own") and self.owns(job))
 
 
+def _principal_of(jti: str, claims: dict[str, Any]) -> Principal:
+    subject = str(claims["sub"])
+    scopes = frozenset(str(s) for s in claims["scope"])
+    if subject.startswith("job:"):
+        return Principal(id=subject, kind="job", scopes=scopes, jti=jti, job_id=subject.removeprefix("job:"))
+    rate = claims.get("rate_limit")
+    return Principal(
+        id=f"token:{jti}",
+        kind="route",
+        scopes=scopes,
+        jti=jti,
+        rate_limit=parse_rate(rate) if isinstance(rate, str) else None,
+    )
+
+
 class Authenticator:
     def __init__(
         self,
@@ -111,6 +128,7 @@ class Authenticator:
         self._users = {u.token_hash: u for u in config.users}
         self._revoked: set[str] = set()
         self._touched: dict[str, float] = {}
+        self._principals: dict[str, Principal] = {}  # by jti, built once from its verified claims
 
     # --- lifecycle --------------------------------------------------------------------------------
 
@@ -234,21 +252,15 @@ class Authenticator:
             raise Unauthorized(
                 "the token has been revoked", code="token_revoked", bearer_error="invalid_token"
             )
-        subject = str(claims["sub"])
-        scopes = frozenset(str(s) for s in claims["scope"])
-        if subject.startswith("job:"):
-            return Principal(
-                id=subject, kind="job", scopes=scopes, jti=jti, job_id=subject.removeprefix("job:")
-            )
-        await self._touch(jti)
-        rate = claims.get("rate_limit")
-        return Principal(
-            id=f"token:{jti}",
-            kind="route",
-            scopes=scopes,
-            jti=jti,
-            rate_limit=parse_rate(rate) if isinstance(rate, str) else None,
-        )
+        principal = self._principals.get(jti)
+        if principal is None:
+            principal = _principal_of(jti, claims)
+            if len(self._principals) >= PRINCIPAL_CACHE:
+                self._principals.clear()
+            self._principals[jti] = principal  # claims never change for a jti; only revocation does
+        if principal.kind == "route":
+            await self._touch(jti)
+        return principal
 
     async def _touch(self, jti: str) -> None:
         """Record 'last used' at most once a minute per token: not a write on every request."""
