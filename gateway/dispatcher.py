@@ -111,8 +111,9 @@ class Dispatcher:
                 except Exception:
                     log.exception("dispatching to engine %s failed; retrying", name)
                     timeout = SAFETY_POLL
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(wake.wait(), timeout)
+                # Not asyncio.wait_for: on Python 3.11 it can swallow the cancellation that stops
+                # this loop when the wake-up lands at the same moment, and stop() then waits forever.
+                await wake.wait_for(timeout)
 
     async def _claim_and_start(self, name: str, engine: Engine) -> None:
         while (slots := engine.free_slots()) > 0:

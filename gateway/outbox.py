@@ -175,8 +175,7 @@ class Outbox:
                 except Exception:
                     log.exception("the outbox loop failed; retrying")
                     timeout = SAFETY_POLL
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(wake.wait(), timeout)
+                await wake.wait_for(timeout)  # not asyncio.wait_for: see Dispatcher._feed
 
     async def _claim_and_send(self) -> bool:
         """Claim due deliveries for the free slots; True when slots are left (nothing more is due)."""

@@ -340,7 +340,8 @@ class LocalEngine:
             second = asyncio.create_task(_read_bounded(process.stderr, self.options.max_log_bytes, into=live))
         timed_out = False
         try:
-            await asyncio.wait_for(process.wait(), timeout)
+            async with asyncio.timeout(timeout):  # wait_for could swallow a cancel on 3.11
+                await process.wait()
         except TimeoutError:
             timed_out = True
             _kill_group(process)
