@@ -137,6 +137,7 @@ class SQLiteStore:
         self._lock_file: IO[bytes] | None = None
         self._pending_topics: set[str] = set()
         self._group: GroupCommit | None = None
+        self._next_due: dict[str, float | None] = {}  # engine -> as seen by its latest claim
         self._checkpointer: ThreadConnection | None = None
         self._checkpoints: asyncio.Task[None] | None = None
 
@@ -379,6 +380,11 @@ class SQLiteStore:
                 batch.touch(job_topic(job.id), value=running)
                 if on_claim is not None:
                     _insert_deliveries(conn, batch, on_claim(running))
+            # The dispatcher asks next when the next job is due; answered here, it costs no read.
+            (due,) = conn.execute(
+                "SELECT MIN(run_after) FROM jobs WHERE state = 'queued' AND engine = ?", (engine,)
+            ).fetchone()
+            self._next_due[engine] = None if due is None else float(due)
             return claimed
 
         return await self._grouped().write(claim)
@@ -466,6 +472,8 @@ class SQLiteStore:
         return recovered
 
     async def next_due(self, *, engine: str) -> float | None:
+        if engine in self._next_due:  # found by the claim just made: every later change wakes a claim
+            return self._next_due.pop(engine)
         sql = "SELECT MIN(run_after) FROM jobs WHERE state = 'queued' AND engine = ?"
         async with self._db().execute(sql, (engine,)) as cur:
             row = await cur.fetchone()

@@ -101,8 +101,7 @@ def _child(request: dict[str, Any], fds: list[int], control: socket.socket, load
         os.dup2(logs, 2)
         os.close(stdin)
         os.close(logs)
-        os.environ.clear()
-        os.environ.update(request["env"])
+        _become(request["env"])
         os.environ["HOOKGATE_RESULT_FD"] = str(channel)
         os.chdir(request["cwd"])
         code = run_job(load, channel)
@@ -111,6 +110,16 @@ def _child(request: dict[str, Any], fds: list[int], control: socket.socket, load
             with contextlib.suppress(Exception):  # the pipe may be gone; the status still counts
                 stream.flush()
         os._exit(code)
+
+
+def _become(env: dict[str, str]) -> None:
+    """The job's environment, changing only what differs: it is mostly the server's own, and
+    ``os.environ.clear()`` costs time quadratic in its size (most of a fork's cost, measured)."""
+    for name in [name for name in os.environ if name not in env]:
+        del os.environ[name]
+    for name, value in env.items():
+        if os.environ.get(name) != value:
+            os.environ[name] = value
 
 
 def serve(control: socket.socket) -> None:

@@ -281,7 +281,7 @@ class LocalEngine:
         """The file holding exactly the version pinned on the job (an older one is restored)."""
         current = self.resolve(job.script)
         if current is not None and (job.script_hash is None or current.hash == job.script_hash):
-            located = self._locate(job.script)
+            located = self._located(job.script)
             if located is not None:
                 return located
         if job.script_hash is None or self._context is None:
