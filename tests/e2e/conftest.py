@@ -8,6 +8,7 @@ import aiohttp
 import pytest
 
 from .harness import ADMIN_HEADERS, Gateway
+from .receiver import Receiver
 
 
 @pytest.fixture
@@ -37,6 +38,22 @@ async def make_gateway(tmp_path: Path) -> AsyncIterator[Callable[..., Gateway]]:
     for gateway in made:
         await gateway.stop()
         print(f"--- log of {gateway.root.name}:\n{gateway.logs()[-4000:]}")
+
+
+@pytest.fixture
+async def receivers() -> AsyncIterator[Callable[..., Any]]:
+    """Real HTTP receivers on loopback (tests/e2e/receiver.py), stopped at the end."""
+    started: list[Receiver] = []
+
+    async def make(**kwargs: Any) -> Receiver:
+        receiver = Receiver(**kwargs)
+        await receiver.start()
+        started.append(receiver)
+        return receiver
+
+    yield make
+    for receiver in started:
+        await receiver.stop()
 
 
 @pytest.fixture

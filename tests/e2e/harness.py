@@ -152,6 +152,23 @@ class Gateway:
                 await self.kill()
 
 
+async def hookgate_command(*args: str) -> tuple[int, str, str]:
+    """The real ``hookgate`` command line, as an operator types it: exit code, stdout, stderr."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "gateway",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(SUPPORT)},
+        cwd=str(REPO),
+    )
+    out, err = await process.communicate()
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
 async def eventually(
     check: Callable[[], Awaitable[Any]], *, timeout: float = 10.0, interval: float = 0.05
 ) -> Any:

@@ -9,11 +9,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
-import pytest
 from standardwebhooks import Webhook
 
 from .harness import Gateway, eventually, job_state, wait_for_state
@@ -21,21 +20,6 @@ from .receiver import Receiver
 
 SECRET = "whsec_" + base64.b64encode(b"outbound-signing-secret-32-bytes").decode()
 FAST = 'backoff = { schedule = ["100ms", "200ms", "300ms"] }'
-
-
-@pytest.fixture
-async def receivers() -> AsyncIterator[Callable[..., Any]]:
-    started: list[Receiver] = []
-
-    async def make(**kwargs: Any) -> Receiver:
-        receiver = Receiver(**kwargs)
-        await receiver.start()
-        started.append(receiver)
-        return receiver
-
-    yield make
-    for receiver in started:
-        await receiver.stop()
 
 
 def outbound(*webhooks: str, extra: str = "") -> str:

@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
-import pytest
 from pg import DSN, fresh_schema
 
-from .harness import ADMIN_HEADERS, REPO, SUPPORT, Gateway, eventually
-from .receiver import Receiver
+from .harness import ADMIN_HEADERS, Gateway, eventually, hookgate_command
 from .test_outbound import outbound, webhook
 
 
@@ -23,22 +19,8 @@ def route(path: str, script: str, *, mode: str = "async", more: str = "") -> str
 
 
 async def hookgate_reload(gateway: Gateway) -> tuple[int, str]:
-    """The real ``hookgate reload`` command, as an operator types it."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "gateway",
-        "reload",
-        "--config",
-        str(gateway.config_path),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-        env={**os.environ, "PYTHONPATH": str(SUPPORT)},
-        cwd=str(REPO),
-    )
-    output, _ = await process.communicate()
-    assert process.returncode is not None
-    return process.returncode, output.decode()
+    code, out, err = await hookgate_command("reload", "--config", str(gateway.config_path))
+    return code, out + err
 
 
 async def generation(session: aiohttp.ClientSession, gateway: Gateway) -> int:
@@ -57,21 +39,6 @@ async def _logged(gateway: Gateway, text: str) -> bool:
 def sighup(gateway: Gateway) -> None:
     assert gateway.process is not None
     gateway.process.send_signal(signal.SIGHUP)
-
-
-@pytest.fixture
-async def receivers() -> AsyncIterator[Callable[..., Any]]:
-    started: list[Receiver] = []
-
-    async def make(**kwargs: Any) -> Receiver:
-        receiver = Receiver(**kwargs)
-        await receiver.start()
-        started.append(receiver)
-        return receiver
-
-    yield make
-    for receiver in started:
-        await receiver.stop()
 
 
 async def test_reload_swaps_routes_and_refuses_a_bad_file(

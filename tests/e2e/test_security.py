@@ -6,13 +6,11 @@ by the ``standardwebhooks`` package), never by hookgate's own signer.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import hmac
 import json
 import stat
-import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -22,7 +20,7 @@ import jwt
 import pytest
 from standardwebhooks import Webhook
 
-from .harness import REPO, Gateway, eventually, wait_for_state
+from .harness import Gateway, eventually, hookgate_command, wait_for_state
 
 SW_SECRET = "whsec_" + base64.b64encode(b"standard-webhooks-secret-bytes!!").decode()
 ROUTES = f"""
@@ -79,21 +77,9 @@ async def gw(make_gateway: Callable[..., Gateway]) -> Gateway:
 
 
 async def cli(gateway: Gateway, *args: str) -> str:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "gateway",
-        "token",
-        "--config",
-        str(gateway.config_path),
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        cwd=str(REPO),
-    )
-    out, err = await process.communicate()
-    assert process.returncode == 0, err.decode()
-    return out.decode().strip()
+    code, out, err = await hookgate_command("token", "--config", str(gateway.config_path), *args)
+    assert code == 0, err
+    return out.strip()
 
 
 def bearer(token: str) -> dict[str, str]:
