@@ -8,7 +8,6 @@ a ``Store``: handlers and the dispatcher call them, tests call them without a se
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -214,9 +213,7 @@ async def _wait(
         remaining = deadline - loop.time()
         if job is None or job.finished or remaining <= 0:
             return job
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(min(remaining, store.recheck_interval or remaining)):
-                await changed.wait()
+        await changed.wait_for(min(remaining, store.recheck_interval or remaining))
 
 
 def render_concurrency_key(

@@ -443,21 +443,20 @@ class SQLiteStore:
     async def recover_expired(
         self, *, now: float, on_fail: Callable[[Job], Sequence[Delivery]] | None = None
     ) -> list[Job]:
-        recovered: list[Job] = []
-        async with self._transaction() as db:
+
+        def recover(conn: sqlite3.Connection, batch: Batch) -> list[Job]:
+            recovered: list[Job] = []
             sql = f"SELECT * FROM jobs WHERE state IN {_ACTIVE} AND lease_expires < ?"
-            async with db.execute(sql, (now,)) as cur:
-                expired = [row_to_job(r) for r in await cur.fetchall()]
-            for job in expired:
+            for job in [row_to_job(r) for r in conn.execute(sql, (now,)).fetchall()]:
                 if job.options.retry_on_restart:
-                    await db.execute(
+                    conn.execute(
                         "UPDATE jobs SET state = 'queued', run_after = ?, lease_owner = NULL, "
                         "lease_expires = NULL WHERE id = ?",
                         (now, job.id),
                     )
                     recovered.append(job.evolve(state=JobState.QUEUED, lease_owner=None, lease_expires=None))
                 else:
-                    await db.execute(
+                    conn.execute(
                         "UPDATE jobs SET state = 'failed', error = ?, finished_at = ?, lease_owner = NULL, "
                         "lease_expires = NULL, sealed_args = NULL WHERE id = ?",
                         (orjson.dumps(RESTART_ERROR).decode(), now, job.id),
@@ -467,9 +466,11 @@ class SQLiteStore:
                     )
                     recovered.append(failed)
                     if on_fail is not None:
-                        await self._insert_deliveries(db, on_fail(failed))
-                self._touch(job_topic(job.id), QUEUE_TOPIC)
-        return recovered
+                        _insert_deliveries(conn, batch, on_fail(failed))
+                batch.touch(job_topic(job.id), QUEUE_TOPIC)
+            return recovered
+
+        return await self._grouped().write(recover)
 
     async def next_due(self, *, engine: str) -> float | None:
         if engine in self._next_due:  # found by the claim just made: every later change wakes a claim
@@ -606,15 +607,8 @@ class SQLiteStore:
 
     # --- outbox -----------------------------------------------------------------------------------
 
-    async def _insert_deliveries(self, db: ThreadConnection, deliveries: Sequence[Delivery]) -> None:
-        if not deliveries:
-            return
-        await db.executemany(_INSERT_DELIVERY, [delivery_values(d) for d in deliveries])
-        self._touch(OUTBOX_TOPIC)
-
     async def enqueue_deliveries(self, deliveries: Sequence[Delivery]) -> None:
-        async with self._transaction() as db:
-            await self._insert_deliveries(db, deliveries)
+        await self._grouped().write(lambda conn, batch: _insert_deliveries(conn, batch, deliveries))
 
     async def claim_due_deliveries(
         self, *, worker: str, now: float, lease: float, limit: int
