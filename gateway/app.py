@@ -17,9 +17,10 @@ from .catalog import Catalog, check_scripts
 from .config import Config
 from .dispatcher import Dispatcher
 from .engine import Engine, create_engines
-from .forwarded import parse_networks
+from .forwarded import listening_url, parse_networks
 from .keys import (
     AUTH,
+    BODY_READS,
     CATALOG,
     DISPATCHER,
     ENGINES,
@@ -73,6 +74,7 @@ def create_app(config: Config, *, reloading: Reloading | None = None) -> web.App
     app[ENGINES] = engines
     app[CATALOG] = Catalog(engines, store)
     app[SYNC_WAITS] = WaitSlots(config.server.max_sync_waiting)
+    app[BODY_READS] = WaitSlots(config.server.max_reading, holders="requests are already sending bodies")
     sealer = Sealer(key=config.server.secret_key, data_dir=config.server.data_dir)
     app[SEALER] = sealer
     auth = Authenticator(config.auth, store=store, data_dir=config.server.data_dir)
@@ -101,14 +103,10 @@ def create_app(config: Config, *, reloading: Reloading | None = None) -> web.App
 
 
 def _gateway_url(config: Config) -> Callable[[Job], str]:
+    """Where a job reaches the gateway with its token: the operator's choice, never a request's Host."""
     server = config.server
-    host = "127.0.0.1" if server.host in ("0.0.0.0", "::", "") else server.host
-    fallback = f"http://{host}:{server.port}"
-
-    def url_for(job: Job) -> str:
-        return server.public_url or job.origin or fallback
-
-    return url_for
+    url = server.internal_url or listening_url(server.host, server.port)
+    return lambda job: url
 
 
 async def _store_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -2,6 +2,12 @@
 
 A proxy listed in ``[server] trusted_proxies`` (addresses or networks) sets ``X-Forwarded-For``,
 ``-Proto`` and ``-Host``; from anyone else those headers are ignored, since any client can send them.
+
+The host of the URLs hookgate hands out (status URLs, callback and approval URLs) is never taken
+from a request alone: a caller who sends ``Host: attacker`` would otherwise receive, and make jobs
+send their tokens to, a URL of its choosing. It is ``public_url`` when set; otherwise the forwarded
+or ``Host`` host of a request that came through a trusted proxy *and* names a host listed in
+``allowed_hosts``; otherwise the address the gateway listens on.
 """
 
 from __future__ import annotations
@@ -11,7 +17,7 @@ from collections.abc import Sequence
 
 from aiohttp import web
 
-__all__ = ["Networks", "client_ip", "origin", "parse_networks"]
+__all__ = ["Networks", "client_ip", "host_allowed", "listening_url", "parse_networks", "public_origin"]
 
 Networks = Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network]
 
@@ -49,11 +55,47 @@ def client_ip(request: web.BaseRequest, trusted: Networks) -> str | None:
     return hops[0] if hops else peer
 
 
-def origin(request: web.BaseRequest, trusted: Networks) -> str:
-    """``scheme://host`` as the client saw it."""
-    if _trusted(request.remote, trusted):
-        proto = request.headers.get("X-Forwarded-Proto", "").split(",")[0].strip()
-        host = request.headers.get("X-Forwarded-Host", "").split(",")[0].strip()
-        if proto in ("http", "https") and host:
-            return f"{proto}://{host}"
-    return f"{request.scheme}://{request.host}"
+def listening_url(host: str, port: int) -> str:
+    """``http://host:port`` of the listening socket; a wildcard address is reached on loopback."""
+    if host in ("", "0.0.0.0", "::"):
+        host = "127.0.0.1"
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
+
+
+def _hostname(host: str) -> str:
+    """``Example.com:8443`` → ``example.com``; ``[::1]:80`` → ``::1``."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        return host[1:].split("]", 1)[0]
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+def host_allowed(host: str, allowed: Sequence[str]) -> bool:
+    """Django's rule: an exact name (port ignored), ``.example.com`` or ``*.example.com`` for
+    subdomains, and ``*`` for any host."""
+    name = _hostname(host)
+    if not name or any(c in name for c in "/\\@ \t\r\n"):
+        return False
+    for pattern in allowed:
+        pattern = pattern.strip().lower()
+        if pattern == "*" or pattern == name:
+            return True
+        suffix = pattern[1:] if pattern.startswith("*.") else pattern if pattern.startswith(".") else None
+        if suffix and (name.endswith(suffix) or name == suffix[1:]):
+            return True
+    return False
+
+
+def public_origin(
+    request: web.BaseRequest, *, trusted: Networks, allowed_hosts: Sequence[str], fallback: str
+) -> str:
+    """``scheme://host`` for URLs handed to the outside when ``public_url`` is not set."""
+    if not _trusted(request.remote, trusted):
+        return fallback
+    proto = request.headers.get("X-Forwarded-Proto", "").split(",")[0].strip() or request.scheme
+    host = request.headers.get("X-Forwarded-Host", "").split(",")[0].strip() or request.host
+    if proto in ("http", "https") and host and host_allowed(host, allowed_hosts):
+        return f"{proto}://{host}"
+    return fallback

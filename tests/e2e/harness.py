@@ -78,6 +78,7 @@ class Gateway:
         auth_extra: str = "",
         extra: str = "",
         engines_extra: str = "",
+        internal_url: bool = False,
     ) -> None:
         self.env = env or {}
         self.root = root
@@ -86,6 +87,8 @@ class Gateway:
         if not self.scripts_dir.exists():
             shutil.copytree(HERE / "scripts", self.scripts_dir)
         self.port = free_port()
+        if internal_url:  # required by engines whose jobs run elsewhere (http, celery)
+            server_extra = f'internal_url = "http://127.0.0.1:{self.port}"\n{server_extra}'
         self.config_path = root / "gateway.toml"
         self._settings: dict[str, Any] = {
             "port": self.port,

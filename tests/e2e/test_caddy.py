@@ -55,7 +55,7 @@ async def run(*argv: str, env: dict[str, str]) -> tuple[int, str]:
 async def proxied(
     make_gateway: Callable[..., Gateway], caddy: str, tmp_path: Path
 ) -> AsyncIterator[tuple[Gateway, str, Path]]:
-    gateway = make_gateway(server_extra='trusted_proxies = ["127.0.0.1"]')
+    gateway = make_gateway(server_extra='trusted_proxies = ["127.0.0.1"]\nallowed_hosts = ["127.0.0.1"]')
     await gateway.start()
     code, token = await run(
         sys.executable,

@@ -122,7 +122,7 @@ def celery_engine(queue: str) -> str:
 async def test_async_sync_failure_and_job_headers(
     make_gateway: Callable[..., Gateway], session: aiohttp.ClientSession, worker: Worker
 ) -> None:
-    gateway = make_gateway(engines_extra=celery_engine(worker.queue))
+    gateway = make_gateway(internal_url=True, engines_extra=celery_engine(worker.queue))
     await gateway.start()
     async with session.post(f"{gateway.url}/api/run_wait_result/cq/add", json={"a": 2, "b": 3}) as resp:
         assert await resp.json() == 5
@@ -145,7 +145,7 @@ async def test_cancel_revokes_a_long_task(
     tmp_path: Path,
 ) -> None:
     worker = await workers("prefork")  # revoke(terminate=True) stops a task running in a pool child
-    gateway = make_gateway(engines_extra=celery_engine(worker.queue))
+    gateway = make_gateway(internal_url=True, engines_extra=celery_engine(worker.queue))
     await gateway.start()
     marker = tmp_path / "runs"
     async with session.post(
@@ -163,7 +163,7 @@ async def test_cancel_revokes_a_long_task(
 async def test_a_worker_killed_mid_task_and_restarted_still_completes_the_job(
     make_gateway: Callable[..., Gateway], session: aiohttp.ClientSession, worker: Worker, tmp_path: Path
 ) -> None:
-    gateway = make_gateway(engines_extra=celery_engine(worker.queue))
+    gateway = make_gateway(internal_url=True, engines_extra=celery_engine(worker.queue))
     await gateway.start()
     marker = tmp_path / "runs"
     async with session.post(

@@ -138,9 +138,10 @@ async def test_respond_mode_is_a_reverse_proxy_with_job_records(
     make_gateway: Callable[..., Gateway], session: aiohttp.ClientSession, upstream: Upstream
 ) -> None:
     gateway = make_gateway(
+        internal_url=True,
         engines_extra=engine(
             "proxy", upstream.url, "rp", mode='"respond"', headers='{ X-Upstream-Key = "k" }'
-        )
+        ),
     )
     await gateway.start()
     answer = await trigger(session, gateway, "rp/hello", {"name": "ada"}, sync=True)
@@ -160,7 +161,7 @@ async def test_poll_mode_maps_states(
         "states": '{ "/status" = { COMPLETED = "succeeded", ERROR = "failed" } }',
         "cancel_path": '"/jobs/{ref}/cancel"',
     }
-    gateway = make_gateway(engines_extra=engine("jobs", upstream.url, "pl", **options))
+    gateway = make_gateway(internal_url=True, engines_extra=engine("jobs", upstream.url, "pl", **options))
     await gateway.start()
     assert await trigger(session, gateway, "pl/work", {"n": 1}, sync=True) == {"done": {"n": 1}}
     failed = await trigger(session, gateway, "pl/fails", {}, sync=True)
@@ -179,7 +180,9 @@ async def test_callback_mode_waits_suspended_for_the_upstream(
     anonymous: aiohttp.ClientSession,
     upstream: Upstream,
 ) -> None:
-    gateway = make_gateway(engines_extra=engine("cb", upstream.url, "cb", mode='"callback"'))
+    gateway = make_gateway(
+        internal_url=True, engines_extra=engine("cb", upstream.url, "cb", mode='"callback"')
+    )
     await gateway.start()
     job_id = (await trigger(session, gateway, "cb/long", {"x": 1}))["job_id"]
     await wait_for_state(session, gateway, job_id, "suspended")
@@ -201,7 +204,9 @@ async def test_windmill_preset(
     make_gateway: Callable[..., Gateway], session: aiohttp.ClientSession, upstream: Upstream
 ) -> None:
     options = {"preset": '"windmill"', "workspace": '"demo"', "token": '"wm-token"'}
-    gateway = make_gateway(engines_extra=engine("windmill", upstream.url, "f/wm", **options))
+    gateway = make_gateway(
+        internal_url=True, engines_extra=engine("windmill", upstream.url, "f/wm", **options)
+    )
     await gateway.start()
     assert await trigger(session, gateway, "f/wm/etl", {"day": "mon"}, sync=True) == {"wm": {"day": "mon"}}
     run_path, run_headers, _ = next(r for r in upstream.requests if "/jobs/run/p/" in r[0])
@@ -221,7 +226,7 @@ async def test_an_unreachable_upstream_leaves_the_job_queued_until_it_is_back(
 ) -> None:
     later = Upstream(polls_before_done=0)
     options = {"mode": '"poll"', "states": '{ "/status" = { COMPLETED = "succeeded" } }'}
-    gateway = make_gateway(engines_extra=engine("down", later.url, "dn", **options))
+    gateway = make_gateway(internal_url=True, engines_extra=engine("down", later.url, "dn", **options))
     await gateway.start()
     job_id = (await trigger(session, gateway, "dn/job", {"k": "v"}))["job_id"]
 
