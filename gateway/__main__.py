@@ -16,6 +16,7 @@ from pathlib import Path
 
 import orjson
 
+from . import logsafe
 from .cli_tokens import add_token_commands
 from .config import Config, load_config
 from .errors import ConfigError
@@ -26,6 +27,7 @@ from .views import iso_time, job_view
 __all__ = ["main"]
 
 DEFAULT_CONFIG = "config/gateway.toml"
+LINGERING_TIME = 1.0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -114,6 +116,7 @@ def _serve(args: argparse.Namespace) -> int:
         stream=sys.stderr,
     )
     config = _serve_config(args)
+    secret_filter = logsafe.install(logsafe.config_secrets(config))
     server = config.server
     _use_uvloop()
     workers = _start_workers(args, server.processes) if server.processes > 1 and not args.worker else []
@@ -123,7 +126,12 @@ def _serve(args: argparse.Namespace) -> int:
             if worker.poll() is None:
                 worker.send_signal(signal.SIGHUP)
 
-    reloading = Reloading(load=lambda: _serve_config(args), announce=not args.worker, forward=forward)
+    def load() -> Config:  # a reloaded file's secrets join the old ones, still used by requests in flight
+        reloaded = _serve_config(args)
+        secret_filter.update((*secret_filter.known, *logsafe.config_secrets(reloaded)))
+        return reloaded
+
+    reloading = Reloading(load=load, announce=not args.worker, forward=forward)
     app = create_app(config, reloading=reloading)
     announce = f"hookgate serving on http://{server.host}:{server.port}"
     if server.processes > 1:
@@ -136,6 +144,9 @@ def _serve(args: argparse.Namespace) -> int:
             reuse_port=server.processes > 1,
             shutdown_timeout=server.shutdown_grace,
             access_log_class=AccessLogger,
+            # What is left of a refused request's body is read (so its sender sees the answer) for at
+            # most this long, then the connection closes: a stalled body holds nothing for long.
+            lingering_time=LINGERING_TIME,
             print=(lambda _: None) if args.worker else (lambda _: print(announce, flush=True)),
         )
     finally:

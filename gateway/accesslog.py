@@ -19,14 +19,20 @@ __all__ = ["AccessLogger", "route_template"]
 
 
 def route_template(request: web.BaseRequest) -> str:
-    match_info = getattr(request, "match_info", None)
+    """The matched route's template; ``(no route)`` for a request that never reached the router
+    (aiohttp answers a request line it cannot parse without matching it)."""
+    try:
+        match_info = request.match_info  # type: ignore[attr-defined]
+    except (AttributeError, AssertionError):
+        return "(no route)"
     resource = match_info.route.resource if match_info is not None else None
     return resource.canonical if resource is not None else "(no route)"
 
 
 def _client(request: web.BaseRequest) -> str | None:
-    app = getattr(request, "app", None)
-    if app is None:
+    try:
+        app = request.app  # type: ignore[attr-defined]
+    except (AttributeError, AssertionError):  # never routed: no app, no trusted proxies
         return request.remote
     return client_ip(request, app.get(TRUSTED_PROXIES, ()))
 

@@ -52,10 +52,12 @@ __all__ = [
 
 
 async def _readable_job(request: web.Request) -> Job:
+    """A job this caller may see; one it may not is answered exactly like one that does not exist,
+    so that job ids cannot be probed."""
     principal = await request.app[AUTH].require(request)
     job = await _job(request)
     if not principal.can_read(job):
-        raise Forbidden(f"this token may not read job {job.id}", details={"required": ["jobs:read"]})
+        raise JobNotFound(f"no job {job.id}")
     return job
 
 
@@ -106,6 +108,8 @@ def _wait_seconds(request: web.Request) -> float:
 async def _cancel(request: web.Request) -> Job:
     principal = await request.app[AUTH].require(request)
     existing = await _job(request)
+    if not principal.can_read(existing):
+        raise JobNotFound(f"no job {existing.id}")
     if not principal.can_cancel(existing):
         raise Forbidden(f"this token may not cancel job {existing.id}", details={"required": ["jobs:cancel"]})
     reason = await _cancel_reason(request)

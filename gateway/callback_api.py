@@ -17,7 +17,7 @@ from aiohttp import web
 from . import callbacks
 from .approval import approval_done, approval_page, approval_unavailable
 from .errors import BadRequest, Conflict, Forbidden, GatewayError, NotFound, SyncTimeout, UnsupportedMediaType
-from .handlers import base_url, read_body
+from .handlers import base_url, origin_of, read_body
 from .keys import AUTH, DISPATCHER, STORE, SUSPENSIONS
 from .live import config_of
 from .models import ACTIVE_STATES, CallbackCall, CallbackEndpoint, JobState
@@ -58,8 +58,14 @@ async def call_callback(request: web.Request) -> web.StreamResponse:
     endpoint = await store.find_callback(callbacks.hash_callback_token(token))
     if endpoint is None:
         raise NotFound("no such callback endpoint")  # before reading anything the caller sent
-    if endpoint.approval is not None and request.method == "GET":
+    if endpoint.approval is not None and request.method in ("GET", "HEAD"):
         return _approval_page(endpoint)  # showing the page never consumes the endpoint
+    if request.method == "OPTIONS":  # a preflight or a probe asks; it never answers the callback
+        return web.Response(status=204, headers={"Allow": _allowed(endpoint)})
+    if request.method == "HEAD":
+        return web.Response(status=204 if not endpoint.used_up else 410)
+    if endpoint.approval is not None:
+        _same_origin(request)
     if endpoint.require_token:
         await request.app[AUTH].require(request, scopes=("callbacks:call",))
     body = await read_body(request)
@@ -81,6 +87,23 @@ async def call_callback(request: web.Request) -> web.StreamResponse:
     if accepted.approval is not None and _wants_html(request):
         return _html(approval_done(_approved(call.body)), status=202)
     return json_response({"accepted": True, "callback_id": accepted.id}, status=202)
+
+
+def _allowed(endpoint: CallbackEndpoint) -> str:
+    methods = ("GET", "POST", "PUT", "PATCH", "DELETE") if endpoint.method == "ANY" else (endpoint.method,)
+    return ", ".join((*methods, "HEAD", "OPTIONS") if endpoint.approval is None else ("GET", "HEAD", "POST"))
+
+
+def _same_origin(request: web.Request) -> None:
+    """A person's decision comes from the approval page itself: a form posted from a foreign page
+    (one that framed or linked it) is refused. Browsers send ``Origin`` on every form POST."""
+    sent = request.headers.get("Origin")
+    if sent is None:  # not a browser (curl, a script): nothing to forge across sites
+        return
+    if sent.rstrip("/") not in (origin_of(request), f"{request.scheme}://{request.host}"):
+        raise Forbidden(
+            "a decision must be posted from the approval page itself", details={"origin": "foreign"}
+        )
 
 
 async def await_callback(request: web.Request) -> web.StreamResponse:
@@ -184,7 +207,12 @@ def _html(text: str, *, status: int = 200) -> web.Response:
         status=status,
         content_type="text/html",
         headers={
-            "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'"
+            "Content-Security-Policy": (
+                "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'"
+            ),
+            "X-Frame-Options": "DENY",
+            "Referrer-Policy": "same-origin",  # the URL is the credential: never sent to other sites
+            "Cache-Control": "no-store",
         },
     )
 

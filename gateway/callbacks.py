@@ -33,7 +33,9 @@ __all__ = [
 ]
 
 METHODS = ("POST", "GET", "PUT", "PATCH", "DELETE", "ANY")
-SENSITIVE_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
+SENSITIVE_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization", "x-api-key"})
+"""Never stored with a call: the caller's credentials are not the job's to read."""
+MAX_CALLS = 1_000_000
 
 
 def hash_callback_token(token: str) -> str:
@@ -57,8 +59,8 @@ async def create_endpoint(
             f"timeout must be a number of seconds between 0 and {max_timeout:g}, got {timeout!r}"
         )
     max_calls = request.get("max_calls", 1)
-    if isinstance(max_calls, bool) or not isinstance(max_calls, int) or max_calls < 1:
-        raise BadRequest(f"max_calls must be an integer >= 1, got {max_calls!r}")
+    if isinstance(max_calls, bool) or not isinstance(max_calls, int) or not 1 <= max_calls <= MAX_CALLS:
+        raise BadRequest(f"max_calls must be an integer from 1 to {MAX_CALLS}, got {max_calls!r}")
     schema = request.get("schema")
     if schema is not None:
         try:
@@ -123,11 +125,16 @@ def _refusal(refused: CallRefused) -> Exception:
 
 
 def schema_problems(schema: dict[str, Any], body: Any) -> list[dict[str, Any]]:
+    """Why ``body`` fails ``schema``; a schema whose ``$ref``s recurse without end against a deep
+    body fails the call with one problem rather than exhausting the stack."""
     validator = jsonschema.validators.validator_for(schema)(schema)
-    return [
-        {"path": "/" + "/".join(str(p) for p in error.absolute_path), "message": error.message}
-        for error in sorted(validator.iter_errors(body), key=lambda e: list(e.absolute_path))
-    ]
+    try:
+        return [
+            {"path": "/" + "/".join(str(p) for p in error.absolute_path), "message": error.message}
+            for error in sorted(validator.iter_errors(body), key=lambda e: list(e.absolute_path))
+        ]
+    except RecursionError:
+        return [{"path": "/", "message": "the body cannot be checked: the schema recurses too deeply on it"}]
 
 
 async def await_call(

@@ -21,6 +21,7 @@ from typing import Any, Literal, TypeVar, cast
 from .durations import parse_duration, parse_size
 from .errors import ConfigError
 from .forwarded import parse_networks
+from .payload import CREDENTIAL_HEADERS
 
 __all__ = [
     "AuthConfig",
@@ -54,6 +55,18 @@ class ServerConfig:
     host: str = "127.0.0.1"
     port: int = 8080
     public_url: str | None = None
+    """Where the outside reaches the gateway: the base of every URL hookgate hands out."""
+    internal_url: str | None = None
+    """Where jobs and engine workers reach the gateway (their tokens go there); never a request's Host.
+    Default: the listening address; required when an engine runs jobs on other hosts (http, celery)."""
+    allowed_hosts: tuple[str, ...] = ()
+    """Without ``public_url``: hosts a trusted proxy may name (X-Forwarded-Host, Host) in handed-out URLs."""
+    body_timeout: float = 30.0
+    """The longest a request body may take to arrive (408 after it)."""
+    max_reading: int = 256
+    """Requests reading a body at once; past it, 503 with Retry-After."""
+    max_form_parts: int = 100
+    """Fields of a form or parts of a multipart body, at most."""
     data_dir: Path = Path(".hookgate")
     max_body_size: int = 1024 * 1024
     sync_timeout: float = 30.0
@@ -214,6 +227,8 @@ class RouteConfig:
     idempotency_key: tuple[str, ...] | None = None
     idempotency_ttl: float = 86400.0
     webhooks: tuple[WebhookConfig, ...] = ()
+    allow_active_content: bool = False
+    """Serve a script's own content type (text/html…) without the sandboxing Content-Security-Policy."""
 
 
 @dataclass(frozen=True)
@@ -283,6 +298,7 @@ def parse_config(
     root.reject_unknown()
     _check_webhooks(webhooks, routes, problems)
     _check_engines(engines, problems)
+    _check_internal_url(server, engines, problems)
     _check_routes(routes, engines, problems)
     if problems:
         raise ConfigError(problems)
@@ -308,6 +324,11 @@ def _parse_server(t: Table, base_dir: Path, environ: Mapping[str, str]) -> Serve
         host=t.get("host", str, d.host),
         port=t.get("port", int, d.port, check=lambda p: 0 <= p <= 65535, expect="a port 0-65535"),
         public_url=_strip_slash(t.get("public_url", str, None)),
+        internal_url=_strip_slash(t.get("internal_url", str, None)),
+        allowed_hosts=_string_list(t, "allowed_hosts"),
+        body_timeout=t.convert("body_timeout", parse_duration, d.body_timeout),
+        max_reading=t.get("max_reading", int, d.max_reading, check=_positive, expect=">= 1"),
+        max_form_parts=t.get("max_form_parts", int, d.max_form_parts, check=_positive, expect=">= 1"),
         data_dir=_resolve(base_dir, t.get("data_dir", str, str(d.data_dir))),
         max_body_size=t.convert("max_body_size", parse_size, d.max_body_size),
         sync_timeout=t.convert("sync_timeout", parse_duration, d.sync_timeout),
@@ -319,10 +340,18 @@ def _parse_server(t: Table, base_dir: Path, environ: Mapping[str, str]) -> Serve
         processes=t.get("processes", int, d.processes, check=_positive, expect=">= 1"),
         shutdown_grace=t.convert("shutdown_grace", parse_duration, d.shutdown_grace),
         trusted_proxies=_string_list(t, "trusted_proxies"),
-        include_headers=_split_names(environ.get("HOOKGATE_INCLUDE_HEADERS", "")),
+        include_headers=_no_credentials(
+            t, _split_names(environ.get("HOOKGATE_INCLUDE_HEADERS", "")), "HOOKGATE_INCLUDE_HEADERS"
+        ),
         secret_key=t.get("secret_key", str, None),
         max_callback_timeout=t.convert("max_callback_timeout", parse_duration, d.max_callback_timeout),
     )
+    for key in ("public_url", "internal_url"):
+        url = getattr(server, key)
+        if url is not None and not re.fullmatch(r"https?://[^/?#\s]+(/[^?#\s]*)?", url):
+            t.problem(key, f"expected an http(s) URL such as https://hooks.example.com, got {url!r}")
+    if server.body_timeout <= 0:
+        t.problem("body_timeout", "must be more than 0")
     try:
         parse_networks(server.trusted_proxies)
     except ValueError as exc:
@@ -392,9 +421,10 @@ def _parse_route(t: Table) -> RouteConfig:
         sync_timeout=t.convert("sync_timeout", parse_duration, None),
         wrap_body=t.get("wrap_body", bool, False),
         raw=t.get("raw", bool, False),
-        include_headers=_string_list(t, "include_headers"),
+        include_headers=_no_credentials(t, _string_list(t, "include_headers"), "include_headers"),
         include_query=_string_list(t, "include_query"),
         redact=_string_list(t, "redact"),
+        allow_active_content=t.get("allow_active_content", bool, False),
         public=t.get("public", bool, False),
         verify=_parse_verify(t.table("verify")) if "verify" in t.raw else None,
         allow_query_token=t.get("allow_query_token", bool, None),
@@ -679,6 +709,27 @@ def _check_engines(engines: tuple[EngineConfig, ...], problems: list[str]) -> No
         if engine.name in seen:
             problems.append(f'{engine.path}.name: "{engine.name}" is used by another engine')
         seen.add(engine.name)
+
+
+def _no_credentials(t: Table, names: tuple[str, ...], where: str) -> tuple[str, ...]:
+    """Credential headers never become arguments: a file asking for one is refused, not ignored."""
+    for name in names:
+        if name.lower() in CREDENTIAL_HEADERS:
+            t.problem(where, f"{name} is a credential header and is never copied into arguments")
+    return tuple(n for n in names if n.lower() not in CREDENTIAL_HEADERS)
+
+
+# Engines whose jobs run on other hosts, which cannot reach the gateway on its listening address.
+REMOTE_ENGINE_TYPES = frozenset({"http", "celery"})
+
+
+def _check_internal_url(server: ServerConfig, engines: tuple[EngineConfig, ...], problems: list[str]) -> None:
+    remote = [e for e in engines if e.type in REMOTE_ENGINE_TYPES]
+    if remote and server.internal_url is None:
+        problems.append(
+            f"server.internal_url: required with the {remote[0].type} engine {remote[0].name!r} "
+            "(the address its jobs use to reach the gateway with their tokens)"
+        )
 
 
 def _check_routes(

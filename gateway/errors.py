@@ -14,6 +14,7 @@ One middleware (``gateway.middlewares.gateway_middleware``) turns any of these i
     │   ├── ScriptNotFound (404 script_not_found)
     │   └── JobNotFound (404 job_not_found)
     ├── MethodNotAllowed (405 method_not_allowed)
+    ├── RequestTimeout (408 body_timeout: the body did not arrive in time)
     ├── Conflict (409 conflict)
     ├── Gone (410 gone)
     ├── PayloadTooLarge (413 payload_too_large)
@@ -46,6 +47,7 @@ __all__ = [
     "NotFound",
     "Overloaded",
     "PayloadTooLarge",
+    "RequestTimeout",
     "RouteNotFound",
     "ScriptNotFound",
     "SyncTimeout",
@@ -140,6 +142,14 @@ class MethodNotAllowed(GatewayError):
 
     def headers(self) -> dict[str, str]:
         return {"Allow": ", ".join(sorted(self.allowed))}
+
+
+class RequestTimeout(GatewayError):
+    status = 408
+    code = "body_timeout"
+
+    def headers(self) -> dict[str, str]:
+        return {"Connection": "close"}
 
 
 class Conflict(GatewayError):

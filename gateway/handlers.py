@@ -7,6 +7,7 @@ the signature. Only then is anything parsed or queued.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import re
@@ -22,10 +23,11 @@ from . import jobs
 from .accesslog import route_template
 from .catalog import Target
 from .config import Mode, OutboundConfig, RouteConfig, VerifyConfig
-from .errors import BadRequest, SyncTimeout, Unauthorized
-from .forwarded import origin
+from .errors import BadRequest, RequestTimeout, SyncTimeout, Unauthorized
+from .forwarded import listening_url, public_origin
 from .keys import (
     AUTH,
+    BODY_READS,
     CATALOG,
     RATE_LIMITER,
     SEALER,
@@ -36,12 +38,13 @@ from .keys import (
 )
 from .live import config_of
 from .models import Job, JobOptions
-from .payload import RequestData, Shaped, ShapeOptions, check_size, shape
+from .payload import CREDENTIAL_HEADERS, RequestData, Shaped, ShapeOptions, check_size, shape
 from .ratelimit import Rate, parse_rate
 from .responses import json_response, render_job_result
 from .sealing import split_redacted
+from .ssrf import allowed_target
 from .store import DuplicateRequest, Idempotency, job_topic
-from .verify import check
+from .verify import check, credential_names
 
 __all__ = ["TriggerPolicy", "make_route_handler", "policy_for_route", "read_body"]
 
@@ -50,6 +53,7 @@ log = logging.getLogger("hookgate.triggers")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _PREFER_WAIT = re.compile(r"(?:^|[,;\s])wait\s*=\s*(\d+(?:\.\d+)?)", re.IGNORECASE)
 _READ_CHUNK = 65536
+_INLINE_SHAPE_LIMIT = 64 * 1024
 # A bare HMAC carries no timestamp, so these schemes deduplicate on their delivery id by default.
 DEFAULT_IDEMPOTENCY = {"github": ("header:X-GitHub-Delivery",), "standard-webhooks": ("header:webhook-id",)}
 
@@ -69,6 +73,7 @@ class TriggerPolicy:
     sync_timeout: float | None = None
     shape: ShapeOptions = field(default_factory=ShapeOptions)
     redact: tuple[str, ...] = ()
+    allow_active_content: bool = False
     public: bool = False
     verify: VerifyConfig | None = None
     allow_query_token: bool | None = None
@@ -81,6 +86,7 @@ def policy_for_route(route: RouteConfig) -> TriggerPolicy:
     idempotency = route.idempotency_key
     if idempotency is None:
         idempotency = DEFAULT_IDEMPOTENCY.get(route.verify.scheme, ()) if route.verify else ()
+    signature_headers, secret_query = credential_names(route.verify)
     return TriggerPolicy(
         route=route.path,
         mode=route.mode,
@@ -95,8 +101,11 @@ def policy_for_route(route: RouteConfig) -> TriggerPolicy:
             raw=route.raw,
             include_headers=route.include_headers,
             include_query=route.include_query,
+            secret_headers=CREDENTIAL_HEADERS | signature_headers,
+            secret_query=secret_query,
         ),
         redact=route.redact,
+        allow_active_content=route.allow_active_content,
         public=route.public,
         verify=route.verify,
         allow_query_token=route.allow_query_token,
@@ -118,9 +127,24 @@ def policy_for_route(route: RouteConfig) -> TriggerPolicy:
 
 
 async def read_body(request: web.Request) -> bytes:
-    """Read the body, refusing it as soon as it is known to be over the limit (header, then stream)."""
-    limit = config_of(request).server.max_body_size
-    check_size(request.content_length, limit)
+    """Read the body, refusing it as soon as it is known to be over the limit (header, then stream),
+    when it takes longer than ``server.body_timeout`` to arrive, or when ``server.max_reading``
+    other requests are already sending theirs (a slow sender must not hold connections forever)."""
+    server = config_of(request).server
+    check_size(request.content_length, server.max_body_size)
+    if request.content_length == 0 or (request.content_length is None and not request.body_exists):
+        return b""
+    with request.app[BODY_READS].hold():
+        try:
+            async with asyncio.timeout(server.body_timeout):
+                return await _read_limited(request, server.max_body_size)
+        except TimeoutError:
+            raise RequestTimeout(
+                f"the body did not arrive within {server.body_timeout:g}s (server.body_timeout)"
+            ) from None
+
+
+async def _read_limited(request: web.Request, limit: int) -> bytes:
     if request.content_length is not None:  # known and within the limit: one read, no chunk loop
         return await request.read()
     body = bytearray()
@@ -143,12 +167,29 @@ def request_data(request: web.Request, body: bytes, policy: TriggerPolicy) -> Re
 
 
 def origin_of(request: web.Request) -> str:
-    return origin(request, request.app[TRUSTED_PROXIES])
+    """The base of URLs handed to this caller: never the request's own Host unless allowed."""
+    server = config_of(request).server
+    if server.public_url:
+        return server.public_url
+    return public_origin(
+        request,
+        trusted=request.app[TRUSTED_PROXIES],
+        allowed_hosts=server.allowed_hosts,
+        fallback=listening_url(server.host, server.port),
+    )
 
 
 def base_url(request: web.Request, job: Job | None = None) -> str:
+    """A job's URLs keep the origin it was triggered through (itself checked by ``origin_of``)."""
     public = config_of(request).server.public_url
     return public or (job.origin if job and job.origin else origin_of(request))
+
+
+async def shape_off_loop(data: RequestData, options: ShapeOptions) -> Shaped:
+    """Shape a large body on a thread, so that parsing it never stalls the other requests."""
+    if len(data.body) < _INLINE_SHAPE_LIMIT:
+        return shape(data, options)
+    return await asyncio.to_thread(shape, data, options)
 
 
 # --- admission ------------------------------------------------------------------------------------
@@ -261,9 +302,13 @@ async def trigger(
     sync: bool,
     answer_async: Callable[[web.Request, Job], web.Response],
 ) -> web.StreamResponse:
-    """``script`` is known from the URL except for hash-pinned ones: the caller is then admitted
-    before anything reveals whether such a script exists."""
-    target = await load_target() if script is None else None
+    """``script`` is known from the URL except for hash-pinned ones: the caller is then
+    authenticated before anything reveals whether such a script exists."""
+    target = None
+    if script is None:
+        if policy.verify is None and not policy.public:
+            await request.app[AUTH].require(request, allow_query=policy.allow_query_token)
+        target = await load_target()
     admission = await admit(request, policy, script or target.version.path)  # type: ignore[union-attr]
     if target is None:
         target = await load_target()
@@ -272,10 +317,11 @@ async def trigger(
     answer = provider_answer(request, policy, body)
     if answer is not None:
         return answer
+    server = config_of(request).server
     options = policy.shape.for_request(
-        request.query, instance_headers=config_of(request).server.include_headers
+        request.query, instance_headers=server.include_headers, max_parts=server.max_form_parts
     )
-    shaped = shape(request_data(request, body, policy), options)
+    shaped = await shape_off_loop(request_data(request, body, policy), options)
     response = await _submit_and_answer(
         request, policy, target, shaped, admission, sync=sync, answer_async=answer_async
     )
@@ -351,7 +397,9 @@ async def _submit_and_answer(
             f"stays available at {base_url(request, job)}/api/jobs/{job.id}/result",
             job_id=job.id,
         )
-    response = render_job_result(finished, error_status=policy.error_status)
+    response = render_job_result(
+        finished, error_status=policy.error_status, allow_active_content=policy.allow_active_content
+    )
     if finished.options.delete_after_use and not replayed:
         await response.prepare(request)
         await response.write_eof()
@@ -374,14 +422,10 @@ def checked_callback_uri(uri: str, outbound: OutboundConfig) -> str:
             f"workflow_callback_uri is not an http(s) URL: {uri!r}",
             details={"parameter": "workflow_callback_uri"},
         )
-    host = parts.hostname.lower()
-    allowed = any(
-        host == pattern.lower() or (pattern.startswith("*.") and host.endswith(pattern[1:].lower()))
-        for pattern in outbound.allowed_callback_hosts
-    )
-    if not allowed:
+    if not allowed_target(uri, outbound.allowed_callback_hosts):
         raise BadRequest(
-            f"workflow_callback_uri host {host!r} is not in [outbound] allowed_callback_hosts",
+            f"workflow_callback_uri {parts.scheme}://{parts.netloc} is not allowed by "
+            "[outbound] allowed_callback_hosts",
             details={"parameter": "workflow_callback_uri"},
         )
     return uri

@@ -23,6 +23,7 @@ from .store import Store
 
 __all__ = [
     "AUTH",
+    "BODY_READS",
     "CATALOG",
     "DISPATCHER",
     "ENGINES",
@@ -45,6 +46,8 @@ ENGINES = web.AppKey("engines", dict[str, Engine])
 CATALOG = web.AppKey("catalog", Catalog)
 DISPATCHER = web.AppKey("dispatcher", Dispatcher)
 SYNC_WAITS = web.AppKey("sync_waits", WaitSlots)
+BODY_READS = web.AppKey("body_reads", WaitSlots)
+"""Requests reading a body right now (``server.max_reading``): a slow sender holds one."""
 SEALER = web.AppKey("sealer", Sealer)
 AUTH = web.AppKey("auth", Authenticator)
 RATE_LIMITER = web.AppKey("rate_limiter", RateLimiter)

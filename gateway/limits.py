@@ -11,16 +11,17 @@ __all__ = ["WaitSlots"]
 
 
 class WaitSlots:
-    """At most ``limit`` sync calls wait for their jobs at once."""
+    """At most ``limit`` holders at once: sync calls waiting for their jobs, requests reading bodies."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, *, holders: str = "sync calls are already waiting") -> None:
         self.limit = limit
+        self.holders = holders
         self.in_use = 0
 
     @contextmanager
     def hold(self) -> Iterator[None]:
         if self.in_use >= self.limit:
-            raise Overloaded(f"{self.limit} sync calls are already waiting; try again later", retry_after=1)
+            raise Overloaded(f"{self.limit} {self.holders}; try again later", retry_after=1)
         self.in_use += 1
         try:
             yield

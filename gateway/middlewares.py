@@ -59,6 +59,10 @@ async def gateway_middleware(request: web.Request, handler: Handler) -> web.Stre
         response = json_response(body, status=500)
     if not response.prepared:
         response.headers["X-Request-ID"] = request_id
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        if response.status >= 400 and request.body_exists and not request.content.is_eof():
+            # Refused before its body was read: close rather than wait for the rest of it.
+            response.force_close()
     request.app[METRICS].observe_request(
         route_template(request), request.method, response.status, time.perf_counter() - started
     )

@@ -28,7 +28,7 @@ from yarl import URL
 from .config import BackoffConfig, OutboundConfig, WebhookConfig
 from .models import Attempt, Delivery
 from .notify import Subscriptions
-from .ssrf import BlockedAddress, check_literal_host
+from .ssrf import BlockedAddress, allowed_target, check_literal_host, same_origin
 from .store import OUTBOX_TOPIC, Store
 from .store.signals import Signal
 from .tokens import KeyRing
@@ -118,6 +118,16 @@ def signed_headers(
         }
         headers["Authorization"] = f"Bearer {keys.encode(claims)}"
     return headers
+
+
+_CREDENTIAL_HEADERS = frozenset({"authorization", "cookie", "x-hub-signature-256", "webhook-signature"})
+
+
+def without_credentials(headers: dict[str, str], subscription: WebhookConfig) -> dict[str, str]:
+    """The headers a redirect to another origin may still carry: no auth, no signature, none of the
+    subscription's own headers (which may hold API keys), as browsers and ``requests`` do."""
+    own = {name.lower() for name in subscription.headers}
+    return {k: v for k, v in headers.items() if k.lower() not in _CREDENTIAL_HEADERS and k.lower() not in own}
 
 
 class Outbox:
@@ -256,6 +266,12 @@ class Outbox:
                         location = response.headers.get("Location")
                         if self.config.follow_redirects and status in REDIRECTS and location:
                             url = str(response.url.join(URL(location)))
+                            refusal = self._redirect_refusal(delivery.url, url, subscription)
+                            if refusal is not None:
+                                error = refusal
+                                break
+                            if not same_origin(delivery.url, url):
+                                headers = without_credentials(headers, subscription)
                             continue
                         response_text = (await response.content.read(SNIPPET)).decode(
                             "utf-8", errors="replace"
@@ -266,12 +282,25 @@ class Outbox:
             error = f"no answer within {subscription.timeout:g}s"
         except BlockedAddress as exc:
             error = str(exc)
+        except aiohttp.ClientConnectorError as exc:
+            # aiohttp wraps the resolver's refusal; its own message would only say "[None]".
+            cause = exc.os_error
+            error = str(cause) if isinstance(cause, BlockedAddress) else f"{type(exc).__name__}: {exc}"
         except (aiohttp.ClientError, OSError) as exc:
             error = f"{type(exc).__name__}: {exc}"
         duration = (time.monotonic() - clock_start) * 1000
         return Attempt(
             delivery.id, number, started, duration, status=status, error=error, response=response_text
         ), retry_after
+
+    def _redirect_refusal(self, first: str, target: str, subscription: WebhookConfig) -> str | None:
+        """A Cromwell callback carries its bearer only to allowed hosts: every hop is checked again."""
+        if subscription.format != "cromwell" or same_origin(first, target):
+            return None
+        if allowed_target(target, self.config.allowed_callback_hosts):
+            return None
+        host = URL(target).host
+        return f"redirected to {host}, which [outbound] allowed_callback_hosts does not allow; not followed"
 
 
 def _retry_after(value: str | None, *, now: float) -> float | None:

@@ -18,6 +18,10 @@ The rules (``docs/payload.md`` has an example request for each):
   < ``{name}`` path segments. Header names become lower-case with ``-`` as ``_``.
 - the shaping controls (``token``, ``payload``, ``include_header``, ``include_query``,
   ``wrap_body``, ``raw``, ``wait``) never become arguments.
+- credential headers (``Authorization``, ``Cookie``, ``Proxy-Authorization``, ``X-Api-Key`` and
+  those a route verifies) are never copied into arguments: asking for one is a ``400``.
+- bounded input: JSON nested deeper than ``MAX_DEPTH``, more than ``max_parts`` form fields or
+  multipart parts, or a charset that is not a text encoding are refused with a ``4xx``.
 """
 
 from __future__ import annotations
@@ -26,9 +30,11 @@ import base64
 import binascii
 import codecs
 import email.policy
+import quopri
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from email.parser import BytesParser
+from email.parser import BytesHeaderParser
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -39,9 +45,13 @@ from .errors import InvalidJSON, InvalidPayload, PayloadTooLarge, UnsupportedMed
 
 __all__ = [
     "CONTROL_PARAMS",
+    "CREDENTIAL_HEADERS",
+    "MAX_DEPTH",
     "RequestData",
     "ShapeOptions",
     "Shaped",
+    "check_depth",
+    "check_json_depth",
     "check_size",
     "decode_payload_query",
     "header_argument_name",
@@ -60,6 +70,11 @@ CONTROL_PARAMS = frozenset(
         "workflow_callback_uri",
     }
 )
+# Never copied into arguments, whoever asks: they are the caller's (or Caddy's injected) credentials.
+CREDENTIAL_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization", "x-api-key"})
+MAX_DEPTH = 64
+"""Arrays and objects nested deeper than this are refused: every consumer of a job's arguments
+(our own serialiser stops at 254 levels) gets them with room to spare."""
 TEXT_TYPES = frozenset({"text/plain", "application/xml", "text/xml"})
 FORM_TYPE = "application/x-www-form-urlencoded"
 MULTIPART_TYPE = "multipart/form-data"
@@ -94,16 +109,31 @@ class ShapeOptions:
     raw: bool = False
     include_headers: tuple[str, ...] = ()
     include_query: tuple[str, ...] = ()
+    max_parts: int = 100
+    secret_headers: frozenset[str] = CREDENTIAL_HEADERS
+    """Lower-case names never copied: the credential headers and the route's own secret headers."""
+    secret_query: frozenset[str] = frozenset()
+    """Query parameters never copied (an ``api_key`` sent in the query)."""
 
     def for_request(
-        self, query: Mapping[str, str], *, instance_headers: tuple[str, ...] = ()
+        self, query: Mapping[str, str], *, instance_headers: tuple[str, ...] = (), max_parts: int = 100
     ) -> ShapeOptions:
         """These defaults (a route's), overridden or extended by the request's query controls."""
+        asked = _names(query.get("include_header"))
+        refused = [name for name in asked if name.lower() in self.secret_headers]
+        if refused:
+            raise InvalidPayload(
+                f"include_header may not copy the credential header {refused[0]!r} into arguments",
+                details={"parameter": "include_header"},
+            )
         return ShapeOptions(
             wrap_body=_flag(query, "wrap_body", self.wrap_body),
             raw=_flag(query, "raw", self.raw),
-            include_headers=(*instance_headers, *self.include_headers, *_names(query.get("include_header"))),
+            include_headers=(*instance_headers, *self.include_headers, *asked),
             include_query=(*self.include_query, *_names(query.get("include_query"))),
+            max_parts=max_parts,
+            secret_headers=self.secret_headers,
+            secret_query=self.secret_query,
         )
 
 
@@ -135,16 +165,66 @@ def shape(request: RequestData, options: ShapeOptions | None = None) -> Shaped:
     media_type, params = _media_type(request.content_type)
     injected = _injected(request, options)
     if request.method == "GET" and "payload" in request.query:
-        return Shaped(
-            [{**_value_arguments(decode_payload_query(request.query["payload"]), options), **injected}]
-        )
+        value = decode_payload_query(request.query["payload"])
+        check_depth(value, where="the payload query parameter")
+        return Shaped([{**_value_arguments(value, options), **injected}])
     mode = detect_mode(media_type, request.headers)
     if mode is not None:
         events = parse_events(mode, request.body, request.headers)
         arguments = [{**_event_arguments(event, options), **injected} for event in events]
+        for arguments_of_event in arguments:
+            check_depth(arguments_of_event, where="the event")
         return Shaped(arguments, batch=mode is CloudEventMode.BATCH)
     return Shaped(
         [{**_body_arguments(request.body, media_type, params, request.content_type, options), **injected}]
+    )
+
+
+def check_depth(value: Any, *, where: str = "the body", limit: int = MAX_DEPTH) -> None:
+    """Refuse ``value`` when its arrays and objects nest deeper than ``limit`` (a walk of the
+    containers alone, without recursion: a hostile document cannot exhaust the stack here)."""
+    level: list[Any] = [value]
+    for depth in range(1, limit + 2):
+        level = (
+            [
+                child
+                for item in level
+                for child in (item.values() if isinstance(item, dict) else item)
+                if isinstance(child, dict | list)
+            ]
+            if depth > 1
+            else [v for v in level if isinstance(v, dict | list)]
+        )
+        if not level:
+            return
+    raise InvalidPayload(
+        f"{where} nests arrays and objects deeper than {limit} levels", details={"max_depth": limit}
+    )
+
+
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+_INNERMOST = re.compile(rb"\[\]|\{\}")
+
+
+def check_json_depth(raw: bytes, *, where: str = "the body", limit: int = MAX_DEPTH) -> None:
+    """The same refusal, read off valid JSON text before it is parsed: strings removed, then only
+    brackets kept, then one level of innermost pairs removed per pass. Every step is a scan in C,
+    so a megabyte of tiny arrays costs milliseconds, not a walk of a million Python objects."""
+    brackets = _JSON_STRING.sub(b"", raw).translate(None, _NOT_BRACKETS)
+    # A quick bound first: a pass of bytes.replace removes one level or two, never none.
+    rest, passes = brackets, 0
+    while rest and passes <= limit:
+        rest, passes = rest.replace(b"[]", b"").replace(b"{}", b""), passes + 1
+    if not rest and 2 * passes <= limit:
+        return
+    if not rest or passes <= limit:  # between: exactly, one level a pass
+        for _ in range(limit):
+            brackets = _INNERMOST.sub(b"", brackets)
+        if not brackets:
+            return
+    raise InvalidPayload(
+        f"{where} nests arrays and objects deeper than {limit} levels", details={"max_depth": limit}
     )
 
 
@@ -157,11 +237,13 @@ def _body_arguments(
     if not media_type or media_type == "application/json" or media_type.endswith("+json"):
         if not body.strip():
             return {}
-        return _value_arguments(_parse_json(body), options)
+        value = _parse_json(body)
+        check_json_depth(body)
+        return _value_arguments(value, options)
     if media_type == FORM_TYPE:
-        return _maybe_wrap(_form_fields(body, params.get("charset", "utf-8")), options)
+        return _maybe_wrap(_form_fields(body, params.get("charset", "utf-8"), options.max_parts), options)
     if media_type == MULTIPART_TYPE:
-        return _maybe_wrap(_multipart_fields(body, content_type), options)
+        return _maybe_wrap(_multipart_fields(body, content_type, options.max_parts), options)
     if media_type in TEXT_TYPES:
         text = _decode_text(body, params.get("charset", "utf-8"), where="the body")
         return {"body": text, "raw_string": text}
@@ -205,11 +287,20 @@ def _parse_json(data: bytes) -> Any:
         ) from None
 
 
-def _decode_text(data: bytes, charset: str, *, where: str) -> str:
+def _text_charset(charset: str, *, where: str) -> str:
+    """``charset`` when it names a text encoding; ``base64``, ``zlib`` or ``rot13`` are codecs too,
+    but not from bytes to text."""
     try:
-        codecs.lookup(charset)
-    except LookupError:
+        info = codecs.lookup(charset)
+    except (LookupError, ValueError):
         raise InvalidPayload(f"{where} declares an unknown charset {charset!r}") from None
+    if not getattr(info, "_is_text_encoding", True):
+        raise InvalidPayload(f"{where} declares {charset!r}, which is not a text encoding")
+    return info.name
+
+
+def _decode_text(data: bytes, charset: str, *, where: str) -> str:
+    charset = _text_charset(charset, where=where)
     try:
         return data.decode(charset)
     except UnicodeDecodeError as exc:
@@ -219,8 +310,17 @@ def _decode_text(data: bytes, charset: str, *, where: str) -> str:
         ) from None
 
 
-def _form_fields(body: bytes, charset: str) -> dict[str, Any]:
+def _too_many_parts(kind: str, limit: int) -> PayloadTooLarge:
+    return PayloadTooLarge(
+        f"the {kind} has more than {limit} parts (server.max_form_parts)", details={"max_parts": limit}
+    )
+
+
+def _form_fields(body: bytes, charset: str, max_parts: int = 100) -> dict[str, Any]:
+    charset = _text_charset(charset, where="the form body")
     text = _decode_text(body, "ascii", where="the form body")
+    if text.count("&") + text.count(";") >= max_parts:
+        raise _too_many_parts("form body", max_parts)
     try:
         pairs = parse_qsl(text, keep_blank_values=True, encoding=charset, errors="strict")
     except (UnicodeDecodeError, ValueError) as exc:
@@ -228,18 +328,14 @@ def _form_fields(body: bytes, charset: str) -> dict[str, Any]:
     return _collect(pairs)
 
 
-def _multipart_fields(body: bytes, content_type: str) -> dict[str, Any]:
-    header = f"Content-Type: {content_type}\r\n\r\n".encode("latin-1", errors="replace")
-    message = BytesParser(policy=email.policy.HTTP).parsebytes(header + body)
-    if not message.is_multipart() or not message.get_boundary():
-        raise InvalidPayload("the multipart body has no boundary or no parts")
+def _multipart_fields(body: bytes, content_type: str, max_parts: int = 100) -> dict[str, Any]:
     pairs: list[tuple[str, Any]] = []
-    for index, part in enumerate(message.iter_parts()):
+    for index, (head, content) in enumerate(_multipart_parts(body, content_type, max_parts)):
+        part = _HEADERS.parsebytes(head + b"\r\n\r\n")
         name = part.get_param("name", header="content-disposition")
         if not isinstance(name, str) or not name:
             raise InvalidPayload(f"part {index} of the multipart body has no name", details={"part": index})
-        payload = part.get_payload(decode=True)
-        content = payload if isinstance(payload, bytes) else b""
+        content = _transfer_decoded(content, str(part.get("Content-Transfer-Encoding", "")), index)
         filename = part.get_filename()
         if filename is not None:
             pairs.append(
@@ -258,6 +354,59 @@ def _multipart_fields(body: bytes, content_type: str) -> dict[str, Any]:
                 (name, _decode_text(content, part.get_content_charset() or "utf-8", where=f"field {name!r}"))
             )
     return _collect(pairs)
+
+
+_HEADERS = BytesHeaderParser(policy=email.policy.compat32)  # the fast one: only parameters are read
+
+
+def _multipart_parts(body: bytes, content_type: str, max_parts: int) -> list[tuple[bytes, bytes]]:
+    """Split a multipart body into (header block, content) pairs with ``bytes.find`` alone: linear in
+    the body whatever its shape, and never more than ``max_parts`` parts (RFC 7578 / RFC 2046)."""
+    boundary = _media_type(content_type)[1].get("boundary", "")
+    if not boundary or len(boundary) > 70:  # RFC 2046: 1 to 70 characters
+        raise InvalidPayload("the multipart body has no boundary or no parts")
+    delimiter = b"--" + boundary.encode("latin-1", errors="replace")
+    position = body.find(delimiter)
+    if position != 0 and (position < 0 or body[position - 2 : position] != b"\r\n"):
+        raise InvalidPayload("the multipart body has no boundary or no parts")
+    parts: list[tuple[bytes, bytes]] = []
+    while True:
+        position += len(delimiter)
+        if body[position : position + 2] == b"--":
+            return parts
+        line_end = body.find(b"\r\n", position)
+        if line_end < 0 or body[position:line_end].strip(b" \t"):
+            raise InvalidPayload("the multipart body is malformed after a boundary")
+        start = line_end + 2
+        following = body.find(b"\r\n" + delimiter, start)
+        if following < 0:
+            raise InvalidPayload("the multipart body ends before its closing boundary")
+        if len(parts) >= max_parts:
+            raise _too_many_parts("multipart body", max_parts)
+        part = body[start:following]
+        if part.startswith(b"\r\n"):
+            parts.append((b"", part[2:]))
+        else:
+            head_end = part.find(b"\r\n\r\n")
+            if head_end < 0:
+                raise InvalidPayload(
+                    f"part {len(parts)} of the multipart body has no blank line after its headers"
+                )
+            parts.append((part[:head_end], part[head_end + 4 :]))
+        position = following + 2
+
+
+def _transfer_decoded(content: bytes, encoding: str, index: int) -> bytes:
+    """RFC 7578 deprecates Content-Transfer-Encoding, but old clients still send base64 parts."""
+    encoding = encoding.strip().lower()
+    try:
+        if encoding == "base64":
+            return base64.b64decode(content)
+        if encoding == "quoted-printable":
+            return quopri.decodestring(content)
+    except (binascii.Error, ValueError):
+        raise InvalidPayload(f"part {index} of the multipart body is not valid {encoding}") from None
+    return content
 
 
 def _collect(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -282,17 +431,31 @@ def _injected(request: RequestData, options: ShapeOptions) -> dict[str, Any]:
         except UnicodeDecodeError:
             injected["raw_base64"] = base64.b64encode(request.body).decode()
     for name in options.include_query:
-        if name not in CONTROL_PARAMS and name in request.query:
+        if name not in CONTROL_PARAMS and name not in options.secret_query and name in request.query:
             injected[name] = request.query[name]
     for header in options.include_headers:
+        if header.lower() in options.secret_headers:
+            continue
         value = request.headers.get(header)
         if value is not None:
-            injected[header_argument_name(header)] = value
+            injected[header_argument_name(header)] = _header_text(header, value)
     injected.update(request.path_params)
     return injected
 
 
 # --- helpers --------------------------------------------------------------------------------------
+
+
+def _header_text(name: str, value: str) -> str:
+    """A header value as text; aiohttp keeps undecodable bytes as surrogates, which no JSON can hold."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidPayload(
+            f"the {name} header is not valid UTF-8 and cannot be copied into arguments",
+            details={"header": name},
+        ) from None
+    return value
 
 
 def _media_type(content_type: str) -> tuple[str, dict[str, str]]:

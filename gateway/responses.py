@@ -8,6 +8,7 @@ without those keys. A string with a non-JSON content type goes out as text. A fa
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import orjson
@@ -20,6 +21,10 @@ __all__ = ["json_response", "render_job_result"]
 STATUS_KEY = "windmill_status_code"
 CONTENT_TYPE_KEY = "windmill_content_type"
 _NO_BODY = frozenset({204, 304})
+# type/subtype, then parameters without control characters: a CR or LF would split the header.
+_CONTENT_TYPE = re.compile(r"[A-Za-z0-9!#$&^_.+-]+/[A-Za-z0-9!#$&^_.+-]+(?:\s*;[^\x00-\x1f\x7f]*)?")
+# A script's HTML is served from the gateway's own origin: without this it could run scripts there.
+ACTIVE_CONTENT_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; sandbox"
 
 
 def json_response(data: Any, *, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
@@ -28,9 +33,18 @@ def json_response(data: Any, *, status: int = 200, headers: dict[str, str] | Non
     )
 
 
-def render_job_result(job: Job, *, error_status: int | None = None) -> web.Response:
+def render_job_result(
+    job: Job, *, error_status: int | None = None, allow_active_content: bool = False
+) -> web.Response:
     if job.state is JobState.SUCCEEDED:
-        return _render_result(job.result)
+        response = _render_result(job.result)
+        if (
+            CONTENT_TYPE_KEY in (job.result if isinstance(job.result, dict) else ())
+            and not allow_active_content
+        ):
+            response.headers.setdefault("Content-Security-Policy", ACTIVE_CONTENT_CSP)
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        return response
     error = job.error or {"name": job.state.value, "message": f"the job {job.state.value}"}
     return json_response({"error": error}, status=error_status or 200)
 
@@ -51,12 +65,15 @@ def _render_result(result: Any) -> web.Response:
             status=500,
         )
     content_type = result.get(CONTENT_TYPE_KEY)
-    if content_type is not None and not isinstance(content_type, str):
+    if content_type is not None and (
+        not isinstance(content_type, str) or not _CONTENT_TYPE.fullmatch(content_type)
+    ):
         return json_response(
             {
                 "error": {
                     "code": "invalid_content_type",
-                    "message": f"the script's {CONTENT_TYPE_KEY} must be a string, got {content_type!r}",
+                    "message": f"the script's {CONTENT_TYPE_KEY} must be a media type such as "
+                    f"text/html; charset=utf-8, got {content_type!r}",
                 }
             },
             status=500,

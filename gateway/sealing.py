@@ -67,9 +67,41 @@ class Sealer:
         return self._fernet
 
 
+# On a route that redacts anything, these always are too: they hold the body as received (a
+# redacted field included) or a file's content, which no field name can point into.
+ALWAYS_SEALED = ("raw_string", "raw_base64", "content_base64")
+
+
 def split_redacted(args: dict[str, Any], names: tuple[str, ...]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Return (``args`` with the named values shown as ``***``, the real values of those names)."""
-    hidden = {name: args[name] for name in names if name in args}
-    if not hidden:
+    """Return (``args`` as shown, with redacted values as ``***``; the real arguments to seal, or
+    ``{}`` when nothing was redacted).
+
+    A dotted name (``customer.card.number``) is one path from the top; a bare name (``password``)
+    matches that key at any depth, in objects and in the objects of arrays. The whole real argument
+    set is sealed, so that nested values come back exactly where they were."""
+    if not names:
         return args, {}
-    return {**args, **dict.fromkeys(hidden, REDACTED)}, hidden
+    bare = {name for name in (*names, *ALWAYS_SEALED) if "." not in name}
+    if "raw_string" in args and args.get("body") == args["raw_string"]:
+        bare.add("body")  # a text body is the raw string again
+    paths = [tuple(name.split(".")) for name in names if "." in name]
+    shown, changed = _redacted(args, bare, paths)
+    return (shown, args) if changed else (args, {})
+
+
+def _redacted(value: Any, bare: set[str], paths: list[tuple[str, ...]]) -> tuple[Any, bool]:
+    if isinstance(value, list):
+        items = [_redacted(item, bare, []) for item in value]
+        return [item for item, _ in items], any(changed for _, changed in items)
+    if not isinstance(value, dict):
+        return value, False
+    shown: dict[str, Any] = {}
+    changed = False
+    for key, item in value.items():
+        if key in bare or (key,) in paths:
+            shown[key], changed = REDACTED, True
+            continue
+        below = [path[1:] for path in paths if len(path) > 1 and path[0] == key]
+        shown[key], item_changed = _redacted(item, bare, below)
+        changed |= item_changed
+    return shown, changed

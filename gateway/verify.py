@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 from .config import VerifyConfig
 
-__all__ = ["Verdict", "check", "hub_signature", "standard_webhooks_signature"]
+__all__ = ["Verdict", "check", "credential_names", "hub_signature", "standard_webhooks_signature"]
 
 
 @dataclass(frozen=True)
@@ -197,6 +197,29 @@ _CHECKERS: dict[
     "basic": _basic,
     "api_key": _api_key,
 }
+
+
+_SIGNATURE_HEADERS = {
+    "github": ("x-hub-signature-256", "x-hub-signature"),
+    "stripe": ("stripe-signature",),
+    "slack": ("x-slack-signature",),
+    "standard-webhooks": ("webhook-signature",),
+    "basic": ("authorization",),
+}
+
+
+def credential_names(config: VerifyConfig | None) -> tuple[frozenset[str], frozenset[str]]:
+    """The lower-case header names and query parameters that carry this scheme's credential, which
+    are never copied into a job's arguments or stored."""
+    if config is None:
+        return frozenset(), frozenset()
+    headers = set(_SIGNATURE_HEADERS.get(config.scheme, ()))
+    query: set[str] = set()
+    if config.header:
+        (query if config.scheme == "api_key" and config.location == "query" else headers).add(
+            config.header.lower()
+        )
+    return frozenset(headers), frozenset(query)
 
 
 # --- helpers --------------------------------------------------------------------------------------

@@ -118,6 +118,17 @@ def test_standard_webhooks_signature_verifies_with_the_reference_package() -> No
         ("fd00::1", False),
         ("::ffff:127.0.0.1", False),
         ("2606:4700::1111", True),
+        # IPv6 forms that carry an IPv4 address are judged by it.
+        ("64:ff9b::a9fe:a9fe", False),  # NAT64 of the metadata address
+        ("64:ff9b::808:808", True),  # NAT64 of 8.8.8.8
+        ("64:ff9b:1::808:808", False),  # local-use NAT64: never public
+        ("::a9fe:a9fe", False),  # IPv4-compatible
+        ("::ffff:0:a9fe:a9fe", False),  # IPv4-translated
+        ("::ffff:0:a00:1", False),
+        ("2002:a9fe:a9fe::1", False),  # 6to4 of the metadata address
+        ("2002:c0a8:101::1", False),  # 6to4 of 192.168.1.1
+        ("2002:808:808::1", True),  # 6to4 of 8.8.8.8
+        ("2001:0:4136:e378:8000:63bf:3fff:fdd2", False),  # Teredo
     ],
 )
 def test_public_addresses(address: str, public: bool) -> None:
@@ -131,6 +142,8 @@ def test_literal_hosts_are_checked_before_connecting() -> None:
         check_literal_host("http://169.254.169.254/latest/meta-data")
     with pytest.raises(BlockedAddress):
         check_literal_host("http://[::1]:8080/")
+    with pytest.raises(BlockedAddress):
+        check_literal_host("http://[64:ff9b::a9fe:a9fe]/latest/meta-data")
 
 
 async def test_the_resolver_refuses_names_that_resolve_inside() -> None:

@@ -8,11 +8,20 @@ from typing import Any
 
 import orjson
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateway.errors import GatewayError, InvalidJSON, InvalidPayload, PayloadTooLarge, UnsupportedMediaType
-from gateway.payload import RequestData, ShapeOptions, check_size, decode_payload_query, shape
+from gateway.payload import (
+    MAX_DEPTH,
+    RequestData,
+    ShapeOptions,
+    check_depth,
+    check_json_depth,
+    check_size,
+    decode_payload_query,
+    shape,
+)
 
 
 def post(body: bytes, content_type: str = "application/json", **kwargs: Any) -> RequestData:
@@ -299,3 +308,78 @@ def test_any_bytes_shape_or_raise_only_gateway_errors(
                 assert args["raw_string"] == text
             elif options.raw:
                 assert base64.b64decode(args["raw_base64"]) == body
+
+
+CHARSETS = st.one_of(
+    st.sampled_from(
+        ["utf-8", "latin-1", "utf-16", "base64", "zlib", "rot13", "hex", "bz2", "uu", "quopri", "idna", "x"]
+    ),
+    st.text(max_size=12),
+)
+
+
+@given(st.binary(max_size=48), CHARSETS, st.sampled_from(["text/plain", "application/x-www-form-urlencoded"]))
+def test_any_declared_charset_is_decoded_or_refused_with_a_4xx(
+    body: bytes, charset: str, media_type: str
+) -> None:
+    content_type = f"{media_type}; charset={charset}"
+    with contextlib.suppress(GatewayError):
+        orjson.dumps(shape(post(body, content_type)).single)
+    part = (
+        b'--b\r\nContent-Disposition: form-data; name="f"\r\nContent-Type: text/plain; charset='
+        + charset.encode("utf-8", "replace").replace(b"\r", b"").replace(b"\n", b"")
+        + b"\r\n\r\n"
+        + body.replace(b"\r\n--b", b"")
+        + b"\r\n--b--\r\n"
+    )
+    with contextlib.suppress(GatewayError):
+        orjson.dumps(shape(post(part, "multipart/form-data; boundary=b")).single)
+
+
+@st.composite
+def nested(draw: st.DrawFn) -> tuple[Any, int]:
+    depth = draw(st.integers(min_value=0, max_value=240))  # orjson itself writes at most 254
+    value: Any = draw(st.sampled_from([1, "s]", "{x", None, [], {}]))
+    for _ in range(depth):
+        siblings = draw(st.lists(st.sampled_from([1, "a", [], {}]), max_size=2))
+        if draw(st.booleans()):
+            value = [*siblings, value]
+        else:
+            value = {"k": value, **{f"s{i}": sibling for i, sibling in enumerate(siblings)}}
+    return value, _depth(value)
+
+
+def _depth(value: Any) -> int:
+    if isinstance(value, dict):
+        return 1 + max(map(_depth, value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max(map(_depth, value), default=0)
+    return 0
+
+
+@settings(max_examples=60)
+@given(nested())
+def test_nesting_is_refused_past_the_limit_and_otherwise_serialises(case: tuple[Any, int]) -> None:
+    value, depth = case
+    body = orjson.dumps(value)
+    try:
+        args = shape(post(body)).single
+    except InvalidPayload as exc:
+        assert "deeper than" in exc.message and depth > MAX_DEPTH
+        return
+    assert depth <= MAX_DEPTH
+    orjson.dumps({"job": {"args": args}})  # the deepest place arguments travel to, with room left
+
+
+@settings(max_examples=60)
+@given(nested())
+def test_the_text_scan_and_the_walk_agree_on_depth(case: tuple[Any, int]) -> None:
+    value, _ = case
+    refusals = []
+    for check, argument in ((check_depth, value), (check_json_depth, orjson.dumps(value))):
+        try:
+            check(argument)
+            refusals.append(False)
+        except InvalidPayload:
+            refusals.append(True)
+    assert refusals[0] == refusals[1]

@@ -38,6 +38,32 @@ def test_a_configured_key_wins_and_a_wrong_key_cannot_open(tmp_path: Path) -> No
 def test_split_redacted() -> None:
     shown, hidden = split_redacted({"user": "u", "password": "p", "other": 1}, ("password", "absent"))
     assert shown == {"user": "u", "password": REDACTED, "other": 1}
-    assert hidden == {"password": "p"}
+    assert hidden == {"user": "u", "password": "p", "other": 1}  # the real arguments, sealed whole
     args = {"a": 1}
     assert split_redacted(args, ("b",)) == (args, {})
+
+
+def test_a_bare_name_is_redacted_at_any_depth_and_a_dotted_one_on_its_path() -> None:
+    args = {
+        "nested": {"password": "p1", "keep": 1},
+        "items": [{"password": "p2"}, "plain"],
+        "card": {"number": "4242", "brand": "visa"},
+        "number": "not this one",
+    }
+    shown, real = split_redacted(args, ("password", "card.number"))
+    assert shown == {
+        "nested": {"password": REDACTED, "keep": 1},
+        "items": [{"password": REDACTED}, "plain"],
+        "card": {"number": REDACTED, "brand": "visa"},
+        "number": "not this one",
+    }
+    assert real == args
+
+
+def test_raw_bodies_and_file_contents_are_sealed_on_a_redacting_route() -> None:
+    args = {"raw_string": '{"password": "p"}', "password": "p", "file": {"content_base64": "c2VjcmV0"}}
+    shown, _ = split_redacted(args, ("password",))
+    assert shown == {"raw_string": REDACTED, "password": REDACTED, "file": {"content_base64": REDACTED}}
+    text = {"body": "password=p", "raw_string": "password=p"}
+    assert split_redacted(text, ("password",))[0] == {"body": REDACTED, "raw_string": REDACTED}
+    assert split_redacted({"raw_string": "x"}, ())[0] == {"raw_string": "x"}  # no redact, nothing sealed

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import itertools
 import logging
 import os
 import sqlite3
@@ -74,6 +75,9 @@ __all__ = ["SQLiteStore"]
 
 log = logging.getLogger("hookgate.store")
 CHECKPOINT_INTERVAL = 1.0
+WAL_SIZE_CHECK = 0.1  # one stat() a tenth of a second
+WAL_LIMIT = 64 * 1024 * 1024
+"""The write-ahead log is brought back to empty once it passes this size (docs/operations.md)."""
 
 
 def _sql_list(states: Collection[JobState]) -> str:
@@ -123,13 +127,21 @@ def _insert_deliveries(conn: sqlite3.Connection, batch: Batch, deliveries: Seque
         batch.touch(OUTBOX_TOPIC)
 
 
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
 class SQLiteStore:
     recheck_interval: float | None = None  # one process: every wake-up is seen
 
-    def __init__(self, path: Path, *, exclusive: bool = True) -> None:
+    def __init__(self, path: Path, *, exclusive: bool = True, wal_limit: int = WAL_LIMIT) -> None:
         """``exclusive=False`` opens alongside a running gateway (the CLI): no lock file is taken."""
         self.path = path
         self.exclusive = exclusive
+        self.wal_limit = wal_limit
         self._signals = Signals()
         self._lock = asyncio.Lock()
         self._writer: ThreadConnection | None = None
@@ -159,12 +171,21 @@ class SQLiteStore:
             self._checkpoints = asyncio.create_task(self._checkpoint_forever(), name="sqlite-checkpoints")
 
     async def _checkpoint_forever(self) -> None:
-        """PASSIVE: never waits for a writer or a reader; what it cannot copy now, it copies next time."""
+        """PASSIVE every second: never waits for a writer or a reader. Under steady writes a passive
+        checkpoint never catches up with the writer, and the log is only rewound from its start
+        once one has, so the log would grow without end: past ``wal_limit`` a TRUNCATE checkpoint
+        waits for the writer's next gap (group commit leaves them), copies the rest and empties the
+        file. ``journal_size_limit`` trims it whenever SQLite rewinds it by itself."""
         assert self._checkpointer is not None
-        while True:
-            await asyncio.sleep(CHECKPOINT_INTERVAL)  # a period: the WAL grows with time, not events
+        wal = self.path.with_name(self.path.name + "-wal")
+        passive_every = round(CHECKPOINT_INTERVAL / WAL_SIZE_CHECK)
+        for tick in itertools.count(1):
+            await asyncio.sleep(WAL_SIZE_CHECK)  # a period: the WAL grows with time, not events
             try:
-                await self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                if _size(wal) > self.wal_limit:
+                    await self._checkpointer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                elif tick % passive_every == 0:
+                    await self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)")
             except Exception:
                 log.exception("checkpointing %s failed", self.path)
 
@@ -207,6 +228,7 @@ class SQLiteStore:
             "foreign_keys=ON",
             "secure_delete=ON",
             "busy_timeout=5000",
+            f"journal_size_limit={self.wal_limit // 2}",
         ):
             await conn.execute(f"PRAGMA {pragma}")
         return conn

@@ -129,13 +129,13 @@ async def test_redacted_arguments_reach_the_script_but_are_never_shown(
     make_gateway: Callable[..., Gateway], session: aiohttp.ClientSession
 ) -> None:
     gateway = make_gateway(
-        routes='[[routes]]\npath = "/login"\nscript = "t/login"\nredact = ["password", "x_api_key"]\n'
-        'include_headers = ["X-Api-Key"]\n'
+        routes='[[routes]]\npath = "/login"\nscript = "t/login"\nredact = ["password", "x_partner_key"]\n'
+        'include_headers = ["X-Partner-Key"]\n'
     )
     await gateway.start()
     body = {"user": "ada", "password": "hunter2-secret"}
     async with session.post(
-        f"{gateway.url}/login", json=body, headers={"X-Api-Key": "key-0123456789"}
+        f"{gateway.url}/login", json=body, headers={"X-Partner-Key": "key-0123456789"}
     ) as resp:
         job_id = (await resp.json())["job_id"]
     job = await wait_for_state(session, gateway, job_id, "succeeded")
@@ -145,7 +145,7 @@ async def test_redacted_arguments_reach_the_script_but_are_never_shown(
         "password_sha256": digest,
         "key_length": 14,
     }  # real values arrived
-    assert job["args"] == {"user": "ada", "password": "***", "x_api_key": "***"}
+    assert job["args"] == {"user": "ada", "password": "***", "x_partner_key": "***"}
     stored = b"".join(
         p.read_bytes() for p in gateway.data_dir.glob("hookgate.db*") if not p.name.endswith(".lock")
     )

@@ -131,7 +131,12 @@ async def test_a_route_token_triggers_its_route_only_and_reads_only_its_jobs(
     async with anonymous.get(f"{gw.url}/api/jobs/{job_a}", headers=bearer(token_a)) as resp:
         assert resp.status == 200
     async with anonymous.get(f"{gw.url}/api/jobs/{job_a}", headers=bearer(token_b)) as resp:
-        assert resp.status == 403
+        assert resp.status == 404  # another caller's job looks exactly like no job
+        hidden = await resp.json()
+    async with anonymous.get(f"{gw.url}/api/jobs/{'0' * 32}", headers=bearer(token_b)) as resp:
+        assert resp.status == 404 and (await resp.json())["error"]["code"] == hidden["error"]["code"]
+    async with anonymous.post(f"{gw.url}/api/jobs/{job_a}/cancel", headers=bearer(token_b)) as resp:
+        assert resp.status == 404
     async with anonymous.get(f"{gw.url}/api/jobs", headers=bearer(token_b)) as resp:
         assert (await resp.json())["jobs"] == []  # jobs:read:own lists only its own
     async with anonymous.get(f"{gw.url}/api/jobs", headers=bearer(token_a)) as resp:
@@ -155,7 +160,7 @@ async def test_a_job_token_reads_its_own_job_only(
     ) as resp:
         assert resp.status == 200
     async with anonymous.get(f"{gw.url}/api/jobs/{other}", headers=bearer(job_token)) as resp:
-        assert resp.status == 403
+        assert resp.status == 404
     status, _, _ = await post(anonymous, f"{gw.url}/api/run/t/echo", json={}, headers=bearer(job_token))
     assert status == 403
 
