@@ -108,8 +108,9 @@ def _serve(args: argparse.Namespace) -> int:
 
     from .accesslog import AccessLogger
     from .app import create_app
-    from .reload import Reloading
+    from .reload import EarlyHangups, Reloading
 
+    hangups = EarlyHangups().install()
     logging.basicConfig(
         level=args.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -131,7 +132,7 @@ def _serve(args: argparse.Namespace) -> int:
         secret_filter.update((*secret_filter.known, *logsafe.config_secrets(reloaded)))
         return reloaded
 
-    reloading = Reloading(load=load, announce=not args.worker, forward=forward)
+    reloading = Reloading(load=load, announce=not args.worker, forward=forward, hung_up_early=hangups.take)
     app = create_app(config, reloading=reloading)
     announce = f"hookgate serving on http://{server.host}:{server.port}"
     if server.processes > 1:
@@ -220,7 +221,13 @@ def _read_bytes(path: Path) -> bytes | None:
 def _start_workers(args: argparse.Namespace, processes: int) -> list[subprocess.Popen[bytes]]:
     """The other processes run this same command as workers on the same port (SO_REUSEPORT)."""
     argv = [sys.executable, "-m", "gateway", *sys.argv[1:], "--worker"]
-    return [subprocess.Popen(argv) for _ in range(processes - 1)]
+    # Born with SIGHUP blocked (the mask is inherited): a reload signalled before a worker can handle
+    # it waits for it instead of killing it (EarlyHangups unblocks it).
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP})
+    try:
+        return [subprocess.Popen(argv) for _ in range(processes - 1)]
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def _stop_workers(workers: list[subprocess.Popen[bytes]]) -> None:
@@ -242,11 +249,10 @@ def _use_uvloop() -> None:
 
 
 def _check_config(args: argparse.Namespace) -> int:
-    from .catalog import check_scripts
-    from .engine import create_engines
+    from .app import preflight
 
     config = load_config(args.file)
-    check_scripts(create_engines(config.engines), config.routes)
+    preflight(config)  # exactly what serve checks before it serves
     for index, route in enumerate(config.routes):
         if route.public and route.verify is None:
             print(f"warning: routes[{index}] ({route.path}) is public with no verify: anyone can trigger it")

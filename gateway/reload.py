@@ -182,6 +182,31 @@ class Reloading:
     ``processes = N`` only the first process does, so the event goes out once."""
     forward: Callable[[], None] = lambda: None
     """Pass the signal on (to the worker processes of ``processes = N``)."""
+    hung_up_early: Callable[[], bool] = lambda: False
+    """Whether a ``SIGHUP`` came while the process was still starting (``EarlyHangups``)."""
+
+
+class EarlyHangups:
+    """Note a ``SIGHUP`` that arrives before the app listens for it. Its default action would end
+    the process, and a worker of ``processes = N`` still starting when ``hookgate reload`` signals
+    it would die, or keep the configuration it read before the file changed."""
+
+    def __init__(self) -> None:
+        self.seen = False
+
+    def install(self) -> EarlyHangups:
+        signal.signal(signal.SIGHUP, self._note)
+        # A worker starts with SIGHUP blocked (its parent blocks it around the spawn), so a signal
+        # sent while it was importing is held, and delivered here, to the handler, now.
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGHUP})
+        return self
+
+    def _note(self, signum: int, frame: object) -> None:
+        self.seen = True
+
+    def take(self) -> bool:
+        seen, self.seen = self.seen, False
+        return seen
 
 
 @dataclass(frozen=True)
@@ -284,6 +309,8 @@ class Reloader:
         """``SIGHUP`` reloads while the app runs; the pid file tells ``hookgate reload`` whom to signal."""
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGHUP, self.on_signal)
+        if self.reloading.hung_up_early():  # signalled while starting: reload now, nothing is missed
+            self.on_signal()
         pid_file = self.data_dir / PID_FILE
         if self.reloading.announce:
             _write_atomically(pid_file, f"{os.getpid()}\n".encode())

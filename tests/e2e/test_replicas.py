@@ -123,7 +123,7 @@ async def test_a_killed_replica_leaves_its_jobs_to_the_other(
     await a.start()
     async with session.post(f"{a.url}/fragile", json={"seconds": 60}) as resp:
         fragile = (await resp.json())["job_id"]
-    async with session.post(f"{a.url}/sturdy", json={"seconds": 1, "tag": "again"}) as resp:
+    async with session.post(f"{a.url}/sturdy", json={"seconds": 3, "tag": "again"}) as resp:
         sturdy = (await resp.json())["job_id"]
     await wait_for_state(session, a, fragile, "running")
     await wait_for_state(session, a, sturdy, "running")
