@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Callable
 
 import aiohttp
 from aiohttp import web
+from cryptography.fernet import Fernet
 
 from .auth import Authenticator
 from .callbacks import Suspensions
@@ -17,6 +18,7 @@ from .catalog import Catalog, check_scripts
 from .config import Config
 from .dispatcher import Dispatcher
 from .engine import Engine, create_engines
+from .errors import ConfigError
 from .forwarded import listening_url, parse_networks
 from .keys import (
     AUTH,
@@ -50,6 +52,7 @@ from .routing import add_routes, compile_routes
 from .sealing import Sealer
 from .ssrf import GuardedResolver
 from .store import create_store
+from .tokens import KeyRing
 
 __all__ = ["create_app"]
 
@@ -57,6 +60,33 @@ log = logging.getLogger("hookgate")
 USER_AGENT = "hookgate/0.1 (+webhook gateway)"
 DEFAULT_JOB_TIMEOUT = 3600.0
 """For a job token's lifetime when the route sets no timeout (the engines' own default)."""
+
+
+def preflight(config: Config) -> dict[str, Engine]:
+    """Every check ``serve`` makes of a configuration before it serves; ``check-config`` runs exactly
+    this, so a file one refuses the other refuses too, with the same messages. Reads the files the
+    configuration names (scripts, keys) and writes nothing."""
+    engines = create_engines(config.engines)
+    check_scripts(engines, config.routes)
+    Subscriptions(config, load_notifiers())  # unknown notifier formats
+    try:
+        compile_routes(config)
+    except ValueError as exc:  # aiohttp refuses a path pattern the configuration let through
+        raise ConfigError(f"routes: {exc}") from None
+    problems = []
+    if config.server.secret_key is not None:
+        try:
+            Fernet(config.server.secret_key.encode())
+        except ValueError:
+            problems.append("server.secret_key: not a Fernet key (32 url-safe base64 bytes)")
+    if config.auth.keys:
+        try:
+            KeyRing.load(config.auth, config.server.data_dir)
+        except (OSError, ValueError) as exc:
+            problems.append(f"auth.keys: {exc}")
+    if problems:
+        raise ConfigError(problems)
+    return engines
 
 
 def create_app(config: Config, *, reloading: Reloading | None = None) -> web.Application:
@@ -68,8 +98,8 @@ def create_app(config: Config, *, reloading: Reloading | None = None) -> web.App
     app[METRICS] = Metrics()
     app[TRUSTED_PROXIES] = parse_networks(config.server.trusted_proxies)
     app[ENGINES_STARTED] = asyncio.Event()
+    engines = preflight(config)
     store = create_store(config.store.url, schema=config.store.schema)
-    engines = create_engines(config.engines)
     app[STORE] = store
     app[ENGINES] = engines
     app[CATALOG] = Catalog(engines, store)

@@ -37,7 +37,7 @@ from .errors import Forbidden, Unauthorized
 from .models import Job
 from .ratelimit import Rate, parse_rate
 from .store import Store
-from .tokens import KeyRing, TokenError
+from .tokens import KEY_FILE, KeyRing, TokenError
 
 __all__ = [
     "ADMIN_TOKEN_FILE",
@@ -121,6 +121,7 @@ class Authenticator:
     ) -> None:
         self.config = config
         self._keys = keys
+        self._key_file_version: tuple[int, int] | None = None
         self.store = store
         self.data_dir = data_dir
         self.clock = clock
@@ -143,6 +144,7 @@ class Authenticator:
         """Load the keys (generating them once when none are configured), then serve."""
         if self._keys is None:
             self._keys = KeyRing.load(self.config, self.data_dir)
+        self._key_file_version = self._key_file_stamp()
         await self._bootstrap_admin()
         self._revoked = await self.store.revoked_tokens()
         task = asyncio.create_task(self._refresh_revocations())
@@ -183,6 +185,31 @@ class Authenticator:
                 self._revoked = await self.store.revoked_tokens()
             except Exception:
                 log.exception("refreshing the revoked tokens failed")
+            self._reload_rotated_keys()
+
+    def _key_file_stamp(self) -> tuple[int, int] | None:
+        """The generated key file's identity, when the keys come from it (not from the configuration)."""
+        if self.config.keys:
+            return None
+        try:
+            stat = (self.data_dir / KEY_FILE).stat()
+        except FileNotFoundError:
+            return None
+        return stat.st_mtime_ns, stat.st_ino
+
+    def _reload_rotated_keys(self) -> None:
+        """``hookgate token rotate-key`` rewrites the key file (atomically): take its keys at once, so a
+        token signed with the new key is accepted within a refresh period, without a restart."""
+        stamp = self._key_file_stamp()
+        if stamp is None or stamp == self._key_file_version:
+            return
+        try:
+            self._keys = KeyRing.load(self.config, self.data_dir)
+        except (OSError, ValueError, KeyError):
+            log.exception("reading the rotated JWT keys failed; the previous keys stay in use")
+            return
+        self._key_file_version = stamp
+        log.info("JWT keys reloaded after a rotation (%d keys)", len(self._keys.keys))
 
     def revoked_here(self, jti: str) -> None:
         """A revocation made through this process's API applies at once."""

@@ -113,7 +113,7 @@ def _rotate(args: argparse.Namespace) -> int:
     entries = rotate_key_file(config.server.data_dir, retire=args.retire)
     kids = ", ".join(e["kid"] for e in entries)
     print(f"keys in {config.server.data_dir / 'jwt-keys.json'} (the first signs): {kids}")
-    print("Restart the gateway to use them. Tokens signed by the remaining keys keep working.")
+    print("A running gateway takes them within a second. Tokens signed by the remaining keys keep working.")
     return 0
 
 

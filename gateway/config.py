@@ -187,6 +187,8 @@ class WebhookConfig:
     options: Mapping[str, Any] = field(default_factory=dict)
     route: str | None = None
     """Set for subscriptions declared under a route: only that route's jobs."""
+    enabled: bool = True
+    """False: no new event goes to it (what is already queued for it is still delivered)."""
 
 
 @dataclass(frozen=True)
@@ -229,6 +231,8 @@ class RouteConfig:
     webhooks: tuple[WebhookConfig, ...] = ()
     allow_active_content: bool = False
     """Serve a script's own content type (text/html…) without the sandboxing Content-Security-Policy."""
+    enabled: bool = True
+    """False: the route answers 404, as if it were not configured, without being deleted."""
 
 
 @dataclass(frozen=True)
@@ -425,6 +429,7 @@ def _parse_route(t: Table) -> RouteConfig:
         include_query=_string_list(t, "include_query"),
         redact=_string_list(t, "redact"),
         allow_active_content=t.get("allow_active_content", bool, False),
+        enabled=t.get("enabled", bool, True),
         public=t.get("public", bool, False),
         verify=_parse_verify(t.table("verify")) if "verify" in t.raw else None,
         allow_query_token=t.get("allow_query_token", bool, None),
@@ -657,8 +662,10 @@ def _parse_webhook(t: Table, *, route: str | None = None, cromwell: bool = False
     )
     if cromwell and "max_retries" in t.raw:
         backoff = replace(backoff, max_retries=t.get("max_retries", int, backoff.max_retries))
-    t.mark_known("max_retries", "enabled")
+    t.mark_known("max_retries")
+    enabled = t.get("enabled", bool, True)
     return WebhookConfig(
+        enabled=enabled,
         name=name,
         url=url,
         path=t.path,
@@ -679,9 +686,8 @@ def _parse_webhook(t: Table, *, route: str | None = None, cromwell: bool = False
 
 def _parse_cromwell(t: Table) -> WebhookConfig | None:
     config = _parse_webhook(t, cromwell=True)
-    enabled = t.get("enabled", bool, True)
     t.reject_unknown()
-    return config if enabled else None
+    return config if config.enabled else None
 
 
 def _check_webhooks(

@@ -400,6 +400,8 @@ async def _submit_and_answer(
     response = render_job_result(
         finished, error_status=policy.error_status, allow_active_content=policy.allow_active_content
     )
+    if replayed:
+        response.headers["Idempotent-Replayed"] = "true"
     if finished.options.delete_after_use and not replayed:
         await response.prepare(request)
         await response.write_eof()

@@ -87,7 +87,9 @@ class Subscriptions:
         return self.for_job(job) if job.attempts <= 1 else []
 
     def matching(self, event: Event) -> list[WebhookConfig]:
-        return [s for s in self.by_name.values() if _wants(s, event)]
+        """Disabled subscriptions hear nothing new; they stay in ``by_name`` so that deliveries
+        already queued for them are still sent (nothing accepted is dropped)."""
+        return [s for s in self.by_name.values() if s.enabled and _wants(s, event)]
 
     def deliveries_for(self, event: Event, *, overrides: Mapping[str, str] | None = None) -> list[Delivery]:
         """Render ``event`` for every subscription that wants it, as deliveries to write at once."""

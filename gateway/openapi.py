@@ -257,7 +257,7 @@ def describe(config: Config) -> dict[str, Any]:
             "post": _op("revoke a token (admin)", {"200": _json("revoked")}, params=["jti"])
         },
     }
-    for route in config.routes:
+    for route in (r for r in config.routes if r.enabled):
         item: dict[str, Any] = paths.setdefault(route.path, {})
         params = [p.strip("{}") for p in route.path.split("/") if p.startswith("{") and p.endswith("}")]
         ok = ACCEPTED if route.mode == "async" else RESULT if route.mode == "sync" else {**ACCEPTED, **RESULT}

@@ -77,6 +77,8 @@ def compile_routes(config: Config) -> web.UrlDispatcher:
     """The custom routes of ``config`` as a router of their own, ready to swap in."""
     router = web.UrlDispatcher()
     for route in config.routes:
+        if not route.enabled:  # answered 404 like any path with no route
+            continue
         handler = h.make_route_handler(h.policy_for_route(route))
         for method in sorted(route.methods):
             router.add_route(method, route.path, handler)

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
+import jsonschema
 import orjson
 import pytest
 from cloudevents.core.bindings.http import HTTPMessage, from_binary, from_structured
 from cloudevents.core.formats.json import JSONFormat
+from slack_sdk.models.blocks import Block
 
 from gateway.config import WebhookConfig
 from gateway.events import Event, EventType
@@ -48,25 +52,52 @@ def test_built_ins_are_registered_through_entry_points() -> None:
     assert set(load_notifiers()) >= {"json", "slack", "teams", "discord", "cromwell", "cloudevents"}
 
 
-def test_json_is_the_event() -> None:
-    body = orjson.loads(JsonNotifier().render(DONE, SUB).body)
-    assert (
-        body["type"] == "WorkflowCompleted"
-        and body["job_id"] == "job-1"
-        and body["details"]["result"] == {"url": "https://x"}
+# oxo-flow's documented json body: these keys first, in this order.
+OXO_FLOW_KEYS = ["event", "workflow", "timestamp", "rule", "message", "details"]
+
+
+def test_json_is_oxo_flows_body_then_ours() -> None:
+    rule = Event(
+        type=EventType.RULE_FAILED,
+        job_id="job-3",
+        script="variant-calling",
+        rule="align_reads",
+        message="align_reads failed",
+        details={"exit_code": 1},
+        timestamp=1779105600.0,  # 2026-05-18T12:00:00Z
     )
+    body = orjson.loads(JsonNotifier().render(rule, SUB).body)
+    assert list(body)[:6] == OXO_FLOW_KEYS
+    assert body["event"] == "RuleFailed" and body["workflow"] == "variant-calling"
+    assert body["timestamp"] == "2026-05-18T12:00:00.000Z"
+    assert datetime.fromisoformat(body["timestamp"]) == datetime(2026, 5, 18, 12, tzinfo=UTC)
+    assert body["rule"] == "align_reads" and body["details"] == {"exit_code": 1}
+    assert body["job_id"] == "job-3" and body["id"] and body["type"] == "RuleFailed"  # the old name stays
+    done = orjson.loads(JsonNotifier().render(DONE, SUB).body)
+    assert done["event"] == "WorkflowCompleted" and done["details"]["result"] == {"url": "https://x"}
 
 
-def test_slack_text_blocks_colours_and_limits() -> None:
+def valid_block_kit(block: dict[str, object]) -> None:
+    """slack_sdk's own models: a known type, valid by Slack's rules, and nothing lost or added."""
+    parsed = Block.parse(block)
+    assert parsed is not None, block
+    parsed.validate_json()
+    assert parsed.to_dict() == block
+
+
+def test_slack_blocks_are_valid_block_kit_at_the_top_level() -> None:
     ok = orjson.loads(SlackNotifier().render(DONE, SUB).body)
     assert isinstance(ok["text"], str) and ok["text"].startswith("*")
-    attachment = ok["attachments"][0]
-    assert attachment["color"] == "#2eb67d"
-    assert [b["type"] for b in attachment["blocks"]] == ["header", "section", "section"]
+    assert [b["type"] for b in ok["blocks"]] == ["header", "section", "section"]
+    for block in ok["blocks"]:
+        valid_block_kit(block)
+    assert ok["attachments"][0]["color"] == "#2eb67d"
     bad = orjson.loads(SlackNotifier().render(FAILED, SUB).body)
+    for block in bad["blocks"]:
+        valid_block_kit(block)
     assert bad["attachments"][0]["color"] == "#e01e5a"
-    assert len(bad["text"]) <= 3000 and len(bad["attachments"][0]["blocks"][1]["text"]["text"]) <= 3000
-    assert len(bad["attachments"][0]["blocks"][0]["text"]["text"]) <= 150
+    assert len(bad["text"]) <= 3000 and len(bad["blocks"][1]["text"]["text"]) <= 3000
+    assert len(bad["blocks"][0]["text"]["text"]) <= 150
     escaped = orjson.loads(
         SlackNotifier().render(Event(type=EventType.RULE_FAILED, message="<!channel> & co"), SUB).body
     )
@@ -91,7 +122,23 @@ def test_discord_content_embeds_and_limits() -> None:
     assert payload["allowed_mentions"] == {"parse": []}
 
 
+# Cromwell's CallbackMessage(workflowId, state, outputs, failures: List[String]), nothing else.
+CROMWELL_CALLBACK = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["workflowId", "state", "outputs", "failures"],
+    "properties": {
+        "workflowId": {"type": "string"},
+        "state": {"enum": ["Succeeded", "Failed", "Aborted"]},
+        "outputs": {"type": "object"},
+        "failures": {"type": "array", "items": {"type": "string"}},
+    },
+}
+
+
 def test_cromwell_terminal_state_body() -> None:
+    for event in (DONE, FAILED, Event(type=EventType.WORKFLOW_CANCELLED, job_id="j")):
+        jsonschema.validate(orjson.loads(CromwellNotifier().render(event, SUB).body), CROMWELL_CALLBACK)
     succeeded = orjson.loads(CromwellNotifier().render(DONE, SUB).body)
     assert succeeded == {
         "workflowId": "job-1",
@@ -100,9 +147,7 @@ def test_cromwell_terminal_state_body() -> None:
         "failures": [],
     }
     failed = orjson.loads(CromwellNotifier().render(FAILED, SUB).body)
-    assert (
-        failed["state"] == "Failed" and failed["outputs"] == {} and failed["failures"][0]["message"] == "boom"
-    )
+    assert failed["state"] == "Failed" and failed["outputs"] == {} and failed["failures"] == ["boom"]
     aborted = orjson.loads(
         CromwellNotifier().render(Event(type=EventType.WORKFLOW_CANCELLED, job_id="j"), SUB).body
     )

@@ -25,12 +25,12 @@ class CromwellNotifier:
     def render(self, event: Event, subscription: WebhookConfig) -> OutboundRequest:
         state = STATES.get(event.type, "Running")
         outputs: Any = {}
-        failures: list[dict[str, Any]] = []
+        failures: list[str] = []  # Cromwell's CallbackMessage: failures is a List[String]
         if state == "Succeeded":
             result = event.details.get("result")
             outputs = result if isinstance(result, dict) else ({} if result is None else {"result": result})
         elif state == "Failed":
             error = event.details.get("error") or {}
-            failures = [{"message": error.get("message", event.message or "failed"), "causedBy": []}]
+            failures = [str(error.get("message") or event.message or "failed")]
         body = {"workflowId": event.job_id, "state": state, "outputs": outputs, "failures": failures}
         return OutboundRequest(body=orjson.dumps(body))

@@ -1,4 +1,6 @@
-"""Slack incoming webhooks: ``text`` for notifications, Block Kit for the message, a coloured bar."""
+"""Slack incoming webhooks, as oxo-flow sends them: ``text`` for notifications and Block Kit
+``blocks`` at the top level of the message, with the state's colour as an attachment beside them
+(green success, red failure) — Slack colours only attachments."""
 
 from __future__ import annotations
 
@@ -37,9 +39,13 @@ class SlackNotifier:
                 ],
             },
         ]
+        text = cut(f"*{_escape(title)}*: {_escape(message)}", TEXT_LIMIT)
         payload = {
-            "text": cut(f"*{_escape(title)}*: {_escape(message)}", TEXT_LIMIT),
-            "attachments": [{"color": colour(event), "blocks": blocks}],
+            "text": text,
+            "blocks": blocks,
+            "attachments": [
+                {"color": colour(event), "fallback": text, "text": cut(_escape(title), TEXT_LIMIT)}
+            ],
         }
         return OutboundRequest(body=orjson.dumps(payload))
 

@@ -13,7 +13,9 @@ from collections.abc import Callable
 from typing import Any
 
 import aiohttp
+import jsonschema
 from standardwebhooks import Webhook
+from test_notifiers import CROMWELL_CALLBACK
 
 from .harness import Gateway, eventually, job_state, wait_for_state
 from .receiver import Receiver
@@ -178,6 +180,9 @@ async def test_cromwell_terminal_callback_and_per_job_override(
     (first,) = await default.wait_for(lambda r: len(r) >= 1)
     assert first.json() == {"workflowId": ok, "state": "Succeeded", "outputs": {"x": 1}, "failures": []}
     (second,) = await own.wait_for(lambda r: len(r) >= 1)
+    for received in (first, second):  # what a consumer written to Cromwell's schema accepts
+        jsonschema.validate(received.json(), CROMWELL_CALLBACK)
+    assert second.json()["failures"] and all(isinstance(f, str) for f in second.json()["failures"])
     assert (
         second.json()["workflowId"] == bad
         and second.json()["state"] == "Failed"
