@@ -53,6 +53,8 @@ log = logging.getLogger("hookgate.auth")
 ADMIN_TOKEN_SETTING = "admin_token_hash"
 ADMIN_TOKEN_FILE = "admin.token"
 JOB_SCOPES = ("callbacks:create", "jobs:read:own", "steps:report")
+# What an admin's job may do with its own token: run, read and cancel jobs, never manage tokens.
+ADMIN_JOB_CEILING = ("jobs:run:scripts:*", "jobs:read", "jobs:cancel")
 REVOCATION_REFRESH = 0.5  # "within a second", with room to spare
 TOUCH_INTERVAL = 60.0
 PRINCIPAL_CACHE = 10_000
@@ -92,6 +94,12 @@ class Principal:
 
     def can_cancel(self, job: Job) -> bool:
         return self.allows("jobs:cancel") or (self.allows("jobs:cancel:own") and self.owns(job))
+
+    def delegable_scopes(self) -> tuple[str, ...]:
+        """The most a job this principal starts may do with its own token (its scopes, never more)."""
+        if self.is_admin:
+            return ADMIN_JOB_CEILING
+        return tuple(sorted(self.scopes))
 
 
 def _principal_of(jti: str, claims: dict[str, Any]) -> Principal:
@@ -303,7 +311,8 @@ class Authenticator:
     # --- job tokens -------------------------------------------------------------------------------
 
     def mint_job_token(self, job: Job, *, default_timeout: float) -> str:
-        """A short-lived token for the job to call back into the gateway about itself only."""
+        """The job's own token: its own scopes, plus at most those of the principal that started it."""
         lifetime = (job.options.timeout or default_timeout) + self.config.job_token_grace
-        token, _ = self.keys.issue(subject=f"job:{job.id}", scopes=JOB_SCOPES, ttl=lifetime, now=self.clock())
+        scopes = sorted({*JOB_SCOPES, *(job.principal_scopes or ())})  # never more than who started it
+        token, _ = self.keys.issue(subject=f"job:{job.id}", scopes=scopes, ttl=lifetime, now=self.clock())
         return token

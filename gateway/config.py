@@ -83,7 +83,8 @@ class ServerConfig:
     processes: int = 1
     """Gateway processes on this machine sharing the port (SO_REUSEPORT); PostgreSQL only."""
     include_headers: tuple[str, ...] = ()
-    """Headers copied into every job's arguments (``HOOKGATE_INCLUDE_HEADERS``, comma-separated)."""
+    """Headers copied into every job's arguments (``HOOKGATE_INCLUDE_HEADERS`` or Windmill's
+    ``INCLUDE_HEADERS``, comma-separated)."""
     secret_key: str | None = None
     """Fernet key sealing redacted arguments at rest; generated in data_dir when unset."""
     max_callback_timeout: float = 30 * 86400.0
@@ -345,7 +346,12 @@ def _parse_server(t: Table, base_dir: Path, environ: Mapping[str, str]) -> Serve
         shutdown_grace=t.convert("shutdown_grace", parse_duration, d.shutdown_grace),
         trusted_proxies=_string_list(t, "trusted_proxies"),
         include_headers=_no_credentials(
-            t, _split_names(environ.get("HOOKGATE_INCLUDE_HEADERS", "")), "HOOKGATE_INCLUDE_HEADERS"
+            t,
+            (
+                *_split_names(environ.get("HOOKGATE_INCLUDE_HEADERS", "")),
+                *_split_names(environ.get("INCLUDE_HEADERS", "")),  # Windmill's name for it
+            ),
+            "HOOKGATE_INCLUDE_HEADERS",
         ),
         secret_key=t.get("secret_key", str, None),
         max_callback_timeout=t.convert("max_callback_timeout", parse_duration, d.max_callback_timeout),

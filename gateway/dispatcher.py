@@ -146,6 +146,8 @@ class Dispatcher:
                 job_id=job.id,
                 gateway_url=self.gateway_url(job),
                 mint_token=(lambda: mint(job)) if mint is not None else None,
+                script=job.script,
+                root_job=job.root,
             )
             await engine.submit(self._with_sealed_args(job), context)
         except EngineUnavailable as exc:

@@ -83,6 +83,9 @@ class JobContext:
     job_id: str
     gateway_url: str
     job_token: str | None = None
+    script: str = ""
+    root_job: str | None = None
+    workspace: str = "hookgate"
     mint_token: Callable[[], str] | None = field(default=None, repr=False, compare=False)
     """Signs the job's token on first use: an engine that never hands it out (an in-process function
     that never calls back) never pays for a signature."""
@@ -93,10 +96,20 @@ class JobContext:
         return self.job_token
 
     def environment(self) -> dict[str, str]:
-        env = {"HOOKGATE_URL": self.gateway_url, "HOOKGATE_JOB_ID": self.job_id}
+        """Ours, and Windmill's names for the same (``wmill`` inside a job reads those)."""
+        env = {
+            "HOOKGATE_URL": self.gateway_url,
+            "HOOKGATE_JOB_ID": self.job_id,
+            "BASE_INTERNAL_URL": self.gateway_url,
+            "WM_WORKSPACE": self.workspace,
+            "WM_JOB_ID": self.job_id,
+            "WM_JOB_PATH": self.script,
+            "WM_ROOT_FLOW_JOB_ID": self.root_job or self.job_id,
+        }
         token = self.token()
         if token:
             env["HOOKGATE_JOB_TOKEN"] = token
+            env["WM_TOKEN"] = token
         return env
 
 

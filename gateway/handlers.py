@@ -21,10 +21,12 @@ from aiohttp import web
 
 from . import jobs
 from .accesslog import route_template
+from .auth import Principal
 from .catalog import Target
 from .config import Mode, OutboundConfig, RouteConfig, VerifyConfig
-from .errors import BadRequest, RequestTimeout, SyncTimeout, Unauthorized
+from .errors import BadRequest, GatewayError, RequestTimeout, SyncTimeout, Unauthorized
 from .forwarded import listening_url, public_origin
+from .job_params import JobParameters, parse_job_parameters
 from .keys import (
     AUTH,
     BODY_READS,
@@ -197,8 +199,12 @@ async def shape_off_loop(data: RequestData, options: ShapeOptions) -> Shaped:
 
 @dataclass
 class Admission:
-    principal_id: str | None
+    principal: Principal | None
     headers: dict[str, str]
+
+    @property
+    def principal_id(self) -> str | None:
+        return self.principal.id if self.principal else None
 
 
 async def admit(request: web.Request, policy: TriggerPolicy, script: str) -> Admission:
@@ -220,7 +226,7 @@ async def admit(request: web.Request, policy: TriggerPolicy, script: str) -> Adm
         headers = await limiter.take(
             f"token:{principal.id}", principal.rate_limit, policy=f"token {principal.id}"
         )
-    return Admission(principal_id=principal.id if principal else None, headers=headers)
+    return Admission(principal=principal, headers=headers)
 
 
 def verify_signature(request: web.Request, policy: TriggerPolicy, body: bytes) -> None:
@@ -312,6 +318,9 @@ async def trigger(
     admission = await admit(request, policy, script or target.version.path)  # type: ignore[union-attr]
     if target is None:
         target = await load_target()
+    params = parse_job_parameters(request.query, now=time.time())
+    if params.tag is not None and params.tag != target.engine:
+        target = await _tagged(request, policy, target, params.tag)
     body = b"" if request.method == "GET" else await read_body(request)
     verify_signature(request, policy, body)
     answer = provider_answer(request, policy, body)
@@ -323,7 +332,7 @@ async def trigger(
     )
     shaped = await shape_off_loop(request_data(request, body, policy), options)
     response = await _submit_and_answer(
-        request, policy, target, shaped, admission, sync=sync, answer_async=answer_async
+        request, policy, target, shaped, admission, params, sync=sync, answer_async=answer_async
     )
     if not response.prepared:
         response.headers.update(admission.headers)
@@ -336,6 +345,7 @@ async def _submit_and_answer(
     target: Target,
     shaped: Shaped,
     admission: Admission,
+    params: JobParameters,
     *,
     sync: bool,
     answer_async: Callable[[web.Request, Job], web.Response],
@@ -351,6 +361,11 @@ async def _submit_and_answer(
     if callback_uri is not None:
         checked = checked_callback_uri(callback_uri, config_of(request).outbound)
         options = replace(options, callback_uri=checked)
+    if params.retry is not None:
+        retry = params.retry
+        options = replace(
+            options, retries=retry.retries, retry_backoff=retry.backoff, retry_factor=retry.factor
+        )
     common: dict[str, Any] = {
         "engine": target.engine,
         "version": target.version,
@@ -362,6 +377,9 @@ async def _submit_and_answer(
         "principal": admission.principal_id,
         "request_id": request.get("request_id"),
         "idempotency": idempotency_for(request, policy, shaped.arguments[0], now),
+        "lineage": await _lineage(request, admission, params),
+        "scheduled_for": params.scheduled_for,
+        "principal_scopes": admission.principal.delegable_scopes() if admission.principal else (),
     }
     submissions = [_submission(request, policy, args) for args in shaped.arguments]
     ids = [jobs.new_job_id() for _ in submissions]
@@ -407,6 +425,41 @@ async def _submit_and_answer(
         await response.write_eof()
         await app[STORE].erase_job_data(job.id)
     return response
+
+
+async def _tagged(request: web.Request, policy: TriggerPolicy, target: Target, tag: str) -> Target:
+    """Windmill's ``tag`` picks the worker group; here, the engine (by its name) that runs the job."""
+    if policy.custom or (target.version.hash and request.match_info.get("hash")):
+        raise BadRequest(
+            f"tag: this endpoint runs on engine {target.engine!r}; it cannot be tagged {tag!r}",
+            details={"parameter": "tag"},
+        )
+    catalog = request.app[CATALOG]
+    try:
+        if tag not in catalog.engines:
+            raise KeyError(tag)
+        return await catalog.resolve(target.version.path, engine=tag)
+    except (GatewayError, KeyError):
+        raise BadRequest(
+            f"tag: no engine named {tag!r} runs {target.version.path}", details={"parameter": "tag"}
+        ) from None
+
+
+async def _lineage(request: web.Request, admission: Admission, params: JobParameters) -> jobs.Lineage | None:
+    """``parent_job`` (and ``root_job``, which must agree) names a job the caller may read."""
+    if params.parent_job is None:
+        if params.root_job is not None:
+            raise BadRequest("root_job: given without parent_job", details={"parameter": "root_job"})
+        return None
+    parent = await request.app[STORE].get_job(params.parent_job)
+    if parent is None or (admission.principal is not None and not admission.principal.can_read(parent)):
+        raise BadRequest(f"parent_job: no job {params.parent_job}", details={"parameter": "parent_job"})
+    if params.root_job is not None and params.root_job != parent.root:
+        raise BadRequest(
+            f"root_job: job {parent.id}'s root is {parent.root}, not {params.root_job}",
+            details={"parameter": "root_job"},
+        )
+    return jobs.Lineage(parent=parent.id, root=parent.root)
 
 
 async def _original(request: web.Request, job_id: str) -> Job:

@@ -21,6 +21,7 @@ from .store import Idempotency, QueueFull, Store, job_topic
 from .store.signals import Signal
 
 __all__ = [
+    "Lineage",
     "Submission",
     "cancel",
     "complete",
@@ -54,6 +55,14 @@ class Submission:
     sealed_args: str | None = None
 
 
+@dataclass(frozen=True)
+class Lineage:
+    """Where a job sits in a tree of jobs: the job that started it and the first of them all."""
+
+    parent: str
+    root: str
+
+
 async def submit(store: Store, *, args: dict[str, Any], **common: Any) -> Job:
     """Commit one queued job and return it; nothing is answered before this returns."""
     (job,) = await submit_many(
@@ -77,6 +86,9 @@ async def submit_many(
     idempotency: Idempotency | None = None,
     request_id: str | None = None,
     ids: Sequence[str] | None = None,
+    lineage: Lineage | None = None,
+    scheduled_for: float | None = None,
+    principal_scopes: tuple[str, ...] | None = None,
 ) -> list[Job]:
     """Commit several queued jobs at once, all or none (a CloudEvents batch); ``ids`` when the
     caller needs them before the commit (to listen for changes of a job about to exist)."""
@@ -90,7 +102,11 @@ async def submit_many(
             route=route,
             args=submission.args,
             created_at=now,
-            run_after=now,
+            run_after=max(now, scheduled_for) if scheduled_for is not None else now,
+            scheduled_for=scheduled_for,
+            parent_job=lineage.parent if lineage else None,
+            root_job=lineage.root if lineage else None,
+            principal_scopes=principal_scopes,
             concurrency_key=submission.concurrency_key,
             options=options or JobOptions(),
             origin=origin,
@@ -147,8 +163,8 @@ async def complete(
 
 
 def retry_delay(options: JobOptions, attempt: int) -> float:
-    """Exponential backoff from the route's ``retry_backoff``: base, 2*base, 4*base ... capped at an hour."""
-    return float(min(options.retry_backoff * (2 ** max(attempt - 1, 0)), MAX_RETRY_DELAY))
+    """Exponential backoff from ``retry_backoff``: base, factor*base, factor²*base ... capped at an hour."""
+    return float(min(options.retry_backoff * (options.retry_factor ** max(attempt - 1, 0)), MAX_RETRY_DELAY))
 
 
 async def cancel(

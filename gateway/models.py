@@ -46,6 +46,8 @@ class JobOptions:
     timeout: float | None = None
     retries: int = 0
     retry_backoff: float = 1.0
+    retry_factor: float = 2.0
+    """Each retry waits this much longer than the one before (1: constant, Windmill's ``constant``)."""
     retry_on_restart: bool = False
     delete_after_use: bool = False
     max_concurrent: int | None = None
@@ -58,6 +60,7 @@ class JobOptions:
             "timeout": self.timeout,
             "retries": self.retries,
             "retry_backoff": self.retry_backoff,
+            "retry_factor": self.retry_factor,
             "retry_on_restart": self.retry_on_restart,
             "delete_after_use": self.delete_after_use,
             "max_concurrent": self.max_concurrent,
@@ -100,6 +103,18 @@ class Job:
     """The callback endpoint a suspended job awaits."""
     request_id: str | None = None
     """The X-Request-ID of the request that created it, for tracing across systems."""
+    parent_job: str | None = None
+    """The job that started this one (Windmill's ``parent_job``); None for a job started from outside."""
+    root_job: str | None = None
+    """The first job of this one's lineage; None means the job is its own root."""
+    scheduled_for: float | None = None
+    """When the caller asked it to run (scheduled_in_secs, scheduled_for): it waits queued until then."""
+    principal_scopes: tuple[str, ...] | None = None
+    """The scopes of the principal that started it: the most its own token may carry."""
+
+    @property
+    def root(self) -> str:
+        return self.root_job or self.id
 
     @property
     def finished(self) -> bool:

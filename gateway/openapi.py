@@ -149,6 +149,45 @@ def describe(config: Config) -> dict[str, Any]:
                 errors=SYNC_ERRORS,
             ),
         },
+        "/api/w/{workspace}/jobs/run_wait_result/{path}": {
+            "post": _op(
+                "Windmill: trigger by path and wait (the form without p/)",
+                RESULT,
+                params=["workspace", "path"],
+                body=True,
+                errors=SYNC_ERRORS,
+            ),
+            "get": _op(
+                "Windmill: trigger by path and wait (the form without p/)",
+                RESULT,
+                params=["workspace", "path"],
+                query={"payload": {"type": "string"}},
+                errors=SYNC_ERRORS,
+            ),
+        },
+        "/api/w/{workspace}/jobs/list": {
+            "get": _op(
+                "Windmill: jobs, newest first",
+                {"200": _json("a list of jobs", {"type": "array"})},
+                params=["workspace"],
+                query={
+                    "running": {"type": "string", "enum": ["true", "false"]},
+                    "success": {"type": "string", "enum": ["true", "false"]},
+                    "script_path_exact": {"type": "string"},
+                    "script_path_start": {"type": "string"},
+                    "parent_job": {"type": "string"},
+                    "per_page": {"type": "integer", "minimum": 1, "maximum": 1000},
+                },
+                errors=(400, 401, 403),
+            )
+        },
+        "/api/w/{workspace}/jobs_u/get_root_job_id/{id}": {
+            "get": _op(
+                "Windmill: the root job of a job's lineage",
+                {"200": _json("the root job's id", {"type": "string"})},
+                params=["workspace", "id"],
+            )
+        },
         "/api/w/{workspace}/jobs_u/completed/get_result_maybe/{id}": {
             "get": _op(
                 "Windmill: result if completed",

@@ -68,6 +68,13 @@ CONTROL_PARAMS = frozenset(
         "wrap_body",
         "raw",
         "workflow_callback_uri",
+        # Windmill's job parameters (gateway.job_params)
+        "scheduled_in_secs",
+        "scheduled_for",
+        "tag",
+        "retry",
+        "parent_job",
+        "root_job",
     }
 )
 # Never copied into arguments, whoever asks: they are the caller's (or Caddy's injected) credentials.

@@ -26,6 +26,9 @@ __all__ = ["WINDMILL_PREFIX", "LiveRoutes", "add_routes", "compile_routes"]
 WINDMILL_PREFIX = "/api/w/{workspace}"
 _PATH = "{path:.+}"
 _HASH = "{hash:[0-9a-fA-F]{64}}"
+# Windmill's webhook documentation writes run_wait_result/$SCRIPT_PATH without p/: the same script,
+# except for paths under p/, h/ and f/, which stay Windmill's kinds (f/ is where flows go).
+_BARE_PATH = "{path:(?!(?:p|h|f)/).+}"
 
 
 def add_routes(app: web.Application) -> None:
@@ -48,6 +51,10 @@ def add_routes(app: web.Application) -> None:
     r.add_post(f"{wm}/jobs/run/h/{_HASH}", h.windmill_run_hash)
     r.add_post(f"{wm}/jobs/run_wait_result/h/{_HASH}", h.windmill_run_wait_hash)
     r.add_get(f"{wm}/jobs/run_wait_result/h/{_HASH}", h.windmill_run_wait_hash)
+    r.add_post(f"{wm}/jobs/run_wait_result/{_BARE_PATH}", h.run_sync)
+    r.add_get(f"{wm}/jobs/run_wait_result/{_BARE_PATH}", h.run_sync)
+    r.add_get(f"{wm}/jobs/list", api.windmill_list_jobs)
+    r.add_get(f"{wm}/jobs_u/get_root_job_id/{{id}}", api.windmill_root_job_id)
     r.add_get(f"{wm}/jobs_u/completed/get_result_maybe/{{id}}", api.windmill_get_result_maybe)
     r.add_get(f"{wm}/jobs_u/completed/get_result/{{id}}", api.windmill_get_result)
     r.add_get(f"{wm}/jobs_u/get/{{id}}", api.windmill_get_job)

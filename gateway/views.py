@@ -32,6 +32,9 @@ def job_view(job: Job) -> dict[str, Any]:
         "finished_at": iso_time(job.finished_at),
         "deleted": job.erased,
         "request_id": job.request_id,
+        "parent_job": job.parent_job,
+        "root_job": job.root,
+        "scheduled_for": iso_time(job.scheduled_for),
         "waiting_for": (
             {"callback_id": job.waiting_for, "url": "/callbacks/{token}"} if job.waiting_for else None
         ),

@@ -89,6 +89,10 @@ def job_to_row(job: Job) -> dict[str, Any]:
         "principal": job.principal,
         "waiting_for": job.waiting_for,
         "request_id": job.request_id,
+        "parent_job": job.parent_job,
+        "root_job": job.root_job,
+        "scheduled_for": job.scheduled_for,
+        "principal_scopes": dump(list(job.principal_scopes)) if job.principal_scopes is not None else None,
     }
 
 
@@ -169,6 +173,12 @@ def row_to_job(row: Row) -> Job:
         principal=row["principal"],
         waiting_for=row["waiting_for"],
         request_id=row["request_id"],
+        parent_job=row["parent_job"],
+        root_job=row["root_job"],
+        scheduled_for=row["scheduled_for"],
+        principal_scopes=tuple(loads(row["principal_scopes"]))
+        if row["principal_scopes"] is not None
+        else None,
     )
 
 
