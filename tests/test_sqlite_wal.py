@@ -43,9 +43,10 @@ async def test_the_wal_is_brought_back_under_its_limit_while_jobs_keep_coming(tm
         for start in range(0, JOBS, BATCH):
             await asyncio.gather(*(one_job(f"j{n}") for n in range(start, start + BATCH)))
             sizes.append(wal.stat().st_size if wal.exists() else 0)
-        # Bounded by the limit plus what is written while a checkpoint waits for the writer's gap,
-        # whatever the number of jobs (before: ~100 KB a job, so a gigabyte by now).
-        assert max(sizes) < 10 * LIMIT, f"the WAL reached {max(sizes)} bytes"
+        # Bounded by the limit plus what is written while a checkpoint waits for the writer's gap
+        # (a few MB here, some tens on a saturated machine), whatever the number of jobs: without
+        # the truncating checkpoint this run reaches about 300 MB, and real loads a gigabyte.
+        assert max(sizes) < 24 * LIMIT, f"the WAL reached {max(sizes)} bytes"
 
         async def settled() -> bool:
             return (wal.stat().st_size if wal.exists() else 0) <= LIMIT
