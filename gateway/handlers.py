@@ -393,7 +393,7 @@ async def _submit_and_answer(
             submitted = await jobs.submit_many(store, submissions, ids=ids, **common)
             replayed = False
         except DuplicateRequest as duplicate:
-            submitted = [await _original(request, duplicate.job_id)]
+            submitted = [await _original(request, job_id) for job_id in duplicate.job_ids]
             replayed = True
         request["job_id"] = submitted[0].id  # for the access log
         if not sync:

@@ -84,6 +84,11 @@ async def test_idempotency_keys_are_held_atomically_until_they_expire(store: Sto
         [job("later")], idempotency=Idempotency(key="/r|delivery-1", expires_at=300.0, now=150.0)
     )
     assert await store.get_job("later") is not None
+    batch = Idempotency(key="/r|batch-1", expires_at=1e9, now=1.0)
+    await store.create_jobs([job("b1"), job("b2")], idempotency=batch)
+    with pytest.raises(DuplicateRequest) as info:
+        await store.create_jobs([job("b3")], idempotency=batch)
+    assert info.value.job_ids == ["b1", "b2"]  # a repeated batch answers all of its jobs
     # A refused create (queue full) must not hold the key either.
     with pytest.raises(QueueFull):
         await store.create_jobs(

@@ -43,6 +43,7 @@ from .protocol import (
     Idempotency,
     QueueFull,
     callback_topic,
+    held_job_ids,
     job_topic,
 )
 from .rows import (
@@ -188,7 +189,7 @@ class PostgresStore:
                     "ON CONFLICT (key) DO UPDATE SET job_id = EXCLUDED.job_id, expires_at = EXCLUDED.expires_at "
                     "WHERE idempotency_keys.expires_at <= $4 RETURNING job_id",
                     idempotency.key,
-                    jobs[0].id,
+                    held_job_ids(jobs),
                     idempotency.expires_at,
                     idempotency.now,
                 )

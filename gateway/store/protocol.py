@@ -43,6 +43,7 @@ __all__ = [
     "Store",
     "StoreLocked",
     "callback_topic",
+    "held_job_ids",
     "job_topic",
 ]
 
@@ -78,11 +79,20 @@ class QueueFull(Exception):
 
 
 class DuplicateRequest(Exception):
-    """The idempotency key was seen within its lifetime; nothing was written."""
+    """The idempotency key was seen within its lifetime; nothing was written.
 
-    def __init__(self, job_id: str) -> None:
-        super().__init__(job_id)
-        self.job_id = job_id
+    The key holds every job the original request made, comma-separated (a CloudEvents batch makes
+    several), so a repeat answers them all."""
+
+    def __init__(self, held: str) -> None:
+        super().__init__(held)
+        self.job_ids = held.split(",")
+        self.job_id = self.job_ids[0]
+
+
+def held_job_ids(jobs: Sequence[Job]) -> str:
+    """What an idempotency key holds: the ids of the jobs its request made."""
+    return ",".join(job.id for job in jobs)
 
 
 @dataclass(frozen=True)

@@ -47,6 +47,7 @@ from .protocol import (
     QueueFull,
     StoreLocked,
     callback_topic,
+    held_job_ids,
     job_topic,
 )
 from .rows import (
@@ -299,7 +300,7 @@ class SQLiteStore:
 
         def insert(conn: sqlite3.Connection, batch: Batch) -> None:
             if idempotency is not None:
-                _hold_idempotency_key(conn, idempotency, jobs[0].id)
+                _hold_idempotency_key(conn, idempotency, held_job_ids(jobs))
             if max_queued is not None:
                 found = conn.execute("SELECT n FROM job_counts WHERE state = 'queued'").fetchone()
                 if (found[0] if found else 0) + len(rows) > max_queued:
