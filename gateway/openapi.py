@@ -15,7 +15,26 @@ __all__ = ["describe"]
 
 ERROR = {"$ref": "#/components/schemas/Error"}
 JSON_ANY: dict[str, Any] = {}
-ARGS = {"content": {"application/json": {"schema": {"type": "object"}}}, "required": False}
+# Every body a trigger shapes (docs/payload.md): described, so schemathesis sends each of them too.
+ARGS = {
+    "content": {
+        "application/json": {"schema": {"type": "object"}},
+        "application/x-www-form-urlencoded": {"schema": {"type": "object"}},
+        "multipart/form-data": {"schema": {"type": "object"}},
+        "text/plain": {"schema": {"type": "string"}},
+        "application/cloudevents+json": {"schema": {"type": "object"}},
+    },
+    "required": False,
+}
+# Windmill's job parameters, taken by every trigger (gateway/job_params.py).
+JOB_PARAMETERS: dict[str, dict[str, Any]] = {
+    "scheduled_in_secs": {"type": "number", "minimum": 0},
+    "scheduled_for": {"type": "string", "format": "date-time"},
+    "tag": {"type": "string"},
+    "retry": {"type": "string"},
+    "parent_job": {"type": "string"},
+    "root_job": {"type": "string"},
+}
 
 
 def _errors(*statuses: int) -> dict[str, Any]:
@@ -61,6 +80,7 @@ SHAPING = {
     "raw": {"type": "string"},
     "include_header": {"type": "string"},
     "include_query": {"type": "string"},
+    **JOB_PARAMETERS,
 }
 
 
