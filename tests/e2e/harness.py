@@ -200,3 +200,20 @@ async def wait_for_state(
         return job if job["state"] in states else None
 
     return dict(await eventually(check, timeout=timeout))
+
+
+async def running_job(session: aiohttp.ClientSession, gateway: Gateway) -> str:
+    """A job that runs until cancelled (the python engine's ``py/forever``), once it runs."""
+    async with session.post(f"{gateway.url}/api/run/py/forever", json={}) as resp:
+        job_id = str((await resp.json())["job_id"])
+    await wait_for_state(session, gateway, job_id, "running")
+    return job_id
+
+
+async def delivery_attempts(
+    session: aiohttp.ClientSession, gateway: Gateway, job_id: str
+) -> list[dict[str, Any]]:
+    """Every recorded attempt of every delivery a job's events made."""
+    async with session.get(f"{gateway.url}/api/deliveries?job={job_id}") as resp:
+        deliveries = (await resp.json())["deliveries"]
+    return [attempt for delivery in deliveries for attempt in delivery.get("attempts", [])]

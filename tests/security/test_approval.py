@@ -6,13 +6,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import aiohttp
-from e2e.harness import Gateway, wait_for_state
+from e2e.harness import Gateway, running_job
 
 
 async def approval(gateway: Gateway, session: aiohttp.ClientSession, method: str = "ANY") -> dict[str, str]:
-    async with session.post(f"{gateway.url}/api/run/py/forever", json={}) as resp:
-        job_id = (await resp.json())["job_id"]
-    await wait_for_state(session, gateway, job_id, "running")
+    job_id = await running_job(session, gateway)
     request = {"method": method, "approval": {"title": "Deploy?"}}
     async with session.post(f"{gateway.url}/api/jobs/{job_id}/callbacks", json=request) as resp:
         assert resp.status == 201, await resp.text()
@@ -48,9 +46,7 @@ async def test_probes_do_not_consume_a_plain_callback_either(
 ) -> None:
     gateway = make_gateway()
     await gateway.start()
-    async with session.post(f"{gateway.url}/api/run/py/forever", json={}) as resp:
-        job_id = (await resp.json())["job_id"]
-    await wait_for_state(session, gateway, job_id, "running")
+    job_id = await running_job(session, gateway)
     async with session.post(f"{gateway.url}/api/jobs/{job_id}/callbacks", json={"method": "ANY"}) as resp:
         endpoint = await resp.json()
     for method in ("HEAD", "OPTIONS"):

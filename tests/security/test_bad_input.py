@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import aiohttp
 import pytest
-from e2e.harness import Gateway, wait_for_state
+from e2e.harness import Gateway, running_job
 
 DEEP = 300  # parses (orjson takes up to 1,024 levels) but no serialiser downstream would take it
 
@@ -86,9 +86,7 @@ async def test_a_non_utf8_header_copied_into_arguments_is_a_400(gw: Gateway) -> 
 
 
 async def test_callback_limits_and_recursive_schemas(gw: Gateway, session: aiohttp.ClientSession) -> None:
-    async with session.post(f"{gw.url}/api/run/py/forever", json={}) as resp:
-        job_id = (await resp.json())["job_id"]
-    await wait_for_state(session, gw, job_id, "running")
+    job_id = await running_job(session, gw)
     create = f"{gw.url}/api/jobs/{job_id}/callbacks"
     for max_calls in (2**63, 2**64 + 5, 10**30):
         async with session.post(create, json={"max_calls": max_calls}) as resp:

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 import aiohttp
-from e2e.harness import Gateway, eventually
+from e2e.harness import Gateway, delivery_attempts, eventually
 
 
 async def test_a_name_resolving_inside_is_refused_with_its_reason(
@@ -21,9 +21,7 @@ async def test_a_name_resolving_inside_is_refused_with_its_reason(
         job_id = (await resp.json())["job_id"]
 
     async def attempt() -> dict[str, Any] | None:
-        async with session.get(f"{gateway.url}/api/deliveries?job={job_id}") as resp:
-            deliveries = (await resp.json())["deliveries"]
-        attempts = [a for d in deliveries for a in d.get("attempts", [])]
+        attempts = await delivery_attempts(session, gateway, job_id)
         return attempts[0] if attempts else None
 
     first = await eventually(attempt)

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 import aiohttp
-from e2e.harness import ADMIN_TOKEN, Gateway, wait_for_state
+from e2e.harness import ADMIN_TOKEN, Gateway, running_job, wait_for_state
 from e2e.receiver import Receiver
 
 from .conftest import leaks
@@ -103,9 +103,7 @@ async def test_a_callback_call_keeps_no_credential(
 ) -> None:
     gateway = make_gateway()
     await gateway.start()
-    async with session.post(f"{gateway.url}/api/run/py/forever", json={}) as resp:
-        job_id = (await resp.json())["job_id"]
-    await wait_for_state(session, gateway, job_id, "running")
+    job_id = await running_job(session, gateway)
     async with session.post(f"{gateway.url}/api/jobs/{job_id}/callbacks", json={}) as resp:
         endpoint = await resp.json()
     async with (

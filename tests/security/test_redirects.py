@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import aiohttp
-from e2e.harness import Gateway, eventually
+from e2e.harness import Gateway, delivery_attempts, eventually
 
 BEARER = "subscription-bearer-secret-1"
 API_KEY = "subscription-api-key-secret-2"
@@ -76,9 +76,7 @@ async def test_a_cromwell_callback_is_not_redirected_off_its_allowed_hosts(
         job_id = (await resp.json())["job_id"]
 
     async def refused() -> dict[str, Any] | None:
-        async with session.get(f"{gateway.url}/api/deliveries?job={job_id}") as resp:
-            deliveries = (await resp.json())["deliveries"]
-        attempts = [a for d in deliveries for a in d.get("attempts", [])]
+        attempts = await delivery_attempts(session, gateway, job_id)
         return next((a for a in attempts if "allowed_callback_hosts" in (a.get("error") or "")), None)
 
     await eventually(refused)
