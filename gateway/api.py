@@ -14,6 +14,7 @@ from typing import Any
 from aiohttp import web
 
 from . import jobs
+from .auth import Principal
 from .engine import STEP_STATUSES, Step
 from .errors import BadRequest, Forbidden, JobNotFound
 from .handlers import read_body
@@ -268,7 +269,7 @@ async def windmill_list_jobs(request: web.Request) -> web.StreamResponse:
 
 def _listed(
     job: Job,
-    principal: Any,
+    principal: Principal,
     *,
     running: bool | None,
     success: bool | None,

@@ -434,15 +434,16 @@ async def _tagged(request: web.Request, policy: TriggerPolicy, target: Target, t
             f"tag: this endpoint runs on engine {target.engine!r}; it cannot be tagged {tag!r}",
             details={"parameter": "tag"},
         )
+    refused = BadRequest(
+        f"tag: no engine named {tag!r} runs {target.version.path}", details={"parameter": "tag"}
+    )
     catalog = request.app[CATALOG]
+    if tag not in catalog.engines:
+        raise refused
     try:
-        if tag not in catalog.engines:
-            raise KeyError(tag)
         return await catalog.resolve(target.version.path, engine=tag)
-    except (GatewayError, KeyError):
-        raise BadRequest(
-            f"tag: no engine named {tag!r} runs {target.version.path}", details={"parameter": "tag"}
-        ) from None
+    except GatewayError:
+        raise refused from None
 
 
 async def _lineage(request: web.Request, admission: Admission, params: JobParameters) -> jobs.Lineage | None:
@@ -452,7 +453,9 @@ async def _lineage(request: web.Request, admission: Admission, params: JobParame
             raise BadRequest("root_job: given without parent_job", details={"parameter": "root_job"})
         return None
     parent = await request.app[STORE].get_job(params.parent_job)
-    if parent is None or (admission.principal is not None and not admission.principal.can_read(parent)):
+    # Unknown, unreadable, or named by a caller with no token (a public route): all alike, so that
+    # parent_job cannot probe which job ids exist.
+    if parent is None or admission.principal is None or not admission.principal.can_read(parent):
         raise BadRequest(f"parent_job: no job {params.parent_job}", details={"parameter": "parent_job"})
     if params.root_job is not None and params.root_job != parent.root:
         raise BadRequest(
@@ -479,7 +482,7 @@ def checked_callback_uri(uri: str, outbound: OutboundConfig) -> str:
         )
     if not allowed_target(uri, outbound.allowed_callback_hosts):
         raise BadRequest(
-            f"workflow_callback_uri {parts.scheme}://{parts.netloc} is not allowed by "
+            f"workflow_callback_uri {parts.scheme}://{parts.hostname} is not allowed by "
             "[outbound] allowed_callback_hosts",
             details={"parameter": "workflow_callback_uri"},
         )

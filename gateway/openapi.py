@@ -169,22 +169,6 @@ def describe(config: Config) -> dict[str, Any]:
                 errors=SYNC_ERRORS,
             ),
         },
-        "/api/w/{workspace}/jobs/run_wait_result/{path}": {
-            "post": _op(
-                "Windmill: trigger by path and wait (the form without p/)",
-                RESULT,
-                params=["workspace", "path"],
-                body=True,
-                errors=SYNC_ERRORS,
-            ),
-            "get": _op(
-                "Windmill: trigger by path and wait (the form without p/)",
-                RESULT,
-                params=["workspace", "path"],
-                query={"payload": {"type": "string"}},
-                errors=SYNC_ERRORS,
-            ),
-        },
         "/api/w/{workspace}/jobs/list": {
             "get": _op(
                 "Windmill: jobs, newest first",
@@ -316,6 +300,10 @@ def describe(config: Config) -> dict[str, Any]:
             "post": _op("revoke a token (admin)", {"200": _json("revoked")}, params=["jti"])
         },
     }
+    # Windmill's webhook documentation writes run_wait_result/{path} without p/: the same operations.
+    paths["/api/w/{workspace}/jobs/run_wait_result/{path}"] = paths[
+        "/api/w/{workspace}/jobs/run_wait_result/p/{path}"
+    ]
     for route in (r for r in config.routes if r.enabled):
         item: dict[str, Any] = paths.setdefault(route.path, {})
         params = [p.strip("{}") for p in route.path.split("/") if p.startswith("{") and p.endswith("}")]

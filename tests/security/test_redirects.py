@@ -96,3 +96,16 @@ async def test_a_cromwell_callback_is_not_redirected_off_its_allowed_hosts(
         f"{gateway.url}/api/run/t/echo?workflow_callback_uri={allowed.url}", json={}
     ) as resp:
         assert resp.status == 202
+
+
+async def test_a_refused_callback_uri_does_not_echo_its_credentials(
+    make_gateway: Callable[..., Gateway], session: aiohttp.ClientSession
+) -> None:
+    gateway = make_gateway(extra='[outbound]\nallowed_callback_hosts = ["cromwell.example.com"]\n')
+    await gateway.start()
+    uri = "https://user:pass-in-the-url-42@evil.example/cb"
+    async with session.post(
+        f"{gateway.url}/api/run/t/echo", params={"workflow_callback_uri": uri}, json={}
+    ) as resp:
+        assert resp.status == 400
+        assert "pass-in-the-url-42" not in await resp.text()

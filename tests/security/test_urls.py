@@ -95,3 +95,17 @@ async def test_a_pinned_hash_reveals_nothing_before_authentication(
         assert resp.status == 404  # an authenticated caller learns it
     async with session.post(f"{gateway.url}/api/w/demo/jobs/run/h/{known}", json={}) as resp:
         assert resp.status == 201
+
+
+async def test_a_caller_without_a_token_cannot_probe_jobs_through_parent_job(
+    make_gateway: Callable[..., Gateway], session: aiohttp.ClientSession, anonymous: aiohttp.ClientSession
+) -> None:
+    gateway = make_gateway(routes='[[routes]]\npath = "/open"\nscript = "t/echo"\npublic = true\n')
+    await gateway.start()
+    async with session.post(f"{gateway.url}/api/run/t/echo", json={}) as resp:
+        existing = (await resp.json())["job_id"]
+    answers = []
+    for parent in (existing, "0" * 32):
+        async with anonymous.post(f"{gateway.url}/open?parent_job={parent}", json={}) as resp:
+            answers.append((resp.status, (await resp.json())["error"]["parameter"]))
+    assert answers == [(400, "parent_job"), (400, "parent_job")]  # the same, existing or not
