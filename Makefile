@@ -22,6 +22,7 @@ run: install
 lint: install-test
 	$(BIN)/ruff check gateway plugins tests bench
 	$(BIN)/ruff format --check gateway plugins tests bench
+	$(BIN)/lint-imports
 
 typecheck: install-test
 	$(BIN)/mypy

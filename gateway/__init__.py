@@ -10,9 +10,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .app import create_app
-    from .config import Config, load_config
-    from .errors import ConfigError, GatewayError
+    from gateway.config import Config, load_config
+    from gateway.errors import ConfigError, GatewayError
+    from gateway.web.app import create_app
 
 __all__ = ["Config", "ConfigError", "GatewayError", "create_app", "load_config"]
 __version__ = "0.1.0"

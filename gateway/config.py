@@ -9,21 +9,21 @@ taken relative to the configuration file's folder, so a file means the same from
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal, TypeVar, cast
 
-from .durations import parse_duration, parse_size
-from .errors import ConfigError
-from .forwarded import parse_networks
-from .payload import CREDENTIAL_HEADERS
+from gateway.durations import parse_duration, parse_size
+from gateway.errors import ConfigError
 
 __all__ = [
+    "CREDENTIAL_HEADERS",
     "AuthConfig",
     "BackoffConfig",
     "Config",
@@ -39,7 +39,23 @@ __all__ = [
     "WebhookConfig",
     "load_config",
     "parse_config",
+    "parse_networks",
 ]
+
+# Never copied into arguments, whoever asks: they are the caller's (or Caddy's injected) credentials.
+CREDENTIAL_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization", "x-api-key"})
+
+
+def parse_networks(values: Sequence[str]) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """``["127.0.0.1", "10.0.0.0/8"]`` → networks; raises ``ValueError`` naming a bad entry."""
+    networks = []
+    for value in values:
+        try:
+            networks.append(ipaddress.ip_network(value, strict=False))
+        except ValueError:
+            raise ValueError(f"expected an address or network such as 10.0.0.0/8, got {value!r}") from None
+    return tuple(networks)
+
 
 Mode = Literal["async", "sync", "both"]
 MODES: tuple[Mode, ...] = ("async", "sync", "both")
@@ -707,7 +723,7 @@ def _check_webhooks(
 
 
 def _rate_text(value: object) -> str:
-    from .ratelimit import parse_rate
+    from gateway.durations import parse_rate
 
     if not isinstance(value, str):
         raise ValueError(f'expected a rate such as "100/m", got {value!r}')

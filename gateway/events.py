@@ -1,133 +1,37 @@
-"""What happened, as one ``Event`` model that every notifier renders.
+"""Deprecated: this module moved to ``gateway.outbound.events``; plugins import from ``gateway.plugin``.
 
-Job events (``Workflow*``) come from job transitions, step events (``Rule*``) from engines that
-report steps, and instance events (``ConfigChanged``, later) have no job at all: every job field is
-optional. An event is immutable and carries everything a notifier needs, so rendering stays pure.
+A thin re-export kept so that plugins written for earlier releases still load. Every name read from
+it warns once per place that reads it (a ``DeprecationWarning``). It goes away in a later release.
 """
 
 from __future__ import annotations
 
-import enum
-import time
-import uuid
-from dataclasses import dataclass, field
+import importlib
+import warnings
 from typing import Any
 
-from .models import Job, JobState
-
-__all__ = ["JOB_EVENTS", "STEP_EVENTS", "Event", "EventType", "job_event", "step_event"]
-
-
-class EventType(enum.StrEnum):
-    WORKFLOW_STARTED = "WorkflowStarted"
-    WORKFLOW_COMPLETED = "WorkflowCompleted"
-    WORKFLOW_FAILED = "WorkflowFailed"
-    WORKFLOW_CANCELLED = "WorkflowCancelled"
-    RULE_STARTED = "RuleStarted"
-    RULE_COMPLETED = "RuleCompleted"
-    RULE_FAILED = "RuleFailed"
-    RULE_SKIPPED = "RuleSkipped"
-    CONFIG_CHANGED = "ConfigChanged"
+_MOVED = frozenset(
+    {
+        "JOB_EVENTS",
+        "STEP_EVENTS",
+        "Event",
+        "EventType",
+        "job_event",
+        "step_event",
+    }
+)
 
 
-JOB_EVENTS = frozenset({t for t in EventType if t.value.startswith("Workflow")})
-STEP_EVENTS = frozenset({t for t in EventType if t.value.startswith("Rule")})
-TERMINAL_EVENTS = {
-    JobState.SUCCEEDED: EventType.WORKFLOW_COMPLETED,
-    JobState.FAILED: EventType.WORKFLOW_FAILED,
-    JobState.CANCELLED: EventType.WORKFLOW_CANCELLED,
-}
-
-
-@dataclass(frozen=True)
-class Event:
-    type: EventType
-    id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    timestamp: float = field(default_factory=time.time)
-    job_id: str | None = None
-    route: str | None = None
-    script: str | None = None
-    rule: str | None = None
-    message: str | None = None
-    details: dict[str, Any] = field(default_factory=dict)
-    private: bool = False
-    """The job's route erases data after use: no args, result or outputs go out."""
-    request_id: str | None = None
-    """The request that created the job; outbound deliveries carry it as X-Request-ID."""
-
-    @property
-    def terminal(self) -> bool:
-        return self.type in (
-            EventType.WORKFLOW_COMPLETED,
-            EventType.WORKFLOW_FAILED,
-            EventType.WORKFLOW_CANCELLED,
-        )
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "type": self.type.value,
-            "timestamp": self.timestamp,
-            "job_id": self.job_id,
-            "route": self.route,
-            "script": self.script,
-            "rule": self.rule,
-            "message": self.message,
-            "details": self.details,
-        }
-
-
-def job_event(job: Job, *, now: float) -> Event | None:
-    """The event a job's new state stands for (None for states that are not events)."""
-    if job.state is JobState.RUNNING:
-        kind, message = EventType.WORKFLOW_STARTED, f"{job.script} started"
-    elif job.state in TERMINAL_EVENTS:
-        kind = TERMINAL_EVENTS[job.state]
-        message = f"{job.script} {job.state.value}"
-        if job.error and job.state is not JobState.SUCCEEDED:
-            message = f"{job.script} {job.state.value}: {job.error.get('message', '')}"
-    else:
-        return None
-    private = job.options.delete_after_use
-    details: dict[str, Any] = {"state": job.state.value, "attempts": job.attempts}
-    if job.state is JobState.SUCCEEDED and not private:
-        details["result"] = job.result
-    if job.error is not None and job.state is not JobState.SUCCEEDED:
-        error = dict(job.error)
-        error.pop("stack", None) if private else None
-        details["error"] = error
-        if "exit_code" in error:
-            details["exit_code"] = error["exit_code"]
-        if job.logs and not private:
-            details["stderr_tail"] = job.logs[-2000:]
-    if not private and job.state is JobState.RUNNING:
-        details["args"] = job.args
-    return Event(
-        type=kind,
-        timestamp=now,
-        job_id=job.id,
-        route=job.route,
-        script=job.script,
-        message=message,
-        details=details,
-        private=private,
-        request_id=job.request_id,
+def __getattr__(name: str) -> Any:
+    if name not in _MOVED:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    warnings.warn(
+        f"{__name__} is deprecated: import {name} from gateway.plugin (or gateway.outbound.events)",
+        DeprecationWarning,
+        stacklevel=2,
     )
+    return getattr(importlib.import_module("gateway.outbound.events"), name)
 
 
-def step_event(
-    job: Job, *, kind: EventType, rule: str, message: str | None, outputs: Any, now: float
-) -> Event:
-    details: dict[str, Any] = {} if job.options.delete_after_use or outputs is None else {"outputs": outputs}
-    return Event(
-        type=kind,
-        timestamp=now,
-        job_id=job.id,
-        route=job.route,
-        script=job.script,
-        rule=rule,
-        message=message,
-        details=details,
-        private=job.options.delete_after_use,
-        request_id=job.request_id,
-    )
+def __dir__() -> list[str]:
+    return sorted(_MOVED)

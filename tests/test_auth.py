@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from aiohttp.test_utils import make_mocked_request
 
-from gateway.auth import ADMIN_TOKEN_FILE, Authenticator, Principal, hash_token
+from gateway.auth.principals import ADMIN_TOKEN_FILE, Authenticator, Principal, hash_token
 from gateway.config import AuthConfig, KeyConfig, UserConfig
 from gateway.errors import Forbidden, Unauthorized
 from gateway.models import Job, JobOptions

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway import callbacks
-from gateway.approval import approval_page, approval_unavailable
+from gateway.callbacks import endpoints as callbacks
+from gateway.callbacks.approval import approval_page, approval_unavailable
 from gateway.errors import BadRequest, Gone, MethodNotAllowed, NotFound, UnprocessableEntity
 from gateway.models import CallbackCall, CallbackEndpoint, Job, JobState
 from gateway.store import CallRefused, SQLiteStore

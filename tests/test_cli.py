@@ -4,7 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from gateway.__main__ import main
+from gateway.cli.main import main
 
 REPO = Path(__file__).parent.parent
 

@@ -12,9 +12,9 @@ from cloudevents.core.bindings.http import to_binary, to_structured
 from cloudevents.core.formats.json import JSONFormat
 from cloudevents.core.v1.event import CloudEvent
 
-from gateway.cloudevents import METADATA_KEY
 from gateway.errors import InvalidPayload
-from gateway.payload import RequestData, ShapeOptions, shape
+from gateway.triggers.cloudevents import METADATA_KEY
+from gateway.triggers.payload import RequestData, ShapeOptions, shape
 
 FORMAT = JSONFormat()
 # What Azure Event Grid sends for a blob created in its CloudEvents schema.

@@ -8,13 +8,13 @@ from pathlib import Path
 from types import MappingProxyType
 
 import pytest
+from hookgate_plugins.engines.python import create
 
-from gateway import jobs
 from gateway.config import EngineConfig
-from gateway.dispatcher import Dispatcher
+from gateway.jobs import lifecycle as jobs
+from gateway.jobs.dispatcher import Dispatcher
 from gateway.models import Job, JobOptions, JobState, ScriptVersion
 from gateway.store import SQLiteStore
-from plugins.engines.python import create
 
 
 class FakeClock:

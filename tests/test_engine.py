@@ -4,12 +4,12 @@ from pathlib import Path
 from types import MappingProxyType
 
 import pytest
+from hookgate_plugins.engines.local import LocalEngine
+from hookgate_plugins.engines.python import PythonEngine
 
 from gateway.config import EngineConfig
-from gateway.engine import Engine, create_engines
 from gateway.errors import ConfigError
-from plugins.engines.local import LocalEngine
-from plugins.engines.python import PythonEngine
+from gateway.jobs.engine import Engine, create_engines
 
 
 def test_built_in_engines_load_through_entry_points(tmp_path: Path) -> None:
@@ -45,7 +45,7 @@ def test_the_celery_engine_says_what_to_install_when_celery_is_missing(
 ) -> None:
     import sys
 
-    from plugins.engines.celery_engine import create
+    from hookgate_plugins.engines.celery_engine import create
 
     monkeypatch.setitem(sys.modules, "celery", None)  # as if it were not installed
     config = EngineConfig(name="c", type="celery", options=MappingProxyType({"tasks": {}}), path="engines[3]")

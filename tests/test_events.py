@@ -1,7 +1,7 @@
 from __future__ import annotations
 
-from gateway.events import EventType, job_event, step_event
 from gateway.models import Job, JobOptions, JobState
+from gateway.outbound.events import EventType, job_event, step_event
 
 
 def job(state: JobState, **fields: object) -> Job:

@@ -5,7 +5,8 @@ from unittest.mock import Mock
 import pytest
 from aiohttp.test_utils import make_mocked_request
 
-from gateway.forwarded import client_ip, host_allowed, listening_url, parse_networks, public_origin
+from gateway.config import parse_networks
+from gateway.http.forwarded import client_ip, host_allowed, listening_url, public_origin
 
 TRUSTED = parse_networks(["10.0.0.0/8", "127.0.0.1"])
 FORWARDED = {

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from gateway import jobs
-from gateway.engine import Outcome
 from gateway.errors import Conflict, JobNotFound, Overloaded
+from gateway.jobs import lifecycle as jobs
+from gateway.jobs.engine import Outcome
 from gateway.models import JobOptions, JobState, ScriptVersion
 from gateway.store import SQLiteStore
 

@@ -9,13 +9,13 @@ from pathlib import Path
 from types import MappingProxyType
 
 import pytest
+from hookgate_plugins.engines.local import LocalEngine, create
 from proc import process_gone
 
 from gateway.config import EngineConfig
-from gateway.engine import EngineContext, JobContext, Outcome, content_hash
 from gateway.errors import ConfigError
+from gateway.jobs.engine import EngineContext, JobContext, Outcome, content_hash
 from gateway.models import Job, JobOptions, ScriptVersion
-from plugins.engines.local import LocalEngine, create
 
 CONTEXT = JobContext(job_id="ignored", gateway_url="http://gw")
 

@@ -9,17 +9,17 @@ import orjson
 import pytest
 from cloudevents.core.bindings.http import HTTPMessage, from_binary, from_structured
 from cloudevents.core.formats.json import JSONFormat
+from hookgate_plugins.notifiers.cloudevents import CloudEventsNotifier
+from hookgate_plugins.notifiers.cromwell import CromwellNotifier
+from hookgate_plugins.notifiers.discord import DiscordNotifier
+from hookgate_plugins.notifiers.json import JsonNotifier
+from hookgate_plugins.notifiers.slack import SlackNotifier
+from hookgate_plugins.notifiers.teams import TeamsNotifier
 from slack_sdk.models.blocks import Block
 
 from gateway.config import WebhookConfig
-from gateway.events import Event, EventType
-from gateway.notify import Notifier, load_notifiers
-from plugins.notifiers.cloudevents import CloudEventsNotifier
-from plugins.notifiers.cromwell import CromwellNotifier
-from plugins.notifiers.discord import DiscordNotifier
-from plugins.notifiers.json import JsonNotifier
-from plugins.notifiers.slack import SlackNotifier
-from plugins.notifiers.teams import TeamsNotifier
+from gateway.outbound.events import Event, EventType
+from gateway.outbound.notify import Notifier, load_notifiers
 
 SUB = WebhookConfig(name="s", url="https://example.com/hook", path="webhooks[0]")
 DONE = Event(

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import orjson
 
-from gateway.app import create_app
 from gateway.config import load_config
-from gateway.openapi import describe
+from gateway.web.app import create_app
+from gateway.web.openapi import describe
 
 REPO = Path(__file__).parent.parent
 CONFIG = REPO / "config" / "gateway.toml"

@@ -12,8 +12,8 @@ from standardwebhooks import Webhook
 
 from gateway.config import BackoffConfig, WebhookConfig
 from gateway.models import Delivery
-from gateway.outbox import classify, next_delay, signed_headers
-from gateway.ssrf import BlockedAddress, GuardedResolver, check_literal_host, is_public
+from gateway.outbound.outbox import classify, next_delay, signed_headers
+from gateway.outbound.ssrf import BlockedAddress, GuardedResolver, check_literal_host, is_public
 
 SCHEDULE = BackoffConfig(schedule=(1.0, 10.0))
 SUB = WebhookConfig(name="s", url="https://x", path="w", backoff=SCHEDULE)

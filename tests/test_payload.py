@@ -12,13 +12,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateway.errors import GatewayError, InvalidJSON, InvalidPayload, PayloadTooLarge, UnsupportedMediaType
-from gateway.payload import (
+from gateway.http.request import check_size
+from gateway.triggers.payload import (
     MAX_DEPTH,
     RequestData,
     ShapeOptions,
     check_depth,
     check_json_depth,
-    check_size,
     decode_payload_query,
     shape,
 )

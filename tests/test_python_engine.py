@@ -6,12 +6,12 @@ from pathlib import Path
 from types import MappingProxyType
 
 import pytest
+from hookgate_plugins.engines.python import PythonEngine, create
 
 from gateway.config import EngineConfig
-from gateway.engine import EngineContext, JobContext, Outcome, Step
 from gateway.errors import ConfigError
+from gateway.jobs.engine import EngineContext, JobContext, Outcome, Step
 from gateway.models import Job, JobOptions
-from plugins.engines.python import PythonEngine, create
 
 FUNCTIONS = {
     "echo": "hookgate_testfuncs:echo",

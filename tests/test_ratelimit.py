@@ -2,8 +2,9 @@ from __future__ import annotations
 
 import pytest
 
+from gateway.auth.ratelimit import RateLimiter
+from gateway.durations import Rate, parse_rate
 from gateway.errors import TooManyRequests
-from gateway.ratelimit import Rate, RateLimiter, parse_rate
 
 
 class Clock:

@@ -8,13 +8,13 @@ from typing import Any
 import pytest
 
 from gateway.config import Config, parse_config
-from gateway.engine import create_engines
 from gateway.errors import ConfigError
-from gateway.events import Event, EventType
-from gateway.live import Served
-from gateway.notify import Subscriptions, load_notifiers
-from gateway.reload import changes_between, prepare
-from gateway.routing import compile_routes
+from gateway.http.live import Served
+from gateway.jobs.engine import create_engines
+from gateway.outbound.events import Event, EventType
+from gateway.outbound.notify import Subscriptions, load_notifiers
+from gateway.web.reload import changes_between, prepare
+from gateway.web.routing import compile_routes
 
 SCRIPTS = Path(__file__).parent / "e2e" / "scripts"
 

@@ -5,7 +5,7 @@ from typing import Any
 import pytest
 
 from gateway.models import Job, JobState
-from gateway.responses import render_job_result
+from gateway.triggers.results import render_job_result
 
 
 def finished(result: Any = None, *, state: JobState = JobState.SUCCEEDED, error: dict | None = None) -> Job:

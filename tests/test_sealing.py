@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from cryptography.fernet import Fernet
 
-from gateway.sealing import REDACTED, Sealer, split_redacted
+from gateway.triggers.sealing import REDACTED, Sealer, split_redacted
 
 
 def test_a_key_file_is_created_once_private_and_reused(tmp_path: Path) -> None:

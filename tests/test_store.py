@@ -405,3 +405,32 @@ async def test_disabled_subscriptions_hold_their_deliveries_until_a_retry(store:
     assert await store.disabled_subscriptions() == set()
     assert [d.id for d in await store.claim_due_deliveries(worker="w", now=20.0, lease=5.0, limit=5)] == ["d"]
     assert await store.retry_delivery("d", now=21.0) is None  # only failed deliveries are retried
+
+
+def test_a_postgres_store_without_its_driver_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    """asyncpg is the ``postgres`` extra: without it, the configuration is refused, saying what to install."""
+    import sys
+
+    from gateway.config import parse_config
+    from gateway.errors import ConfigError
+    from gateway.store import create_store
+    from gateway.web.app import preflight
+
+    for name in [
+        m for m in sys.modules if m == "asyncpg" or m.startswith(("asyncpg.", "gateway.store.postgres"))
+    ]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "asyncpg", None)  # what an environment without it looks like to import
+    with pytest.raises(ConfigError) as refused:
+        create_store("postgresql://127.0.0.1/test")
+    assert refused.value.problems == [
+        "store.url: a PostgreSQL store needs the asyncpg driver: pip install 'hookgate[postgres]'"
+    ]
+    config = parse_config(
+        {"store": {"url": "postgresql://127.0.0.1/test"}},
+        base_dir=Path(__file__).parents[1] / "config",
+        environ={},
+    )
+    with pytest.raises(ConfigError) as checked:
+        preflight(config)
+    assert checked.value.problems == refused.value.problems

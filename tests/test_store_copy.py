@@ -7,7 +7,7 @@ from pathlib import Path
 import asyncpg
 from pg import DSN, fresh_schema
 
-from gateway.__main__ import main
+from gateway.cli.main import main
 from gateway.models import (
     Attempt,
     CallbackCall,

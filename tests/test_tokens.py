@@ -13,8 +13,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
+from gateway.auth.tokens import AUDIENCE, KEY_FILE, KeyRing, TokenError, rotate_key_file
 from gateway.config import AuthConfig, KeyConfig
-from gateway.tokens import AUDIENCE, KEY_FILE, KeyRing, TokenError, rotate_key_file
 
 SECRET = "a-test-secret-that-is-at-least-32-bytes-long"
 

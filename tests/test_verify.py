@@ -14,8 +14,8 @@ from datetime import UTC, datetime
 import pytest
 from standardwebhooks import Webhook
 
+from gateway.auth.verify import check
 from gateway.config import VerifyConfig
-from gateway.verify import check
 
 BODY = b'{"action": "opened", "number": 7}'
 NOW = 1_800_000_000.0

@@ -1,8 +1,16 @@
-"""State behind one ``Store`` Protocol; ``open_store`` picks the implementation from the URL."""
+"""State behind one ``Store`` Protocol; ``create_store`` picks the implementation from the URL.
+
+Owns: ``protocol`` (the Store Protocol and its errors), ``sqlite`` and ``postgres`` (a package each,
+one module per concern), ``rows`` (the row mapping both share), ``migrations``, ``signals``
+(wake-ups), ``copy`` (``hookgate store copy``). May import: the top-level modules only.
+"""
 
 from __future__ import annotations
 
-from .protocol import (
+from typing import TYPE_CHECKING
+
+from gateway.errors import ConfigError
+from gateway.store.protocol import (
     OUTBOX_TOPIC,
     QUEUE_TOPIC,
     CallRefused,
@@ -14,7 +22,10 @@ from .protocol import (
     callback_topic,
     job_topic,
 )
-from .sqlite import SQLiteStore, sqlite_path_from_url
+from gateway.store.sqlite import SQLiteStore, sqlite_path_from_url
+
+if TYPE_CHECKING:
+    from gateway.store.postgres import PostgresStore
 
 __all__ = [
     "OUTBOX_TOPIC",
@@ -29,7 +40,21 @@ __all__ = [
     "callback_topic",
     "create_store",
     "job_topic",
+    "postgres_store_class",
 ]
+
+
+def postgres_store_class() -> type[PostgresStore]:
+    """The PostgreSQL store, or a ``ConfigError`` naming the extra when its driver is not installed."""
+    try:
+        from gateway.store.postgres import PostgresStore
+    except ModuleNotFoundError as exc:
+        if exc.name != "asyncpg":
+            raise
+        raise ConfigError(
+            """store.url: a PostgreSQL store needs the asyncpg driver: pip install 'hookgate[postgres]'"""
+        ) from None
+    return PostgresStore
 
 
 def create_store(url: str, *, exclusive: bool = True, schema: str | None = None) -> Store:
@@ -37,7 +62,5 @@ def create_store(url: str, *, exclusive: bool = True, schema: str | None = None)
     if url.startswith("sqlite://"):
         return SQLiteStore(sqlite_path_from_url(url), exclusive=exclusive)
     if url.startswith(("postgresql://", "postgres://")):
-        from .postgres import PostgresStore
-
-        return PostgresStore(url, schema=schema)
+        return postgres_store_class()(url, schema=schema)
     raise ValueError(f"unsupported store {url!r}: expected sqlite:///PATH or postgresql://…")

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import asyncpg
 
-from .postgres import PostgresStore
-from .sqlite_thread import ThreadConnection
+from gateway.store import postgres_store_class
+from gateway.store.sqlite_thread import ThreadConnection
 
 __all__ = ["TABLES", "copy_sqlite_to_postgres"]
 
@@ -46,7 +46,7 @@ class Copied:
 async def copy_sqlite_to_postgres(
     source: Path, dsn: str, *, schema: str | None = None, progress: Callable[[Copied], None] | None = None
 ) -> list[Copied]:
-    target = PostgresStore(dsn, schema=schema)
+    target = postgres_store_class()(dsn, schema=schema)
     await target.open()  # creates the schema and applies migrations
     await target.close()
     settings = {"search_path": schema} if schema else {}

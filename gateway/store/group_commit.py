@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from .sqlite_thread import ThreadConnection
+from gateway.store.sqlite_thread import ThreadConnection
 
 __all__ = ["Batch", "GroupCommit"]
 

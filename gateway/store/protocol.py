@@ -17,7 +17,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from ..models import (
+from gateway.models import (
     Attempt,
     CallbackCall,
     CallbackEndpoint,
@@ -29,7 +29,7 @@ from ..models import (
     ScriptVersion,
     TokenRecord,
 )
-from .signals import Signal
+from gateway.store.signals import Signal
 
 __all__ = [
     "CALLBACK_TOPIC",

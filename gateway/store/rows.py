@@ -10,7 +10,7 @@ from typing import Any, Protocol
 
 import orjson
 
-from ..models import (
+from gateway.models import (
     Attempt,
     CallbackEndpoint,
     Delivery,

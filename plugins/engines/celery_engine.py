@@ -18,11 +18,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.config import EngineConfig, Table
-from gateway.durations import parse_duration
-from gateway.engine import EngineContext, EngineUnavailable, JobContext, Outcome, content_hash
-from gateway.errors import ConfigError
-from gateway.models import Job, ScriptVersion
+from gateway.plugin import (
+    ConfigError,
+    EngineConfig,
+    EngineContext,
+    EngineUnavailable,
+    Job,
+    JobContext,
+    Outcome,
+    ScriptVersion,
+    Table,
+    content_hash,
+    parse_duration,
+)
 
 __all__ = ["CeleryEngine", "create"]
 

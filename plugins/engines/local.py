@@ -21,17 +21,26 @@ from typing import Any, Protocol
 
 import orjson
 
-from gateway.config import EngineConfig, Table
-from gateway.durations import parse_duration, parse_size
-from gateway.engine import EngineContext, JobContext, Outcome, Step, content_hash
-from gateway.models import Job, ScriptVersion
+from gateway.plugin import (
+    EngineConfig,
+    EngineContext,
+    Job,
+    JobContext,
+    Outcome,
+    ScriptVersion,
+    Step,
+    Table,
+    content_hash,
+    parse_duration,
+    parse_size,
+)
 
+from ._outcome import executable_outcome, python_outcome, read_bounded, read_channel, text
 from ._prefork import ForkServer
 
 __all__ = ["LocalEngine", "create"]
 
 _RUNNER = str(Path(__file__).with_name("_pyrunner.py"))
-_READ_CHUNK = 65536
 _RACY_NS = 2_000_000_000
 _LOCATE_TTL = 1.0
 _LOCATE_CACHE = 10_000
@@ -218,7 +227,7 @@ class LocalEngine:
 
     def live_logs(self, job_id: str) -> str | None:
         logs = self._live.get(job_id)
-        return None if logs is None else _text(bytes(logs))
+        return None if logs is None else text(bytes(logs))
 
     def set_suspended(self, job_id: str, suspended: bool) -> None:
         if suspended:
@@ -330,14 +339,14 @@ class LocalEngine:
         stdout_limit = self.options.max_log_bytes if python else self.options.max_result_bytes
         live = self._live[job.id] = bytearray()
         if python:
-            stdout = asyncio.create_task(_read_bounded(process.stdout, stdout_limit, into=live))
+            stdout = asyncio.create_task(read_bounded(process.stdout, stdout_limit, into=live))
             second = asyncio.create_task(
-                _read_channel(result_fd, self.options.max_result_bytes, on_step=self._step_reporter(job.id))
+                read_channel(result_fd, self.options.max_result_bytes, on_step=self._step_reporter(job.id))
             )
         else:
             assert process.stderr is not None
-            stdout = asyncio.create_task(_read_bounded(process.stdout, stdout_limit, keep_tail=False))
-            second = asyncio.create_task(_read_bounded(process.stderr, self.options.max_log_bytes, into=live))
+            stdout = asyncio.create_task(read_bounded(process.stdout, stdout_limit, keep_tail=False))
+            second = asyncio.create_task(read_bounded(process.stderr, self.options.max_log_bytes, into=live))
         timed_out = False
         try:
             async with asyncio.timeout(timeout):  # wait_for could swallow a cancel on 3.11
@@ -350,29 +359,11 @@ class LocalEngine:
         out, other = await stdout, await second
         await stdin_task
         if timed_out:
-            logs = _text(out if python else other)
+            logs = text(out if python else other)
             return Outcome(job.id, "failed", error=_timeout_error(job, self.options), logs=logs)
         if python:
-            return _python_outcome(job, process.returncode, logs=_text(out), channel=other)
-        return _executable_outcome(job, process.returncode, stdout=out, logs=_text(other))
-
-
-def _python_outcome(job: Job, returncode: int | None, *, logs: str, channel: bytes) -> Outcome:
-    message = _last_message(channel)
-    if message is not None and message.get("kind") == "result" and returncode == 0:
-        return Outcome(job.id, "succeeded", result=message.get("value"), logs=logs)
-    if message is not None and message.get("kind") == "error":
-        return Outcome(job.id, "failed", error=message.get("error"), logs=logs)
-    return Outcome(job.id, "failed", error=_exit_error(returncode, logs), logs=logs)
-
-
-def _executable_outcome(job: Job, returncode: int | None, *, stdout: bytes, logs: str) -> Outcome:
-    if returncode != 0:
-        return Outcome(job.id, "failed", error=_exit_error(returncode, logs), logs=logs)
-    return Outcome(job.id, "succeeded", result=_parse_stdout(stdout), logs=logs)
-
-
-# --- process helpers ------------------------------------------------------------------------------
+            return python_outcome(job, process.returncode, logs=text(out), channel=other)
+        return executable_outcome(job, process.returncode, stdout=out, logs=text(other))
 
 
 def _kill_group(process: Process) -> None:
@@ -387,91 +378,9 @@ async def _feed_stdin(stream: asyncio.StreamWriter, data: bytes) -> None:
         stream.close()
 
 
-async def _read_bounded(
-    stream: asyncio.StreamReader, limit: int, *, keep_tail: bool = True, into: bytearray | None = None
-) -> bytes:
-    """Read to EOF keeping at most ``limit`` bytes (the end for logs, the start for a result).
-
-    ``into`` is filled as the bytes arrive, so a running job's logs can be shown live.
-    """
-    kept = bytearray() if into is None else into
-    while chunk := await stream.read(_READ_CHUNK):
-        kept += chunk
-        if len(kept) > limit:
-            if keep_tail:
-                del kept[: len(kept) - limit]
-            else:
-                del kept[limit:]
-    return bytes(kept)
-
-
-async def _read_channel(fd: int, limit: int, *, on_step: Callable[[Step], Awaitable[None]]) -> bytes:
-    """Read the job's result channel as lines arrive: steps are relayed at once, the outcome is kept."""
-    loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader(limit=limit)
-    pipe = os.fdopen(fd, "rb", buffering=0)
-    transport, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), pipe)
-    outcome = b""
-    try:
-        while line := await reader.readline():
-            try:
-                message = orjson.loads(line)
-            except orjson.JSONDecodeError:
-                continue
-            if not isinstance(message, dict):
-                continue
-            if message.get("kind") == "step":
-                await on_step(_step(message))
-            elif message.get("kind") in ("result", "error"):
-                outcome = line
-    except ValueError:  # a line longer than the limit
-        error = {"name": "ResultTooLarge", "message": f"the result is larger than {limit} bytes"}
-        outcome = orjson.dumps({"kind": "error", "error": error})
-    finally:
-        transport.close()
-    return outcome
-
-
-def _step(message: dict[str, Any]) -> Step:
-    return Step(
-        rule=str(message.get("rule") or "step"),
-        status=str(message.get("status") or "completed"),
-        message=message.get("message") if isinstance(message.get("message"), str) else None,
-        outputs=message.get("outputs"),
-    )
-
-
-def _text(data: bytes) -> str:
-    return data.decode("utf-8", errors="replace")
-
-
-def _last_message(data: bytes) -> dict[str, Any] | None:
-    for line in reversed(data.splitlines()):
-        with contextlib.suppress(orjson.JSONDecodeError):
-            message = orjson.loads(line)
-            if isinstance(message, dict) and message.get("kind") in ("result", "error"):
-                return message
-    return None
-
-
-def _parse_stdout(data: bytes) -> Any:
-    try:
-        return orjson.loads(data)
-    except orjson.JSONDecodeError:
-        return _text(data).rstrip("\n")
-
-
 def _timeout_error(job: Job, options: LocalOptions) -> dict[str, Any]:
     timeout = job.options.timeout or options.default_timeout
     return {
         "name": "Timeout",
         "message": f"the job ran longer than its timeout of {timeout:g}s and was killed",
     }
-
-
-def _exit_error(returncode: int | None, logs: str) -> dict[str, Any]:
-    if returncode is not None and returncode < 0:
-        message = f"the script was killed by signal {-returncode}"
-    else:
-        message = f"the script exited with status {returncode}"
-    return {"name": "ExitError", "message": message, "exit_code": returncode, "stderr": logs[-4096:]}

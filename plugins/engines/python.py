@@ -17,11 +17,20 @@ from typing import Any
 
 import orjson
 
-from gateway.client import JobInfo, current_job
-from gateway.config import EngineConfig, Table
-from gateway.durations import parse_duration
-from gateway.engine import EngineContext, JobContext, Outcome, Step, content_hash
-from gateway.models import Job, ScriptVersion
+from gateway.plugin import (
+    EngineConfig,
+    EngineContext,
+    Job,
+    JobContext,
+    JobInfo,
+    Outcome,
+    ScriptVersion,
+    Step,
+    Table,
+    content_hash,
+    current_job,
+    parse_duration,
+)
 
 from ._pyrunner import describe_error, select_arguments
 

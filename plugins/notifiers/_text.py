@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gateway.events import Event, EventType
+from gateway.plugin import Event, EventType
 
 GREEN, RED, GREY, BLUE = "#2eb67d", "#e01e5a", "#8d8d8d", "#1d9bd1"
 COLOURS = {

@@ -12,9 +12,7 @@ from cloudevents.core.bindings.http import to_binary, to_structured
 from cloudevents.core.formats.json import JSONFormat
 from cloudevents.core.v1.event import CloudEvent
 
-from gateway.config import WebhookConfig
-from gateway.events import Event
-from gateway.notify import OutboundRequest
+from gateway.plugin import Event, OutboundRequest, WebhookConfig
 
 __all__ = ["CloudEventsNotifier"]
 

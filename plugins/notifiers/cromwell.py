@@ -6,9 +6,7 @@ from typing import Any
 
 import orjson
 
-from gateway.config import WebhookConfig
-from gateway.events import Event, EventType
-from gateway.notify import OutboundRequest
+from gateway.plugin import Event, EventType, OutboundRequest, WebhookConfig
 
 __all__ = ["CromwellNotifier"]
 

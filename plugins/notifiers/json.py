@@ -12,9 +12,7 @@ from typing import Any
 
 import orjson
 
-from gateway.config import WebhookConfig
-from gateway.events import Event
-from gateway.notify import OutboundRequest
+from gateway.plugin import Event, OutboundRequest, WebhookConfig
 
 __all__ = ["JsonNotifier", "oxo_flow_body", "rfc3339"]
 

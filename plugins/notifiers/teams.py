@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import orjson
 
-from gateway.config import WebhookConfig
-from gateway.events import Event
-from gateway.notify import OutboundRequest
+from gateway.plugin import Event, OutboundRequest, WebhookConfig
 
 from ._text import RED, colour, cut, fields, headline
 

@@ -11,7 +11,7 @@ import orjson
 from e2e.harness import ADMIN_TOKEN, Gateway, eventually
 
 from gateway.config import parse_config
-from gateway.logsafe import SecretFilter, config_secrets, scrub
+from gateway.web.logsafe import SecretFilter, config_secrets, scrub
 
 from .conftest import leaks
 

@@ -1,0 +1,44 @@
+"""Loading plugins from their entry points, and saying so when one uses a deprecated module.
+
+Python hides a ``DeprecationWarning`` raised inside a library, so an operator would never learn
+that a plugin imports a path that is going away; each deprecated module a plugin uses is logged
+once, at load, naming the plugin and what it imports from there.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import warnings
+from importlib.metadata import EntryPoint
+from typing import Any
+
+__all__ = ["load"]
+
+log = logging.getLogger("hookgate.plugins")
+# The wording of the old paths' warnings (gateway/engine.py, events.py, notify.py).
+_MOVED = re.compile(r"^(?P<module>[\w.]+) is deprecated: import (?P<name>\w+) from gateway\.plugin")
+
+
+def load(ep: EntryPoint) -> Any:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", DeprecationWarning)
+        loaded = ep.load()
+    moved: dict[str, list[str]] = {}
+    for warning in caught:
+        if not issubclass(warning.category, DeprecationWarning):
+            continue
+        text = str(warning.message)
+        match = _MOVED.match(text)
+        if match is None:
+            log.warning("plugin %s (%s): %s", ep.name, ep.value, text)
+            continue
+        names = moved.setdefault(match["module"], [])
+        if match["name"] not in names:
+            names.append(match["name"])
+    for module, names in moved.items():
+        log.warning(
+            "plugin %s (%s) imports %s from %s, which is deprecated: import them from gateway.plugin",
+            ep.name, ep.value, ", ".join(names), module,
+        )  # fmt: skip
+    return loaded

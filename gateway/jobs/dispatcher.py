@@ -1,0 +1,260 @@
+"""Pull queued jobs from the store and hand them to their engines, under a renewed lease.
+
+Each engine gets a loop that claims no more jobs than the engine has free slots. A heartbeat renews
+the leases of the jobs this process runs (and learns of jobs cancelled elsewhere); a recovery pass
+gives back the jobs of processes whose leases expired. Nothing here sleeps to wait for work: the
+loops wake on the store's queue notification, and time out only for retry back-offs and as a
+safety net against a missed wake-up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from gateway.jobs import lifecycle as jobs
+from gateway.jobs.engine import Engine, EngineContext, EngineUnavailable, JobContext, Outcome, Step
+from gateway.models import Delivery, Job, JobState, ScriptVersion
+from gateway.outbound.events import EventType, step_event
+from gateway.outbound.notify import Subscriptions
+from gateway.store import QUEUE_TOPIC, Store
+
+__all__ = ["Dispatcher"]
+
+log = logging.getLogger("hookgate.dispatcher")
+SAFETY_POLL = 1.0
+STEP_KINDS = {
+    "started": EventType.RULE_STARTED,
+    "completed": EventType.RULE_COMPLETED,
+    "failed": EventType.RULE_FAILED,
+    "skipped": EventType.RULE_SKIPPED,
+}
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        engines: Mapping[str, Engine],
+        lease: float,
+        gateway_url: Callable[[Job], str],
+        unseal: Callable[[str], dict[str, Any]] | None = None,
+        mint_token: Callable[[Job], str] | None = None,
+        subscriptions: Callable[[], Subscriptions] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.engines = engines
+        self.lease = lease
+        self.gateway_url = gateway_url
+        self.unseal = unseal
+        self.mint_token = mint_token
+        self.subscriptions = subscriptions
+        self.clock = clock
+        self.worker = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._held: dict[str, str] = {}  # job id -> engine name
+        self._claimed: dict[str, Job] = {}  # job id -> the job as claimed (spares a read on completion)
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def engine_context(self, data_dir: os.PathLike[str] | str) -> EngineContext:
+        return EngineContext(
+            report=self.report,
+            load_version=self._load_version,
+            data_dir=Path(data_dir),
+            report_step=self.report_step,
+        )
+
+    async def _load_version(self, content_hash: str) -> ScriptVersion | None:
+        return await self.store.get_script_version(content_hash)
+
+    def _announce(self, job: Job) -> list[Delivery]:
+        return self.subscriptions().for_job(job) if self.subscriptions else []
+
+    def _announce_start(self, job: Job) -> list[Delivery]:
+        return self.subscriptions().for_start(job) if self.subscriptions else []
+
+    async def start(self) -> None:
+        await self.store.recover_expired(now=self.clock(), on_fail=self._announce)
+        for name, engine in self.engines.items():
+            self._tasks.append(asyncio.create_task(self._feed(name, engine), name=f"dispatch:{name}"))
+        self._tasks.append(asyncio.create_task(self._heartbeat(), name="dispatch:heartbeat"))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+
+    # --- claiming ---------------------------------------------------------------------------------
+
+    async def _feed(self, name: str, engine: Engine) -> None:
+        with self.store.listen(QUEUE_TOPIC) as wake:
+            while True:
+                wake.clear()
+                try:
+                    await self._claim_and_start(name, engine)
+                    # With no free slot, the next wake-up is a job ending: nothing to look up.
+                    timeout = await self._idle_timeout(name) if engine.free_slots() > 0 else SAFETY_POLL
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("dispatching to engine %s failed; retrying", name)
+                    timeout = SAFETY_POLL
+                # Not asyncio.wait_for: on Python 3.11 it can swallow the cancellation that stops
+                # this loop when the wake-up lands at the same moment, and stop() then waits forever.
+                await wake.wait_for(timeout)
+
+    async def _claim_and_start(self, name: str, engine: Engine) -> None:
+        while (slots := engine.free_slots()) > 0:
+            claimed = await self.store.claim_jobs(
+                engine=name,
+                worker=self.worker,
+                now=self.clock(),
+                lease=self.lease,
+                limit=slots,
+                on_claim=self._announce_start,
+            )
+            for job in claimed:
+                await self._start(name, engine, job)
+            if len(claimed) < slots:
+                return
+
+    async def _idle_timeout(self, name: str) -> float:
+        due = await self.store.next_due(engine=name)
+        now = self.clock()
+        if due is not None and due > now:
+            return min(due - now, SAFETY_POLL)
+        return SAFETY_POLL
+
+    async def _start(self, name: str, engine: Engine, job: Job) -> None:
+        self._held[job.id] = name
+        self._claimed[job.id] = job
+        try:
+            mint = self.mint_token
+            context = JobContext(
+                job_id=job.id,
+                gateway_url=self.gateway_url(job),
+                mint_token=(lambda: mint(job)) if mint is not None else None,
+                script=job.script,
+                root_job=job.root,
+            )
+            await engine.submit(self._with_sealed_args(job), context)
+        except EngineUnavailable as exc:
+            await self._requeue_unavailable(name, job, exc)
+        except Exception as exc:
+            log.warning("engine %s could not start job %s: %s", name, job.id, exc)
+            error = {"name": type(exc).__name__, "message": f"the engine could not start the job: {exc}"}
+            await self.report(Outcome(job.id, "failed", error=error))
+
+    async def _requeue_unavailable(self, name: str, job: Job, exc: EngineUnavailable) -> None:
+        """Back to the queue with a backoff; the claim did not count as a run of the job."""
+        self._held.pop(job.id, None)
+        self._claimed.pop(job.id, None)
+        tries = int((job.error or {}).get("submit_attempts", 0)) + 1
+        if tries >= exc.attempts:
+            final = {"name": "EngineUnavailable", "message": f"{exc} (gave up after {tries} tries)"}
+            await self.report(Outcome(job.id, "failed", error=final))
+            return
+        delay = exc.retry_after if exc.retry_after is not None else min(60.0, 0.5 * 2 ** (tries - 1))
+        log.warning("engine %s unavailable for job %s (%s); retrying in %.1fs", name, job.id, exc, delay)
+        error: dict[str, object] = {
+            "name": "EngineUnavailable",
+            "message": str(exc),
+            "submit_attempts": tries,
+        }
+        changes = {"error": error, "run_after": self.clock() + delay, "attempts": max(job.attempts - 1, 0)}
+        await self.store.transition(
+            job.id, from_states=(JobState.RUNNING,), to=JobState.QUEUED, changes=changes
+        )
+
+    def _with_sealed_args(self, job: Job) -> Job:
+        """The job as the engine must see it: redacted arguments with their real values."""
+        if not job.sealed_args:
+            return job
+        if self.unseal is None:
+            raise RuntimeError("the job has sealed arguments but no key to open them")
+        return job.evolve(args={**(job.args or {}), **self.unseal(job.sealed_args)})
+
+    # --- outcomes and cancellation ----------------------------------------------------------------
+
+    async def report(self, outcome: Outcome) -> None:
+        """Called by engines when a job ends."""
+        self._held.pop(outcome.job_id, None)
+        claimed = self._claimed.pop(outcome.job_id, None)
+        try:
+            await jobs.complete(
+                self.store, outcome, now=self.clock(), announce=self._announce, claimed=claimed
+            )
+        except Exception:
+            log.exception("recording the outcome of job %s failed", outcome.job_id)
+
+    async def report_step(self, job_id: str, step: Step) -> None:
+        """An engine relays a step the job reported: it becomes a ``Rule*`` event."""
+        if self.subscriptions is None:
+            return
+        job = await self.store.get_job(job_id)
+        if job is None:
+            return
+        kind = STEP_KINDS.get(step.status)
+        if kind is None:
+            log.warning("job %s reported a step with unknown status %r", job_id, step.status)
+            return
+        event = step_event(
+            job, kind=kind, rule=step.rule, message=step.message, outputs=step.outputs, now=self.clock()
+        )
+        try:
+            await self.store.enqueue_deliveries(self.subscriptions().deliveries_for(event))
+        except Exception:
+            log.exception("recording step %s of job %s failed", step.rule, job_id)
+
+    def live_logs(self, job_id: str) -> str | None:
+        """The output so far of a job that runs in this process."""
+        name = self._held.get(job_id)
+        return self.engines[name].live_logs(job_id) if name is not None else None
+
+    def set_suspended(self, job_id: str, suspended: bool) -> None:
+        """A job of ours awaits a callback (or stopped awaiting): its engine slot frees up meanwhile."""
+        name = self._held.get(job_id)
+        if name is not None:
+            self.engines[name].set_suspended(job_id, suspended)
+
+    async def abort(self, job_id: str) -> None:
+        """Stop a job that was cancelled, if it runs in this process."""
+        name = self._held.pop(job_id, None)
+        self._claimed.pop(job_id, None)
+        if name is not None:
+            await self.engines[name].cancel(job_id)
+
+    async def _heartbeat(self) -> None:
+        interval = self.lease / 3
+        while True:
+            await asyncio.sleep(interval)  # a period, not a wait for an event: leases are time-based
+            try:
+                await self.beat()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("heartbeat failed")
+
+    async def beat(self) -> None:
+        """Renew our leases, stop jobs we no longer hold, and recover expired ones of dead processes."""
+        held = list(self._held)
+        still_ours = await self.store.renew_leases(
+            worker=self.worker, job_ids=held, until=self.clock() + self.lease
+        )
+        for job_id in held:
+            if job_id not in still_ours and job_id in self._held:
+                await self.abort(job_id)
+        for job in await self.store.recover_expired(now=self.clock(), on_fail=self._announce):
+            log.warning("recovered job %s after its lease expired: now %s", job.id, job.state.value)

@@ -1,0 +1,132 @@
+"""The ``Notifier`` seam, subscriptions, and turning an event into outbox deliveries.
+
+A notifier is a plugin (entry point group ``hookgate.notifiers``; the built-ins are registered the
+same way) with one pure method: ``render(event, subscription) -> OutboundRequest``. Signatures,
+timestamps and tokens are not its business: the outbox adds them anew on every attempt.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from typing import Protocol
+
+from gateway import entrypoints
+from gateway.config import Config, WebhookConfig
+from gateway.errors import ConfigError
+from gateway.models import Delivery, Job
+from gateway.outbound.events import JOB_EVENTS, STEP_EVENTS, Event, job_event
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "Notifier",
+    "OutboundRequest",
+    "Subscriptions",
+    "load_notifiers",
+]
+
+ENTRY_POINT_GROUP = "hookgate.notifiers"
+CROMWELL = "workflow_state_callback"
+
+
+@dataclass(frozen=True)
+class OutboundRequest:
+    body: bytes
+    content_type: str = "application/json"
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+class Notifier(Protocol):
+    format: str
+
+    def render(self, event: Event, subscription: WebhookConfig) -> OutboundRequest: ...
+
+
+def load_notifiers() -> dict[str, Notifier]:
+    notifiers: dict[str, Notifier] = {}
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        if ep.name in notifiers:
+            raise ConfigError(
+                f'notifier format "{ep.name}" is registered twice; uninstall one of the packages'
+            )
+        notifiers[ep.name] = entrypoints.load(ep)()
+    return notifiers
+
+
+class Subscriptions:
+    """Every configured subscription with its notifier, and which of them an event goes to."""
+
+    def __init__(self, config: Config, notifiers: Mapping[str, Notifier]) -> None:
+        subscriptions = [*config.webhooks, *(w for route in config.routes for w in route.webhooks)]
+        if config.workflow_state_callback is not None:
+            subscriptions.append(config.workflow_state_callback)
+        problems = [
+            f'{s.path}.format: unknown format "{s.format}" (known: {", ".join(sorted(notifiers))})'
+            for s in subscriptions
+            if s.format not in notifiers
+        ]
+        if problems:
+            raise ConfigError(problems)
+        self.by_name = {s.name: s for s in subscriptions}
+        self.notifiers = notifiers
+
+    def for_job(self, job: Job) -> list[Delivery]:
+        """Deliveries announcing a job's new state (a job's own Cromwell endpoint overrides the default)."""
+        if not self.by_name:  # nobody subscribed: no event to build, on every transition
+            return []
+        event = job_event(job, now=time.time())
+        if event is None:
+            return []
+        overrides = {CROMWELL: job.options.callback_uri} if job.options.callback_uri else None
+        return self.deliveries_for(event, overrides=overrides)
+
+    def for_start(self, job: Job) -> list[Delivery]:
+        """``WorkflowStarted`` once per job: a retry's second claim is not a new start."""
+        return self.for_job(job) if job.attempts <= 1 else []
+
+    def matching(self, event: Event) -> list[WebhookConfig]:
+        """Disabled subscriptions hear nothing new; they stay in ``by_name`` so that deliveries
+        already queued for them are still sent (nothing accepted is dropped)."""
+        return [s for s in self.by_name.values() if s.enabled and _wants(s, event)]
+
+    def deliveries_for(self, event: Event, *, overrides: Mapping[str, str] | None = None) -> list[Delivery]:
+        """Render ``event`` for every subscription that wants it, as deliveries to write at once."""
+        deliveries = []
+        for subscription in self.matching(event):
+            url = (overrides or {}).get(subscription.name, subscription.url)
+            if not url:
+                continue
+            request = self.notifiers[subscription.format].render(event, subscription)
+            deliveries.append(
+                Delivery(
+                    id=f"msg_{uuid.uuid4().hex}",
+                    subscription=subscription.name,
+                    event_id=event.id,
+                    event_type=event.type.value,
+                    job_id=event.job_id,
+                    url=url,
+                    body=request.body,
+                    content_type=request.content_type,
+                    headers={
+                        **request.headers,
+                        **({"X-Request-ID": event.request_id} if event.request_id else {}),
+                    },
+                    created_at=event.timestamp,
+                    next_attempt_at=event.timestamp,
+                    erase_on_settle=event.private,
+                )
+            )
+        return deliveries
+
+
+def _wants(subscription: WebhookConfig, event: Event) -> bool:
+    if subscription.format == "cromwell" and not event.terminal:
+        return False
+    if subscription.route is not None and subscription.route != event.route:
+        return False
+    if subscription.events is None:
+        return event.type in JOB_EVENTS or event.type in STEP_EVENTS
+    return event.type.value in subscription.events

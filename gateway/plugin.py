@@ -1,0 +1,61 @@
+"""Everything a plugin needs, in one module: import from here and nowhere else in ``gateway``.
+
+An engine runs targets (entry point group ``hookgate.engines``: a factory taking its
+``EngineConfig``); a notifier turns an ``Event`` into one ``OutboundRequest`` (group
+``hookgate.notifiers``: a class with a ``format`` name and a pure ``render``). The names below are
+the whole contract: hookgate's internal modules may move between releases, this one does not, and
+every name leaves it only after a release in which it warns. docs/engines.md and docs/outbound.md
+show a plugin of each kind written against it.
+
+Scripts do not import this module: they use ``gateway.client`` (standard library only).
+"""
+
+from __future__ import annotations
+
+from gateway.client import JobInfo, current_job
+from gateway.config import EngineConfig, Table, WebhookConfig
+from gateway.durations import parse_duration, parse_size
+from gateway.errors import ConfigError, GatewayError
+from gateway.jobs.engine import (
+    STEP_STATUSES,
+    Engine,
+    EngineContext,
+    EngineFactory,
+    EngineUnavailable,
+    JobContext,
+    Outcome,
+    Step,
+    content_hash,
+)
+from gateway.models import Job, JobOptions, JobState, ScriptVersion
+from gateway.outbound.events import Event, EventType
+from gateway.outbound.notify import Notifier, OutboundRequest
+
+__all__ = [
+    "STEP_STATUSES",
+    "ConfigError",
+    "Engine",
+    "EngineConfig",
+    "EngineContext",
+    "EngineFactory",
+    "EngineUnavailable",
+    "Event",
+    "EventType",
+    "GatewayError",
+    "Job",
+    "JobContext",
+    "JobInfo",
+    "JobOptions",
+    "JobState",
+    "Notifier",
+    "OutboundRequest",
+    "Outcome",
+    "ScriptVersion",
+    "Step",
+    "Table",
+    "WebhookConfig",
+    "content_hash",
+    "current_job",
+    "parse_duration",
+    "parse_size",
+]

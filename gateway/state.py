@@ -1,0 +1,73 @@
+"""Every piece of application state, as a typed ``web.AppKey`` (and the one ``RequestKey``).
+
+Every layer reads the app's state, and the objects in it are made by the layers above (the app
+wiring builds them all); so this module names their types for the type checker only and imports
+nothing at run time. Any module may import it without depending on the layers that fill it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+import aiohttp
+from aiohttp import web
+
+if TYPE_CHECKING:
+    from gateway.auth.principals import Authenticator
+    from gateway.auth.ratelimit import RateLimiter
+    from gateway.callbacks.endpoints import Suspensions
+    from gateway.http.forwarded import Networks
+    from gateway.http.live import Live, Served
+    from gateway.jobs.catalog import Catalog
+    from gateway.jobs.dispatcher import Dispatcher
+    from gateway.jobs.engine import Engine
+    from gateway.jobs.slots import WaitSlots
+    from gateway.outbound.outbox import Outbox
+    from gateway.store import Store
+    from gateway.triggers.sealing import Sealer
+    from gateway.web.metrics import Metrics
+
+__all__ = [
+    "AUTH",
+    "BODY_READS",
+    "CATALOG",
+    "DISPATCHER",
+    "ENGINES",
+    "ENGINES_STARTED",
+    "HTTP",
+    "LIVE",
+    "METRICS",
+    "OUTBOX",
+    "RATE_LIMITER",
+    "SEALER",
+    "SERVED",
+    "STORE",
+    "SUSPENSIONS",
+    "SYNC_WAITS",
+    "TRUSTED_PROXIES",
+    "VERIFY_FAILURES",
+]
+
+# The annotation carries the type (it is never evaluated at run time); the name is aiohttp's.
+STORE: web.AppKey[Store] = web.AppKey("store")
+ENGINES: web.AppKey[dict[str, Engine]] = web.AppKey("engines")
+CATALOG: web.AppKey[Catalog] = web.AppKey("catalog")
+DISPATCHER: web.AppKey[Dispatcher] = web.AppKey("dispatcher")
+SYNC_WAITS: web.AppKey[WaitSlots] = web.AppKey("sync_waits")
+BODY_READS: web.AppKey[WaitSlots] = web.AppKey("body_reads")
+"""Requests reading a body right now (``server.max_reading``): a slow sender holds one."""
+SEALER: web.AppKey[Sealer] = web.AppKey("sealer")
+AUTH: web.AppKey[Authenticator] = web.AppKey("auth")
+RATE_LIMITER: web.AppKey[RateLimiter] = web.AppKey("rate_limiter")
+VERIFY_FAILURES: web.AppKey[dict[str, int]] = web.AppKey("verify_failures")
+SUSPENSIONS: web.AppKey[Suspensions] = web.AppKey("suspensions")
+HTTP: web.AppKey[aiohttp.ClientSession] = web.AppKey("http")
+OUTBOX: web.AppKey[Outbox] = web.AppKey("outbox")
+METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
+ENGINES_STARTED: web.AppKey[asyncio.Event] = web.AppKey("engines_started")
+TRUSTED_PROXIES: web.AppKey[Networks] = web.AppKey("trusted_proxies")
+LIVE: web.AppKey[Live] = web.AppKey("live")
+"""The configuration being served (http/live.py); a reload swaps what it holds."""
+SERVED: web.RequestKey[Served] = web.RequestKey("served")
+"""The snapshot a request started with, pinned on first use (``http.live.served``)."""

@@ -1,0 +1,253 @@
+"""Build the aiohttp application: state, routes, middlewares and lifecycles; nothing else."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+
+import aiohttp
+from aiohttp import web
+from cryptography.fernet import Fernet
+
+from gateway.auth.principals import Authenticator
+from gateway.auth.ratelimit import RateLimiter, SharedWindows
+from gateway.auth.tokens import KeyRing
+from gateway.callbacks.endpoints import Suspensions
+from gateway.config import Config, parse_networks
+from gateway.errors import ConfigError
+from gateway.http.forwarded import listening_url
+from gateway.http.live import Live, Served
+from gateway.jobs.catalog import Catalog, check_scripts
+from gateway.jobs.dispatcher import Dispatcher
+from gateway.jobs.engine import Engine, create_engines
+from gateway.jobs.slots import WaitSlots
+from gateway.models import Job
+from gateway.outbound.notify import Subscriptions, load_notifiers
+from gateway.outbound.outbox import Outbox
+from gateway.outbound.ssrf import GuardedResolver
+from gateway.state import (
+    AUTH,
+    BODY_READS,
+    CATALOG,
+    DISPATCHER,
+    ENGINES,
+    ENGINES_STARTED,
+    HTTP,
+    LIVE,
+    METRICS,
+    OUTBOX,
+    RATE_LIMITER,
+    SEALER,
+    STORE,
+    SUSPENSIONS,
+    SYNC_WAITS,
+    TRUSTED_PROXIES,
+    VERIFY_FAILURES,
+)
+from gateway.store import create_store, postgres_store_class
+from gateway.triggers.sealing import Sealer
+from gateway.web.metrics import Metrics
+from gateway.web.middlewares import gateway_middleware
+from gateway.web.reload import Reloader, Reloading
+from gateway.web.routing import add_routes, compile_routes
+
+__all__ = ["create_app"]
+
+log = logging.getLogger("hookgate")
+USER_AGENT = "hookgate/0.1 (+webhook gateway)"
+DEFAULT_JOB_TIMEOUT = 3600.0
+"""For a job token's lifetime when the route sets no timeout (the engines' own default)."""
+
+
+def preflight(config: Config) -> dict[str, Engine]:
+    """Every check ``serve`` makes of a configuration before it serves; ``check-config`` runs exactly
+    this, so a file one refuses the other refuses too, with the same messages. Reads the files the
+    configuration names (scripts, keys) and writes nothing."""
+    engines = create_engines(config.engines)
+    check_scripts(engines, config.routes)
+    Subscriptions(config, load_notifiers())  # unknown notifier formats
+    try:
+        compile_routes(config)
+    except ValueError as exc:  # aiohttp refuses a path pattern the configuration let through
+        raise ConfigError(f"routes: {exc}") from None
+    problems = []
+    if config.store.url.startswith(("postgresql://", "postgres://")):
+        try:
+            postgres_store_class()  # the driver is an extra: say which, before anything starts
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+    if config.server.secret_key is not None:
+        try:
+            Fernet(config.server.secret_key.encode())
+        except ValueError:
+            problems.append("server.secret_key: not a Fernet key (32 url-safe base64 bytes)")
+    if config.auth.keys:
+        try:
+            KeyRing.load(config.auth, config.server.data_dir)
+        except (OSError, ValueError) as exc:
+            problems.append(f"auth.keys: {exc}")
+    if problems:
+        raise ConfigError(problems)
+    return engines
+
+
+def create_app(config: Config, *, reloading: Reloading | None = None) -> web.Application:
+    """Wire everything for ``config``. Construction does no I/O; ``cleanup_ctx`` opens and closes.
+
+    With ``reloading``, ``SIGHUP`` re-reads the configuration while the app runs (see reload.py).
+    """
+    app = web.Application(middlewares=[gateway_middleware], client_max_size=config.server.max_body_size)
+    app[METRICS] = Metrics()
+    app[TRUSTED_PROXIES] = parse_networks(config.server.trusted_proxies)
+    app[ENGINES_STARTED] = asyncio.Event()
+    engines = preflight(config)
+    store = create_store(config.store.url, schema=config.store.schema)
+    app[STORE] = store
+    app[ENGINES] = engines
+    app[CATALOG] = Catalog(engines, store)
+    app[SYNC_WAITS] = WaitSlots(config.server.max_sync_waiting)
+    app[BODY_READS] = WaitSlots(config.server.max_reading, holders="requests are already sending bodies")
+    sealer = Sealer(key=config.server.secret_key, data_dir=config.server.data_dir)
+    app[SEALER] = sealer
+    auth = Authenticator(config.auth, store=store, data_dir=config.server.data_dir)
+    app[AUTH] = auth
+    app[RATE_LIMITER] = RateLimiter(store=store if isinstance(store, SharedWindows) else None)
+    app[VERIFY_FAILURES] = {}
+    app[SUSPENSIONS] = Suspensions()
+    live = Live(Served(config, compile_routes(config), Subscriptions(config, load_notifiers())))
+    app[LIVE] = live
+    app[DISPATCHER] = Dispatcher(
+        store=store,
+        engines=engines,
+        lease=config.server.lease,
+        gateway_url=_gateway_url(config),
+        unseal=sealer.unseal,
+        mint_token=lambda job: auth.mint_job_token(job, default_timeout=DEFAULT_JOB_TIMEOUT),
+        subscriptions=live.subscriptions,
+    )
+    add_routes(app)
+    app.cleanup_ctx.extend(
+        [_store_ctx, _auth_ctx, _http_ctx, _outbox_ctx, _engines_ctx, _dispatcher_ctx, _purge_ctx]
+    )
+    if reloading is not None:
+        app.cleanup_ctx.append(_reload_ctx(reloading))
+    return app
+
+
+def _gateway_url(config: Config) -> Callable[[Job], str]:
+    """Where a job reaches the gateway with its token: the operator's choice, never a request's Host."""
+    server = config.server
+    url = server.internal_url or listening_url(server.host, server.port)
+    return lambda job: url
+
+
+async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
+    store = app[STORE]
+    app[SEALER].load()
+    try:
+        await store.open()
+        yield
+    finally:
+        await store.close()
+
+
+async def _auth_ctx(app: web.Application) -> AsyncIterator[None]:
+    async with app[AUTH].running():
+        yield
+
+
+async def _http_ctx(app: web.Application) -> AsyncIterator[None]:
+    """One client session for all outbound traffic, guarded against private targets unless allowed."""
+    outbound = app[LIVE].config.outbound
+    resolver = None if outbound.allow_private_targets else GuardedResolver()
+    connector = aiohttp.TCPConnector(limit=outbound.concurrency * 2, resolver=resolver)
+    async with aiohttp.ClientSession(connector=connector, headers={"User-Agent": USER_AGENT}) as session:
+        app[HTTP] = session
+        yield
+
+
+async def _outbox_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Deliveries go out while the gateway runs; on shutdown attempts in flight get a grace period."""
+    auth = app[AUTH]
+    outbox = Outbox(
+        store=app[STORE],
+        subscriptions=app[LIVE].subscriptions,
+        config=app[LIVE].config.outbound,
+        session=app[HTTP],
+        keys=lambda: auth.keys,
+        observe=lambda name, seconds: app[METRICS].delivery_duration.labels(name).observe(seconds),
+    )
+    app[OUTBOX] = outbox
+    outbox.start()
+    yield
+    await outbox.stop()
+
+
+async def _engines_ctx(app: web.Application) -> AsyncIterator[None]:
+    engines = app[ENGINES]
+    config = app[LIVE].config
+    check_scripts(engines, config.routes)
+    context = app[DISPATCHER].engine_context(config.server.data_dir)
+    started = []
+    try:
+        for engine in engines.values():
+            started.append(engine)
+            await engine.start(context)
+        app[ENGINES_STARTED].set()
+        yield
+        app[ENGINES_STARTED].clear()
+    finally:
+        for engine in reversed(started):
+            try:
+                await engine.close()
+            except Exception:
+                log.exception("closing engine %s failed", engine.name)
+
+
+async def _dispatcher_ctx(app: web.Application) -> AsyncIterator[None]:
+    dispatcher = app[DISPATCHER]
+    await dispatcher.start()
+    yield
+    await dispatcher.stop()
+
+
+def _reload_ctx(reloading: Reloading) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def reload_ctx(app: web.Application) -> AsyncIterator[None]:
+        engines: dict[str, Engine] = app[ENGINES]
+        reloader = Reloader(
+            live=app[LIVE],
+            reloading=reloading,
+            engines=engines,
+            store=app[STORE],
+            metrics=app[METRICS],
+            data_dir=app[LIVE].config.server.data_dir,
+        )
+        async with reloader.listening():
+            yield
+
+    return reload_ctx
+
+
+async def _purge_ctx(app: web.Application) -> AsyncIterator[None]:
+    task = asyncio.create_task(_purge_forever(app))
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+async def _purge_forever(app: web.Application) -> None:
+    """Delete finished jobs past their retention, a few times per retention period."""
+    retention = app[LIVE].config.server.retention
+    interval = min(max(retention / 4, 0.2), 600.0)
+    while True:
+        try:
+            purged = await app[STORE].purge_finished(before=time.time() - retention)
+            if purged:
+                log.info("purged %d finished jobs older than the retention of %gs", purged, retention)
+        except Exception:
+            log.exception("purging finished jobs failed")
+        await asyncio.sleep(interval)  # a period, not a wait for an event
