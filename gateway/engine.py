@@ -10,32 +10,20 @@ import importlib
 import warnings
 from typing import Any
 
-_MOVED = frozenset(
-    {
-        "ENTRY_POINT_GROUP",
-        "Engine",
-        "EngineContext",
-        "EngineFactory",
-        "EngineUnavailable",
-        "JobContext",
-        "Outcome",
-        "Step",
-        "content_hash",
-        "create_engines",
-    }
-)
+_ALSO: tuple[str, ...] = ()  # public names the old module had beyond __all__
 
 
 def __getattr__(name: str) -> Any:
-    if name not in _MOVED:
+    moved = importlib.import_module("gateway.jobs.engine")
+    if name not in (*moved.__all__, *_ALSO):
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     warnings.warn(
         f"{__name__} is deprecated: import {name} from gateway.plugin (or gateway.jobs.engine)",
         DeprecationWarning,
         stacklevel=2,
     )
-    return getattr(importlib.import_module("gateway.jobs.engine"), name)
+    return getattr(moved, name)
 
 
 def __dir__() -> list[str]:
-    return sorted(_MOVED)
+    return sorted((*importlib.import_module("gateway.jobs.engine").__all__, *_ALSO))

@@ -10,10 +10,10 @@ from __future__ import annotations
 import logging
 import re
 import warnings
-from importlib.metadata import EntryPoint
+from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
-__all__ = ["load"]
+__all__ = ["load", "load_quietly", "registered"]
 
 log = logging.getLogger("hookgate.plugins")
 # The wording of the old paths' warnings (gateway/engine.py, events.py, notify.py).
@@ -42,3 +42,17 @@ def load(ep: EntryPoint) -> Any:
             ep.name, ep.value, ", ".join(names), module,
         )  # fmt: skip
     return loaded
+
+
+def registered(*groups: str) -> list[dict[str, EntryPoint]]:
+    """The entry points of each of ``groups`` by name, from one scan of the installed distributions."""
+    found = entry_points()
+    return [{ep.name: ep for ep in found.select(group=group)} for group in groups]
+
+
+def load_quietly(ep: EntryPoint) -> Any:
+    """What ``ep`` names, loaded without reporting deprecations (``load`` does, when the plugin
+    is really started)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return ep.load()

@@ -13,7 +13,9 @@ Scripts do not import this module: they use ``gateway.client`` (standard library
 from __future__ import annotations
 
 from gateway.client import JobInfo, current_job
-from gateway.config import EngineConfig, Table, WebhookConfig
+from gateway.config import EngineConfig, PluginOptions, Table, WebhookConfig
+from gateway.config.plugin_options import NoOptions, declare_options
+from gateway.config.values import Duration, Names, Positive, RelativePath, Size, Url
 from gateway.durations import parse_duration, parse_size
 from gateway.errors import ConfigError, GatewayError
 from gateway.jobs.engine import (
@@ -34,6 +36,7 @@ from gateway.outbound.notify import Notifier, OutboundRequest
 __all__ = [
     "STEP_STATUSES",
     "ConfigError",
+    "Duration",
     "Engine",
     "EngineConfig",
     "EngineContext",
@@ -47,15 +50,23 @@ __all__ = [
     "JobInfo",
     "JobOptions",
     "JobState",
+    "Names",
+    "NoOptions",
     "Notifier",
     "OutboundRequest",
     "Outcome",
+    "PluginOptions",
+    "Positive",
+    "RelativePath",
     "ScriptVersion",
+    "Size",
     "Step",
     "Table",
+    "Url",
     "WebhookConfig",
     "content_hash",
     "current_job",
+    "declare_options",
     "parse_duration",
     "parse_size",
 ]

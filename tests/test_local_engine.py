@@ -88,7 +88,7 @@ def test_options_are_validated_with_their_path(tmp_path: Path) -> None:
         create(config)
     assert any(p.startswith("engines[2].scripts_dir:") for p in info.value.problems)
     assert "engines[2].concurrency: expected >= 1, got 0" in info.value.problems
-    assert "engines[2].x: unknown option" in info.value.problems
+    assert "engines[2].x: unknown key" in info.value.problems
 
 
 async def test_lists_scripts_by_path_without_extension(harness: Harness) -> None:

@@ -97,7 +97,12 @@ def _subscription() -> gateway.plugin.WebhookConfig:
     config = parse_config(
         {
             "webhooks": [
-                {"name": "pager", "url": "https://events.example/hook", "format": "json", "routing_key": "R1"}
+                {
+                    "name": "pager",
+                    "url": "https://events.example/hook",
+                    "format": "pagerduty",
+                    "routing_key": "R1",
+                }
             ]
         },
         base_dir=REPO,

@@ -21,6 +21,7 @@ from typing import Any, Literal, Protocol
 
 from gateway import entrypoints
 from gateway.config import EngineConfig
+from gateway.config.plugin_options import declared_options
 from gateway.errors import ConfigError
 from gateway.models import Job, ScriptVersion
 
@@ -35,6 +36,8 @@ __all__ = [
     "Step",
     "content_hash",
     "create_engines",
+    "engine_factories",
+    "unchecked_options",
 ]
 
 ENTRY_POINT_GROUP = "hookgate.engines"
@@ -162,7 +165,7 @@ def content_hash(content: bytes) -> str:
 
 def create_engines(configs: tuple[EngineConfig, ...]) -> dict[str, Engine]:
     """Build every configured engine through its entry point; all problems are reported at once."""
-    factories = _engine_factories()
+    factories = engine_factories()
     engines: dict[str, Engine] = {}
     problems: list[str] = []
     for config in configs:
@@ -180,7 +183,18 @@ def create_engines(configs: tuple[EngineConfig, ...]) -> dict[str, Engine]:
     return engines
 
 
-def _engine_factories() -> dict[str, EngineFactory]:
+def unchecked_options(configs: tuple[EngineConfig, ...]) -> list[str]:
+    """Engines whose plugin declares no options model, so that nobody checks their keys."""
+    factories = engine_factories()
+    return [
+        f"{c.path}: the {c.type!r} engine declares no options model; "
+        f"its keys ({', '.join(sorted(c.options))}) reach it unchecked"
+        for c in configs
+        if c.type in factories and c.options and declared_options(factories[c.type]) is None
+    ]
+
+
+def engine_factories() -> dict[str, EngineFactory]:
     factories: dict[str, EngineFactory] = {}
     origins: dict[str, str] = {}
     for ep in entry_points(group=ENTRY_POINT_GROUP):

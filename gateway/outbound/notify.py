@@ -16,6 +16,7 @@ from typing import Protocol
 
 from gateway import entrypoints
 from gateway.config import Config, WebhookConfig
+from gateway.config.plugin_options import check_options, declared_options
 from gateway.errors import ConfigError
 from gateway.models import Delivery, Job
 from gateway.outbound.events import JOB_EVENTS, STEP_EVENTS, Event, job_event
@@ -26,6 +27,7 @@ __all__ = [
     "OutboundRequest",
     "Subscriptions",
     "load_notifiers",
+    "unchecked_options",
 ]
 
 ENTRY_POINT_GROUP = "hookgate.notifiers"
@@ -56,6 +58,17 @@ def load_notifiers() -> dict[str, Notifier]:
     return notifiers
 
 
+def unchecked_options(config: Config, notifiers: Mapping[str, Notifier]) -> list[str]:
+    """Subscriptions whose notifier declares no options model, so that nobody checks their extra keys."""
+    subscriptions = [*config.webhooks, *(w for route in config.routes for w in route.webhooks)]
+    return [
+        f"{s.path}: the {s.format!r} format declares no options model; "
+        f"its keys ({', '.join(sorted(s.options))}) reach it unchecked"
+        for s in subscriptions
+        if s.options and s.format in notifiers and declared_options(notifiers[s.format]) is None
+    ]
+
+
 class Subscriptions:
     """Every configured subscription with its notifier, and which of them an event goes to."""
 
@@ -67,6 +80,9 @@ class Subscriptions:
             f'{s.path}.format: unknown format "{s.format}" (known: {", ".join(sorted(notifiers))})'
             for s in subscriptions
             if s.format not in notifiers
+        ]
+        problems += [
+            p for s in subscriptions if s.format in notifiers for p in check_options(notifiers[s.format], s)
         ]
         if problems:
             raise ConfigError(problems)

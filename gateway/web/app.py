@@ -23,9 +23,11 @@ from gateway.http.live import Live, Served
 from gateway.jobs.catalog import Catalog, check_scripts
 from gateway.jobs.dispatcher import Dispatcher
 from gateway.jobs.engine import Engine, create_engines
+from gateway.jobs.engine import unchecked_options as unchecked_engine_options
 from gateway.jobs.slots import WaitSlots
 from gateway.models import Job
 from gateway.outbound.notify import Subscriptions, load_notifiers
+from gateway.outbound.notify import unchecked_options as unchecked_notifier_options
 from gateway.outbound.outbox import Outbox
 from gateway.outbound.ssrf import GuardedResolver
 from gateway.state import (
@@ -60,6 +62,11 @@ log = logging.getLogger("hookgate")
 USER_AGENT = "hookgate/0.1 (+webhook gateway)"
 DEFAULT_JOB_TIMEOUT = 3600.0
 """For a job token's lifetime when the route sets no timeout (the engines' own default)."""
+
+
+def unchecked_plugin_options(config: Config) -> list[str]:
+    """What ``check-config`` warns about: plugin keys that no options model checks."""
+    return [*unchecked_engine_options(config.engines), *unchecked_notifier_options(config, load_notifiers())]
 
 
 def preflight(config: Config) -> dict[str, Engine]:

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
-from gateway.plugin import EngineConfig, Table, parse_duration
+from pydantic import Field
 
-__all__ = ["MODES", "HttpOptions", "parse_options"]
+from gateway.plugin import ConfigError, Duration, EngineConfig, Names, PluginOptions, Positive, Url
+
+__all__ = ["MODES", "HttpFileOptions", "HttpOptions", "parse_options"]
 
 MODES = ("respond", "callback", "poll")
 
@@ -41,19 +43,51 @@ class HttpOptions:
     workspace: str | None = None
 
 
+State = Literal["succeeded", "failed", "running", "queued", "cancelled"]
+
+
+class HttpFileOptions(PluginOptions):
+    """``[[engines]] type = "http"``: any job service over HTTP (docs/engines.md)."""
+
+    base_url: Url = Field(description="the job service, http(s)")
+    mode: Literal["respond", "callback", "poll"] | None = Field(
+        None, description="default: respond (poll for windmill)"
+    )
+    preset: Literal["windmill"] | None = None
+    workspace: str | None = Field(None, description='the Windmill workspace (preset = "windmill")')
+    token: str | None = Field(None, description="sent as Authorization: Bearer")
+    headers: dict[str, str] = Field(default_factory=dict)
+    scripts: Names = Field(("*",), description="script paths (globs) it runs")
+    submit_path: str | None = None
+    status_path: str | None = None
+    result_path: str | None = None
+    cancel_path: str | None = None
+    job_id_pointer: str | None = None
+    states: dict[str, dict[str, State]] = Field(
+        default_factory=dict, description="JSON pointer -> its values -> our states"
+    )
+    result_pointer: str | None = "/result"
+    error_pointer: str | None = "/error"
+    timeout: Duration = 30.0
+    connections: Positive = 100
+    concurrency: Positive = 1000
+    poll_min: Duration = 0.2
+    poll_max: Duration = 10.0
+    submit_attempts: Positive = 10
+    callback_timeout: Duration = 86400.0
+
+
 def parse_options(config: EngineConfig) -> HttpOptions:
-    t = Table.of(config)
-    preset = t.get("preset", str, None)
-    workspace = t.get("workspace", str, None)
-    headers = {str(k): str(v) for k, v in t.get("headers", dict, {}).items()}
-    token = t.get("token", str, None)
-    if token:
-        headers.setdefault("Authorization", f"Bearer {token}")
+    o = HttpFileOptions.of(config)
+    headers = dict(o.headers)
+    if o.token:
+        headers.setdefault("Authorization", f"Bearer {o.token}")
     defaults: dict[str, Any] = {}
-    if preset == "windmill":
-        if not workspace:
-            t.problem("workspace", "missing: the windmill preset needs the workspace")
-        ws = workspace or "-"
+    problems = []
+    if o.preset == "windmill":
+        if not o.workspace:
+            problems.append(f"{config.path}.workspace: missing: the windmill preset needs the workspace")
+        ws = o.workspace or "-"
         defaults = {
             "mode": "poll",
             "submit_path": f"/api/w/{ws}/jobs/run/p/{{script}}",
@@ -61,51 +95,36 @@ def parse_options(config: EngineConfig) -> HttpOptions:
             "cancel_path": f"/api/w/{ws}/jobs_u/queue/cancel/{{ref}}",
             "job_id_pointer": "",
         }
-    elif preset is not None:
-        t.problem("preset", f'expected "windmill", got {preset!r}')
-    mode = t.get("mode", str, defaults.get("mode", "respond"))
-    if mode not in MODES:
-        t.problem("mode", f'expected "respond", "callback" or "poll", got {mode!r}')
-    base_url = (t.get("base_url", str, None, required=True) or "").rstrip("/")
-    if base_url and not base_url.startswith(("http://", "https://")):
-        t.problem("base_url", f"expected an http(s) URL, got {base_url!r}")
-    states_raw = t.get("states", dict, {})
-    states = {
-        str(p): {str(k): str(v) for k, v in m.items()} for p, m in states_raw.items() if isinstance(m, dict)
-    }
-    for pointer, mapping in states.items():
-        bad = [
-            v for v in mapping.values() if v not in ("succeeded", "failed", "running", "queued", "cancelled")
-        ]
-        if bad:
-            t.problem(f"states.{pointer}", f"maps to unknown states {bad}")
-    if mode == "poll" and preset is None and not states:
-        t.problem(
-            "states", 'missing: poll mode needs a mapping such as { "/status" = { DONE = "succeeded" } }'
+    mode = o.mode or defaults.get("mode", "respond")
+    if mode == "poll" and o.preset is None and not o.states:
+        problems.append(
+            f"{config.path}.states: missing: poll mode needs a mapping such as "
+            '{ "/status" = { DONE = "succeeded" } }'
         )
-    scripts = t.get("scripts", list, ["*"])
-    options = HttpOptions(
-        base_url=base_url,
+    if problems:
+        raise ConfigError(problems)
+    return HttpOptions(
+        base_url=o.base_url,
         mode=mode,
-        scripts=tuple(str(s).strip("/") for s in scripts),
+        scripts=tuple(s.strip("/") for s in o.scripts),
         headers=headers,
-        submit_path=t.get("submit_path", str, defaults.get("submit_path", "/run/{script}")),
-        status_path=t.get("status_path", str, defaults.get("status_path", "/jobs/{ref}")),
-        result_path=t.get("result_path", str, None),
-        cancel_path=t.get("cancel_path", str, defaults.get("cancel_path")),
-        job_id_pointer=t.get("job_id_pointer", str, defaults.get("job_id_pointer", "/id")),
-        states=states,
-        result_pointer=t.get("result_pointer", str, "/result"),
-        error_pointer=t.get("error_pointer", str, "/error"),
-        timeout=t.convert("timeout", parse_duration, 30.0),
-        connections=t.get("connections", int, 100, check=lambda n: n >= 1, expect=">= 1"),
-        concurrency=t.get("concurrency", int, 1000, check=lambda n: n >= 1, expect=">= 1"),
-        poll_min=t.convert("poll_min", parse_duration, 0.2),
-        poll_max=t.convert("poll_max", parse_duration, 10.0),
-        submit_attempts=t.get("submit_attempts", int, 10, check=lambda n: n >= 1, expect=">= 1"),
-        callback_timeout=t.convert("callback_timeout", parse_duration, 86400.0),
-        preset=preset,
-        workspace=workspace,
+        submit_path=o.submit_path or defaults.get("submit_path", "/run/{script}"),
+        status_path=o.status_path or defaults.get("status_path", "/jobs/{ref}"),
+        result_path=o.result_path,
+        cancel_path=o.cancel_path or defaults.get("cancel_path"),
+        job_id_pointer=o.job_id_pointer
+        if o.job_id_pointer is not None
+        else defaults.get("job_id_pointer", "/id"),
+        states={k: dict(v) for k, v in o.states.items()},
+        result_pointer=o.result_pointer,
+        error_pointer=o.error_pointer,
+        timeout=o.timeout,
+        connections=o.connections,
+        concurrency=o.concurrency,
+        poll_min=o.poll_min,
+        poll_max=o.poll_max,
+        submit_attempts=o.submit_attempts,
+        callback_timeout=o.callback_timeout,
+        preset=o.preset,
+        workspace=o.workspace,
     )
-    t.raise_problems()
-    return options

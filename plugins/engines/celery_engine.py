@@ -15,21 +15,24 @@ import contextlib
 import importlib
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
+
+from pydantic import Field
 
 from gateway.plugin import (
     ConfigError,
+    Duration,
     EngineConfig,
     EngineContext,
     EngineUnavailable,
     Job,
     JobContext,
     Outcome,
+    PluginOptions,
+    Positive,
     ScriptVersion,
-    Table,
     content_hash,
-    parse_duration,
+    declare_options,
 )
 
 __all__ = ["CeleryEngine", "create"]
@@ -38,19 +41,21 @@ log = logging.getLogger("hookgate.engines.celery")
 RUNNING_STATES = frozenset({"PENDING", "RECEIVED", "STARTED", "RETRY"})
 
 
-@dataclass(frozen=True)
-class CeleryOptions:
-    broker: str
-    backend: str
-    tasks: Mapping[str, str]
-    app: str | None = None
+class CeleryOptions(PluginOptions):
+    """``[[engines]] type = "celery"``: a Celery cluster (``pip install "hookgate[celery]"``)."""
+
+    broker: str = Field("redis://127.0.0.1:6379/0", description="the Celery broker URL")
+    backend: str | None = Field(None, description="the result backend; default: the broker")
+    tasks: dict[str, str] = Field(description="script path -> Celery task name")
+    app: str | None = Field(None, description='"module:app", to use your app\'s configuration instead')
     queue: str | None = None
     routing_key: str | None = None
-    concurrency: int = 1000
-    poll_interval: float = 0.2
-    transport_options: Mapping[str, Any] = field(default_factory=dict)
+    concurrency: Positive = Field(1000, description="tasks watched at once")
+    poll_interval: Duration = Field(0.2, description="how often results are looked at")
+    transport_options: dict[str, Any] = Field(default_factory=dict)
 
 
+@declare_options(CeleryOptions)
 def create(config: EngineConfig) -> CeleryEngine:
     try:
         importlib.import_module("celery")
@@ -58,22 +63,11 @@ def create(config: EngineConfig) -> CeleryEngine:
         raise ConfigError(
             f'{config.path}.type: the "celery" engine needs Celery: pip install "hookgate[celery]"'
         ) from None
-    t = Table.of(config)
-    broker = t.get("broker", str, "redis://127.0.0.1:6379/0")
-    tasks = {str(k).strip("/"): str(v) for k, v in t.get("tasks", dict, {}, required=True).items()}
-    options = CeleryOptions(
-        broker=broker,
-        backend=t.get("backend", str, broker),
-        tasks=tasks,
-        app=t.get("app", str, None),
-        queue=t.get("queue", str, None),
-        routing_key=t.get("routing_key", str, None),
-        concurrency=t.get("concurrency", int, 1000, check=lambda n: n >= 1, expect=">= 1"),
-        poll_interval=t.convert("poll_interval", parse_duration, 0.2),
-        transport_options=t.get("transport_options", dict, {}),
+    options = CeleryOptions.of(config)
+    tasks = {k.strip("/"): v for k, v in options.tasks.items()}
+    return CeleryEngine(
+        config.name, options.model_copy(update={"tasks": tasks, "backend": options.backend or options.broker})
     )
-    t.raise_problems()
-    return CeleryEngine(config.name, options)
 
 
 class CeleryEngine:

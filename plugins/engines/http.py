@@ -36,13 +36,15 @@ from gateway.plugin import (
     Outcome,
     ScriptVersion,
     content_hash,
+    declare_options,
 )
 
-from ._http_options import HttpOptions, parse_options
+from ._http_options import HttpFileOptions, HttpOptions, parse_options
 
 __all__ = ["HttpEngine", "create"]
 
 
+@declare_options(HttpFileOptions)
 def create(config: EngineConfig) -> HttpEngine:
     return HttpEngine(config.name, parse_options(config))
 

@@ -15,24 +15,27 @@ import signal
 import sys
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Annotated, Any, Protocol
 
 import orjson
+from pydantic import AfterValidator, Field
 
 from gateway.plugin import (
+    Duration,
     EngineConfig,
     EngineContext,
     Job,
     JobContext,
     Outcome,
+    PluginOptions,
+    Positive,
+    RelativePath,
     ScriptVersion,
+    Size,
     Step,
-    Table,
     content_hash,
-    parse_duration,
-    parse_size,
+    declare_options,
 )
 
 from ._outcome import executable_outcome, python_outcome, read_bounded, read_channel, text
@@ -46,35 +49,29 @@ _LOCATE_TTL = 1.0
 _LOCATE_CACHE = 10_000
 
 
-@dataclass(frozen=True)
-class LocalOptions:
-    scripts_dir: Path
-    concurrency: int
-    python: str
-    default_timeout: float
-    max_log_bytes: int
-    max_result_bytes: int
-    prefork: bool = False
+def _folder(path: Path) -> Path:
+    if not path.is_dir():
+        raise ValueError(f"{path} is not a folder")
+    return path
 
 
-def create(config: EngineConfig) -> LocalEngine:
-    t = Table.of(config)
-    scripts_dir = Path(t.get("scripts_dir", str, None, required=True) or ".")
-    if not scripts_dir.is_absolute():
-        scripts_dir = config.base_dir / scripts_dir
-    options = LocalOptions(
-        scripts_dir=scripts_dir.resolve(),
-        concurrency=t.get("concurrency", int, os.cpu_count() or 2, check=lambda n: n >= 1, expect=">= 1"),
-        python=t.get("python", str, sys.executable),
-        default_timeout=t.convert("default_timeout", parse_duration, 3600.0),
-        max_log_bytes=t.convert("max_log_bytes", parse_size, 64 * 1024),
-        max_result_bytes=t.convert("max_result_bytes", parse_size, 16 * 1024 * 1024),
-        prefork=t.get("prefork", bool, False),
+class LocalOptions(PluginOptions):
+    """``[[engines]] type = "local"``: scripts run as subprocesses (docs/engines.md)."""
+
+    scripts_dir: Annotated[RelativePath, AfterValidator(_folder)] = Field(
+        description="the folder of the scripts; a script's path is its file path under it"
     )
-    if not options.scripts_dir.is_dir():
-        t.problem("scripts_dir", f"{options.scripts_dir} is not a folder")
-    t.raise_problems()
-    return LocalEngine(config.name, options)
+    concurrency: Positive = Field(default_factory=lambda: os.cpu_count() or 2, description="jobs at once")
+    python: str = Field(default_factory=lambda: sys.executable, description="the interpreter of .py scripts")
+    default_timeout: Duration = Field(3600.0, description="run time when the route sets none")
+    max_log_bytes: Size = Field(64 * 1024, description="tail of stdout/stderr kept as the job's logs")
+    max_result_bytes: Size = Field(16 * 1024 * 1024, description="the largest result a script may return")
+    prefork: bool = Field(False, description="import .py scripts once in a warm interpreter, fork per job")
+
+
+@declare_options(LocalOptions)
+def create(config: EngineConfig) -> LocalEngine:
+    return LocalEngine(config.name, LocalOptions.of(config))
 
 
 class Process(Protocol):

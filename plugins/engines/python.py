@@ -16,20 +16,24 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import orjson
+from pydantic import Field
 
 from gateway.plugin import (
+    ConfigError,
+    Duration,
     EngineConfig,
     EngineContext,
     Job,
     JobContext,
     JobInfo,
     Outcome,
+    PluginOptions,
+    Positive,
     ScriptVersion,
     Step,
-    Table,
     content_hash,
     current_job,
-    parse_duration,
+    declare_options,
 )
 
 from ._pyrunner import describe_error, select_arguments
@@ -37,20 +41,32 @@ from ._pyrunner import describe_error, select_arguments
 __all__ = ["PythonEngine", "create"]
 
 
+class PythonOptions(PluginOptions):
+    """``[[engines]] type = "python"``: functions called in the gateway's own process."""
+
+    functions: dict[str, str] = Field(description='script path -> "module:function"')
+    concurrency: Positive = Field(100, description="calls at once")
+    default_timeout: Duration = Field(3600.0, description="run time when the route sets none")
+
+
+@declare_options(PythonOptions)
 def create(config: EngineConfig) -> PythonEngine:
-    t = Table.of(config)
-    targets = t.get("functions", dict, {}, required=True)
+    options = PythonOptions.of(config)
     functions: dict[str, Callable[..., Any]] = {}
-    for path, target in targets.items():
+    problems = []
+    for path, target in options.functions.items():
         try:
             functions[path.strip("/")] = _import(target)
         except (ImportError, AttributeError, ValueError, TypeError) as exc:
-            t.problem(f"functions.{path}", f'cannot import "{target}": {exc}')
-    concurrency = t.get("concurrency", int, 100, check=lambda n: n >= 1, expect=">= 1")
-    default_timeout = t.convert("default_timeout", parse_duration, 3600.0)
-    t.raise_problems()
+            problems.append(f'{config.path}.functions.{path}: cannot import "{target}": {exc}')
+    if problems:
+        raise ConfigError(problems)
     return PythonEngine(
-        config.name, functions, dict(targets), concurrency=concurrency, default_timeout=default_timeout
+        config.name,
+        functions,
+        dict(options.functions),
+        concurrency=options.concurrency,
+        default_timeout=options.default_timeout,
     )
 
 

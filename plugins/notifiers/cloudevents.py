@@ -7,20 +7,28 @@ as the body; ``source`` defaults to ``hookgate``.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Literal
 
 from cloudevents.core.bindings.http import to_binary, to_structured
 from cloudevents.core.formats.json import JSONFormat
 from cloudevents.core.v1.event import CloudEvent
+from pydantic import Field
 
-from gateway.plugin import Event, OutboundRequest, WebhookConfig
+from gateway.plugin import Event, OutboundRequest, PluginOptions, WebhookConfig
 
 __all__ = ["CloudEventsNotifier"]
 
 _FORMAT = JSONFormat()
 
 
+class CloudEventsOptions(PluginOptions):
+    source: str = Field("hookgate", description="the events' source attribute")
+    mode: Literal["structured", "binary"] = Field("structured", description="CloudEvents HTTP content mode")
+
+
 class CloudEventsNotifier:
     format = "cloudevents"
+    options_model = CloudEventsOptions
 
     def render(self, event: Event, subscription: WebhookConfig) -> OutboundRequest:
         attributes = {

@@ -6,7 +6,7 @@ from typing import Any
 
 import orjson
 
-from gateway.plugin import Event, EventType, OutboundRequest, WebhookConfig
+from gateway.plugin import Event, EventType, NoOptions, OutboundRequest, WebhookConfig
 
 __all__ = ["CromwellNotifier"]
 
@@ -19,6 +19,7 @@ STATES = {
 
 class CromwellNotifier:
     format = "cromwell"
+    options_model = NoOptions  # nothing beyond hookgate\'s own keys
 
     def render(self, event: Event, subscription: WebhookConfig) -> OutboundRequest:
         state = STATES.get(event.type, "Running")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import orjson
 
-from gateway.plugin import Event, OutboundRequest, WebhookConfig
+from gateway.plugin import Event, NoOptions, OutboundRequest, WebhookConfig
 
 from ._text import colour, cut, fields, headline
 
@@ -18,6 +18,7 @@ FIELD_VALUE_LIMIT = 1024
 
 class DiscordNotifier:
     format = "discord"
+    options_model = NoOptions  # nothing beyond hookgate\'s own keys
 
     def render(self, event: Event, subscription: WebhookConfig) -> OutboundRequest:
         embed = {

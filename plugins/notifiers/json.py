@@ -12,13 +12,14 @@ from typing import Any
 
 import orjson
 
-from gateway.plugin import Event, OutboundRequest, WebhookConfig
+from gateway.plugin import Event, NoOptions, OutboundRequest, WebhookConfig
 
 __all__ = ["JsonNotifier", "oxo_flow_body", "rfc3339"]
 
 
 class JsonNotifier:
     format = "json"
+    options_model = NoOptions  # nothing beyond hookgate\'s own keys
 
     def render(self, event: Event, subscription: WebhookConfig) -> OutboundRequest:
         return OutboundRequest(body=orjson.dumps(oxo_flow_body(event)))

@@ -8,7 +8,7 @@ from typing import Any
 
 import orjson
 
-from gateway.plugin import Event, OutboundRequest, WebhookConfig
+from gateway.plugin import Event, NoOptions, OutboundRequest, WebhookConfig
 
 from ._text import colour, cut, fields, headline
 
@@ -20,6 +20,7 @@ HEADER_LIMIT = 150  # a header block's plain text
 
 class SlackNotifier:
     format = "slack"
+    options_model = NoOptions  # nothing beyond hookgate\'s own keys
 
     def render(self, event: Event, subscription: WebhookConfig) -> OutboundRequest:
         title = headline(event)

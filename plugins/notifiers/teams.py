@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import orjson
 
-from gateway.plugin import Event, OutboundRequest, WebhookConfig
+from gateway.plugin import Event, NoOptions, OutboundRequest, WebhookConfig
 
 from ._text import RED, colour, cut, fields, headline
 
@@ -13,6 +13,7 @@ __all__ = ["TeamsNotifier"]
 
 class TeamsNotifier:
     format = "teams"
+    options_model = NoOptions  # nothing beyond hookgate\'s own keys
 
     def render(self, event: Event, subscription: WebhookConfig) -> OutboundRequest:
         style = "attention" if colour(event) == RED else "good" if colour(event) == "#2eb67d" else "default"
