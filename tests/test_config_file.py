@@ -313,3 +313,33 @@ def test_the_example_shows_every_option_and_nothing_unknown() -> None:
         for m, keys in shown.items()
     }
     assert {name: keys for name, keys in unknown.items() if keys} == {}
+
+
+def test_cromwells_own_keys_keep_their_meaning() -> None:
+    """[workflow_state_callback] is configured as Cromwell documents it: endpoint, request_backoff,
+    and max_retries at the top."""
+    config = parse_config(
+        {
+            "workflow_state_callback": {
+                "endpoint": "https://cromwell.example/cb",
+                "request_backoff": {"min": "1s", "max": "1m", "multiplier": 2},
+                "max_retries": 3,
+            }
+        },
+        base_dir=REPO / "config",
+        environ={},
+    )
+    callback = config.workflow_state_callback
+    assert (
+        callback is not None
+        and callback.url == "https://cromwell.example/cb"
+        and callback.format == "cromwell"
+    )
+    assert (callback.backoff.schedule, callback.backoff.minimum, callback.backoff.maximum) == (
+        None,
+        1.0,
+        60.0,
+    )
+    assert (callback.backoff.multiplier, callback.backoff.max_retries) == (2.0, 3)
+    disabled = {"workflow_state_callback": {"enabled": False, "endpoint": "https://cromwell.example/cb"}}
+    assert parse_config(disabled, base_dir=REPO / "config", environ={}).workflow_state_callback is None

@@ -9,6 +9,7 @@ is a literal ``$``. Relative paths are taken from the configuration file's folde
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import tomllib
@@ -267,7 +268,7 @@ def _cromwell(c: f.CromwellFile, problems: list[str]) -> WebhookConfig:
         problems.append(f"{where}.endpoint: missing (an http(s) URL)")
     backoff = _backoff(c.request_backoff, BackoffConfig(schedule=None, max_retries=10))
     if c.max_retries is not None:
-        backoff = BackoffConfig(**{**backoff.__dict__, "max_retries": c.max_retries})
+        backoff = dataclasses.replace(backoff, max_retries=c.max_retries)
     return WebhookConfig(
         **_subscription(c, where, problems),
         name="workflow_state_callback",
