@@ -13,7 +13,10 @@ import warnings
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
-__all__ = ["load", "load_quietly", "registered"]
+__all__ = ["ENGINES", "NOTIFIERS", "load", "load_quietly", "registered"]
+
+ENGINES = "hookgate.engines"
+NOTIFIERS = "hookgate.notifiers"
 
 log = logging.getLogger("hookgate.plugins")
 # The wording of the old paths' warnings (gateway/engine.py, events.py, notify.py).

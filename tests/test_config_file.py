@@ -343,3 +343,16 @@ def test_cromwells_own_keys_keep_their_meaning() -> None:
     assert (callback.backoff.multiplier, callback.backoff.max_retries) == (2.0, 3)
     disabled = {"workflow_state_callback": {"enabled": False, "endpoint": "https://cromwell.example/cb"}}
     assert parse_config(disabled, base_dir=REPO / "config", environ={}).workflow_state_callback is None
+
+
+def test_a_format_that_declares_no_options_is_named_with_its_unchecked_keys() -> None:
+    from gateway.outbound.notify import unchecked_options
+
+    class Undeclared:  # a third-party notifier written before options models
+        format = "pagerduty"
+
+    hook = {"name": "pd", "url": "https://x.example", "format": "pagerduty", "routing_key": "R"}
+    config = parse_config({"webhooks": [hook]}, base_dir=REPO / "config", environ={})
+    assert unchecked_options(config, {"pagerduty": Undeclared()}) == [  # type: ignore[dict-item]
+        "webhooks[0]: the 'pagerduty' format declares no options model; its keys (routing_key) reach it unchecked"
+    ]

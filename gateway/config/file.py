@@ -82,12 +82,13 @@ def _route_path(value: Any) -> Any:
     return value
 
 
-def _matching(pattern: str, expected: str) -> Any:
-    """A string check whose refusal says what was expected in words, not as the pattern."""
+def _matching(pattern: str, expected: str, *, echo: bool = True) -> Any:
+    """A string check whose refusal says what was expected in words, not as the pattern; with
+    ``echo=False`` it does not repeat the value (a token pasted as its hash, a DSN's password)."""
 
     def check(value: Any) -> Any:
         if isinstance(value, str) and not re.fullmatch(pattern, value):
-            raise ValueError(f"expected {expected}, got {value!r}")
+            raise ValueError(f"expected {expected}, got {value!r}" if echo else f"expected {expected}")
         return value
 
     return BeforeValidator(check)
@@ -95,7 +96,7 @@ def _matching(pattern: str, expected: str) -> Any:
 
 TokenHash = Annotated[
     Text,
-    _matching(r"[0-9a-fA-F]{64}", "the SHA-256 hex digest printed by `hookgate token hash`"),
+    _matching(r"[0-9a-fA-F]{64}", "the SHA-256 hex digest printed by `hookgate token hash`", echo=False),
     Field(pattern=r"^[0-9a-fA-F]{64}$"),
 ]
 
@@ -181,10 +182,15 @@ class ServerFile(FileModel):
     """The longest a callback endpoint may stay open."""
 
 
+_STORE_URLS = '"sqlite:///PATH" or "postgresql://..."'
+
+
 class StoreFile(FileModel):
     url: Annotated[
         Text | None,
-        _matching(r"(sqlite:///|postgresql://|postgres://).*", '"sqlite:///PATH" or "postgresql://..."'),
+        _matching(
+            r"(sqlite:///|postgresql://|postgres://).*", '"sqlite:///PATH" or "postgresql://..."', echo=False
+        ),
         Schema({"type": "string", "pattern": "^(sqlite:///|postgresql://|postgres://)"}),
     ] = Field(None, description="default: sqlite:/// hookgate.db in data_dir")
     schema_: Annotated[

@@ -103,7 +103,7 @@ def plugin_problems(tree: Mapping[str, Any], base_dir: Path) -> list[str]:
     """The options of every engine and subscription in an undecoded file, checked against what
     their plugins declare: reported with the rest of the file's problems, before anything starts."""
     problems: list[str] = []
-    engines, notifiers = entrypoints.registered(ENGINES, NOTIFIERS)
+    engines, notifiers = entrypoints.registered(entrypoints.ENGINES, entrypoints.NOTIFIERS)
     for index, entry in enumerate(_tables(tree.get("engines"))):
         where = f"engines[{index}]"
         problems += _problems(engines, entry.get("type"), entry, where, ENGINE_KEYS, base_dir)
@@ -118,8 +118,6 @@ def plugin_problems(tree: Mapping[str, Any], base_dir: Path) -> list[str]:
     return problems
 
 
-ENGINES = "hookgate.engines"
-NOTIFIERS = "hookgate.notifiers"
 ENGINE_KEYS = frozenset(EngineFile.model_fields)
 WEBHOOK_KEYS = frozenset(WebhookFile.model_fields)
 

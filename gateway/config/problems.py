@@ -10,13 +10,13 @@ from __future__ import annotations
 import difflib
 import types
 import typing
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
-__all__ = ["dotted", "known_keys", "problems_of", "unknown_key"]
+__all__ = ["dotted", "known_keys", "nearest", "problems_of", "unknown_key"]
 
 _TYPES = {
     "int_type": "an integer",
@@ -47,18 +47,20 @@ def known_keys(model: type[BaseModel]) -> list[str]:
     return [field.alias or name for name, field in model.model_fields.items()]
 
 
-def unknown_key(key: str, *models: type[BaseModel] | None) -> str:
-    """``unknown key``, with the nearest known key of ``models`` when there is one, or the table one
-    level down where ``key`` is known (``backoff.max_retries``)."""
+def nearest(key: str, known: Iterable[str]) -> str | None:
+    close = difflib.get_close_matches(key, list(known), n=1, cutoff=0.75)
+    return close[0] if close else None
+
+
+def unknown_key(key: str, *models: type[BaseModel] | None, known: Iterable[str] = ()) -> str:
+    """``unknown key``, with the nearest key of ``models`` (and ``known``) when there is one, or of
+    the table one level down (``backoff.max_retries``)."""
     present = [m for m in models if m is not None]
-    known = [k for m in present for k in known_keys(m)]
-    close = difflib.get_close_matches(key, known, n=1, cutoff=0.75)
-    if close:
-        return f"unknown key (did you mean {close[0]}?)"
+    if close := nearest(key, [*known, *(k for m in present for k in known_keys(m))]):
+        return f"unknown key (did you mean {close}?)"
     for name, nested in (pair for m in present for pair in _nested_models(m)):
-        below = difflib.get_close_matches(key, known_keys(nested), n=1, cutoff=0.75)
-        if below:
-            return f"unknown key (did you mean {name}.{below[0]}?)"
+        if below := nearest(key, known_keys(nested)):
+            return f"unknown key (did you mean {name}.{below}?)"
     return "unknown key"
 
 

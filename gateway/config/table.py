@@ -107,11 +107,4 @@ class Table:
     def reject_unknown(self) -> None:
         for key in self.raw:
             if key not in self.known:
-                self.problem(key, unknown_key(key) if not self.known else _nearest(key, self.known))
-
-
-def _nearest(key: str, known: set[str]) -> str:
-    import difflib
-
-    close = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.75)
-    return f"unknown key (did you mean {close[0]}?)" if close else "unknown key"
+                self.problem(key, unknown_key(key, known=sorted(self.known)))

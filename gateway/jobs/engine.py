@@ -40,7 +40,7 @@ __all__ = [
     "unchecked_options",
 ]
 
-ENTRY_POINT_GROUP = "hookgate.engines"
+ENTRY_POINT_GROUP = entrypoints.ENGINES
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ __all__ = [
     "unchecked_options",
 ]
 
-ENTRY_POINT_GROUP = "hookgate.notifiers"
+ENTRY_POINT_GROUP = entrypoints.NOTIFIERS
 CROMWELL = "workflow_state_callback"
 
 
