@@ -11,12 +11,16 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 __all__ = [
+    "FLOW_ENGINE",
     "TERMINAL_STATES",
     "Attempt",
     "CallbackCall",
     "CallbackEndpoint",
     "Delivery",
+    "FlowAdvance",
+    "FlowRun",
     "Job",
+    "JobEnd",
     "JobOptions",
     "JobQuery",
     "JobState",
@@ -111,6 +115,8 @@ class Job:
     """When the caller asked it to run (scheduled_in_secs, scheduled_for): it waits queued until then."""
     principal_scopes: tuple[str, ...] | None = None
     """The scopes of the principal that started it: the most its own token may carry."""
+    flow_step: str | None = None
+    """The id of the flow step this job runs (its ``parent_job`` is the run); None for other jobs."""
 
     @property
     def root(self) -> str:
@@ -122,6 +128,55 @@ class Job:
 
     def evolve(self, **changes: Any) -> Job:
         return replace(self, **changes)
+
+
+FLOW_ENGINE = "flow"
+"""The engine name of flow runs: no engine claims them; the flow runner advances them."""
+
+
+@dataclass(frozen=True)
+class FlowRun:
+    """A flow run's progress, beside its job: which steps ended, how, and which run now.
+
+    ``state`` is plain JSON (flows/progress.py reads and writes it); ``version`` grows by one with
+    every advance, which is a compare-and-set on it, so two replicas never both advance one run.
+    """
+
+    run_id: str
+    flow: str
+    flow_hash: str
+    state: dict[str, Any]
+    version: int
+    updated_at: float
+    settled: bool = False
+    """Nothing more will happen: the run ended and none of its steps still runs."""
+
+
+@dataclass(frozen=True)
+class JobEnd:
+    """A compare-and-set on a job inside a ``FlowAdvance``: all of them apply, or nothing does."""
+
+    job_id: str
+    from_states: tuple[JobState, ...]
+    to: JobState
+    changes: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class FlowAdvance:
+    """One atomic step of a run: its new state, the jobs that end and start, and the news of it."""
+
+    run_id: str
+    version: int
+    """The version this advance was computed from (0: the run has no progress row yet)."""
+    state: dict[str, Any]
+    flow: str
+    flow_hash: str
+    ends: tuple[JobEnd, ...] = ()
+    creates: tuple[Job, ...] = ()
+    deliveries: tuple[Delivery, ...] = ()
+    settled: bool = False
+    now: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,8 @@ if TYPE_CHECKING:
     from gateway.auth.principals import Authenticator
     from gateway.auth.ratelimit import RateLimiter
     from gateway.callbacks.endpoints import Suspensions
+    from gateway.flows.library import FlowShelf
+    from gateway.flows.runner import FlowRunner
     from gateway.http.forwarded import Networks
     from gateway.http.live import Live, Served
     from gateway.jobs.catalog import Catalog
@@ -35,6 +37,8 @@ __all__ = [
     "DISPATCHER",
     "ENGINES",
     "ENGINES_STARTED",
+    "FLOWS",
+    "FLOW_LIBRARY",
     "HTTP",
     "LIVE",
     "METRICS",
@@ -54,6 +58,8 @@ STORE: web.AppKey[Store] = web.AppKey("store")
 ENGINES: web.AppKey[dict[str, Engine]] = web.AppKey("engines")
 CATALOG: web.AppKey[Catalog] = web.AppKey("catalog")
 DISPATCHER: web.AppKey[Dispatcher] = web.AppKey("dispatcher")
+FLOWS: web.AppKey[FlowRunner] = web.AppKey("flows")
+FLOW_LIBRARY: web.AppKey[FlowShelf] = web.AppKey("flow_library")
 SYNC_WAITS: web.AppKey[WaitSlots] = web.AppKey("sync_waits")
 BODY_READS: web.AppKey[WaitSlots] = web.AppKey("body_reads")
 """Requests reading a body right now (``server.max_reading``): a slow sender holds one."""

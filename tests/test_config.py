@@ -80,7 +80,8 @@ def test_bad_values_are_reported_with_dotted_paths_all_at_once() -> None:
             "routes": [
                 {"path": "/ok", "script": "a"},
                 {"path": "/b", "script": "b", "mode": "fast", "error_status": 700, "methods": ["FETCH"]},
-                {"path": "no-slash"},
+                {"path": "no-slash", "script": "c"},
+                {"path": "/d"},
             ],
         }
     )
@@ -90,7 +91,7 @@ def test_bad_values_are_reported_with_dotted_paths_all_at_once() -> None:
     assert 'routes[1].mode: expected "async", "sync" or "both", got "fast"' in found
     assert "routes[1].error_status: expected an HTTP status 100-599, got 700" in found
     assert any(p.startswith("routes[1].methods:") for p in found)
-    assert "routes[2].script: missing (a string)" in found
+    assert "routes[3]: give script or flow (exactly one): what the route runs" in found
     assert 'routes[2].path: expected a path starting with "/", got "no-slash"' in found
 
 

@@ -242,6 +242,7 @@ SECTIONS: dict[str, type[BaseModel]] = {
     "auth.users": f.UserFile,
     "auth.keys": f.KeyFile,
     "outbound": f.OutboundFile,
+    "flows": f.FlowsFile,
     "webhooks": f.WebhookFile,
     "workflow_state_callback": f.CromwellFile,
     "engines": f.EngineFile,

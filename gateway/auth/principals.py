@@ -9,7 +9,8 @@ kinds exist:
   names, then checked against the revoked set, which is refreshed from the store at least once a
   second (a revocation made through the API applies at once).
 
-Scopes follow Windmill's shape: ``jobs:run:scripts:{path}``, ``jobs:run:routes:{route}``,
+Scopes follow Windmill's shape: ``jobs:run:scripts:{path}``, ``jobs:run:flows:{path}``,
+``jobs:run:routes:{route}``,
 ``jobs:read``, ``jobs:read:own``, ``jobs:cancel``, ``jobs:cancel:own``, ``callbacks:create``,
 ``admin``. A scope ending in ``*`` grants every scope it prefixes.
 """
@@ -54,7 +55,7 @@ ADMIN_TOKEN_SETTING = "admin_token_hash"
 ADMIN_TOKEN_FILE = "admin.token"
 JOB_SCOPES = ("callbacks:create", "jobs:read:own", "steps:report")
 # What an admin's job may do with its own token: run, read and cancel jobs, never manage tokens.
-ADMIN_JOB_CEILING = ("jobs:run:scripts:*", "jobs:read", "jobs:cancel")
+ADMIN_JOB_CEILING = ("jobs:run:scripts:*", "jobs:run:flows:*", "jobs:read", "jobs:cancel")
 REVOCATION_REFRESH = 0.5  # "within a second", with room to spare
 TOUCH_INTERVAL = 60.0
 PRINCIPAL_CACHE = 10_000

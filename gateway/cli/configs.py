@@ -29,6 +29,7 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser], defau
 
 
 def _check_config(args: argparse.Namespace) -> int:
+    from gateway.flows.definition import discover
     from gateway.web.app import preflight, unchecked_plugin_options
 
     config = load_config(args.file)
@@ -38,7 +39,10 @@ def _check_config(args: argparse.Namespace) -> int:
     for index, route in enumerate(config.routes):
         if route.public and route.verify is None:
             print(f"warning: routes[{index}] ({route.path}) is public with no verify: anyone can trigger it")
-    print(f"{args.file}: ok ({len(config.routes)} routes, {len(config.engines)} engines)")
+    counts = f"{len(config.routes)} routes, {len(config.engines)} engines"
+    if config.flows_dir is not None:
+        counts += f", {len(discover(config.flows_dir))} flows"
+    print(f"{args.file}: ok ({counts})")
     return 0
 
 

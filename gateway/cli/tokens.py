@@ -29,6 +29,7 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser], defau
     target = issue.add_mutually_exclusive_group(required=True)
     target.add_argument("--route", help="the route path it may trigger, e.g. /hooks/deploy")
     target.add_argument("--script", help="the script path it may trigger, e.g. u/demo/hello")
+    target.add_argument("--flow", help="the flow path it may trigger, e.g. f/demo/release")
     issue.add_argument("--ttl", help='lifetime such as "30d" (default: no expiry)')
     issue.add_argument("--label", help="a name shown by `token list`")
     issue.add_argument("--rate-limit", help='a limit for this token, such as "100/m"')
@@ -63,8 +64,12 @@ def _issue(args: argparse.Namespace) -> int:
         return 1
     if args.route is not None:
         subject, scopes = f"route:{args.route}", [f"jobs:run:routes:{args.route}"]
+    elif args.flow is not None:
+        path = args.flow.strip("/")
+        subject, scopes = f"flow:{path}", [f"jobs:run:flows:{path}"]
     else:
-        subject, scopes = f"script:{args.script.strip('/')}", [f"jobs:run:scripts:{args.script.strip('/')}"]
+        path = args.script.strip("/")
+        subject, scopes = f"script:{path}", [f"jobs:run:scripts:{path}"]
     if not args.no_read:
         scopes.append("jobs:read:own")
     keys = KeyRing.load(config.auth, config.server.data_dir)

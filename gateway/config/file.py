@@ -15,7 +15,7 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictFloat, StrictInt
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictFloat, StrictInt, model_validator
 from pydantic import WithJsonSchema as Schema
 
 from gateway.config.values import Duration, Flag, Names, Positive, Rate, RelativePath, Size, Status, Text, Url
@@ -294,7 +294,10 @@ class EngineFile(FileModel):
 
 class RouteFile(FileModel):
     path: Annotated[Text, BeforeValidator(_route_path), Field(pattern=r"^/")]
-    script: Text
+    script: Text | None = None
+    """The script it runs (give script or flow)."""
+    flow: Text | None = None
+    """The flow it runs (``f/…``, a file under ``[flows] dir``), instead of a script."""
     methods: Methods = ("POST",)
     engine: Text | None = None
     mode: Mode = "async"
@@ -334,6 +337,12 @@ class RouteFile(FileModel):
     idempotency_ttl: Duration = 86400.0
     webhooks: tuple[WebhookFile, ...] = ()
 
+    @model_validator(mode="after")
+    def _one_target(self) -> RouteFile:
+        if (self.script is None) == (self.flow is None):
+            raise ValueError("give script or flow (exactly one): what the route runs")
+        return self
+
 
 class OutboundFile(FileModel):
     allow_private_targets: Flag = False
@@ -344,6 +353,11 @@ class OutboundFile(FileModel):
     allowed_callback_hosts: Names = ()
 
 
+class FlowsFile(FileModel):
+    dir: RelativePath | None = None
+    """Where flow files live: ``{dir}/f/demo/release.flow.toml`` is the flow ``f/demo/release``."""
+
+
 class TomlFile(FileModel):
     """The whole file. Every table is optional: an empty file serves ./scripts on 127.0.0.1:8080."""
 
@@ -352,6 +366,7 @@ class TomlFile(FileModel):
     store: StoreFile = Field(default_factory=StoreFile)
     auth: AuthFile = Field(default_factory=AuthFile)
     outbound: OutboundFile = Field(default_factory=OutboundFile)
+    flows: FlowsFile = Field(default_factory=FlowsFile)
     engines: tuple[EngineFile, ...] = ()
     routes: tuple[RouteFile, ...] = ()
     webhooks: tuple[WebhookFile, ...] = ()

@@ -121,6 +121,7 @@ def _build(
         workflow_state_callback=_cromwell(cromwell, problems) if cromwell and cromwell.enabled else None,
         engines=engines,
         routes=routes,
+        flows_dir=doc.flows.dir,
         source=source,
     )
     _check_names(config, problems)
@@ -196,11 +197,17 @@ def _route(r: f.RouteFile, where: str, problems: list[str]) -> RouteConfig:
         problems.append(f'{where}.path: "{r.path}" is reserved by hookgate ({", ".join(RESERVED_PREFIXES)})')
     if r.delete_after_use and r.mode != "sync":
         problems.append(f'{where}.delete_after_use: only applies to routes with mode = "sync"')
-    fields = r.model_dump(exclude={"verify", "webhooks", "methods", "include_headers"})
+    if r.flow is not None and r.redact:
+        problems.append(
+            f"{where}.redact: a flow's steps see its input as stored, so redacted values would reach "
+            "them as ***; redact is not supported on flow routes yet"
+        )
+    fields = r.model_dump(exclude={"verify", "webhooks", "methods", "include_headers", "flow"})
     return RouteConfig(
         **{
             **fields,
-            "script": r.script.strip("/"),
+            "script": (r.script or r.flow or "").strip("/"),
+            "flow": r.flow is not None,
             "methods": frozenset(r.methods),
             "max_concurrent": r.max_concurrent or (1 if r.concurrency_key else None),
             "include_headers": _no_credentials(r.include_headers, f"{where}.include_headers", problems),

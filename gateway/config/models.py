@@ -187,6 +187,7 @@ class OutboundConfig:
 class RouteConfig:
     path: str
     script: str
+    """The path of what it runs: a script, or a flow when ``flow`` is set."""
     methods: frozenset[str] = frozenset({"POST"})
     engine: str | None = None
     mode: Mode = "async"
@@ -215,6 +216,8 @@ class RouteConfig:
     """Serve a script's own content type (text/html…) without the sandboxing Content-Security-Policy."""
     enabled: bool = True
     """False: the route answers 404, as if it were not configured, without being deleted."""
+    flow: bool = False
+    """``script`` names a flow (the file said ``flow =``)."""
 
 
 @dataclass(frozen=True)
@@ -227,4 +230,6 @@ class Config:
     outbound: OutboundConfig = field(default_factory=OutboundConfig)
     webhooks: tuple[WebhookConfig, ...] = ()
     workflow_state_callback: WebhookConfig | None = None
+    flows_dir: Path | None = None
+    """``[flows] dir``: where flow files live; None: no flows."""
     source: Path | None = field(default=None, compare=False)

@@ -8,12 +8,13 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from gateway.models import Attempt, Delivery, Job
+from gateway.models import FLOW_ENGINE, Attempt, Delivery, FlowRun, Job
 
 __all__ = [
     "LOG_TAIL",
     "attempt_view",
     "delivery_view",
+    "flow_run_view",
     "iso_time",
     "job_view",
     "json_response",
@@ -38,6 +39,7 @@ def iso_time(timestamp: float | None) -> str | None:
 def job_view(job: Job) -> dict[str, Any]:
     view: dict[str, Any] = {
         "id": job.id,
+        "kind": "flow" if job.engine == FLOW_ENGINE else "script",
         "state": job.state.value,
         "engine": job.engine,
         "script": job.script,
@@ -51,6 +53,7 @@ def job_view(job: Job) -> dict[str, Any]:
         "request_id": job.request_id,
         "parent_job": job.parent_job,
         "root_job": job.root,
+        "flow_step": job.flow_step,
         "scheduled_for": iso_time(job.scheduled_for),
         "waiting_for": (
             {"callback_id": job.waiting_for, "url": "/callbacks/{token}"} if job.waiting_for else None
@@ -66,6 +69,33 @@ def job_view(job: Job) -> dict[str, Any]:
         error=job.error,
         logs=job.logs[-LOG_TAIL:] if job.logs else job.logs,
     )
+    return view
+
+
+def flow_run_view(run: FlowRun, *, erased: bool = False) -> dict[str, Any]:
+    """A run's steps in the flow's order (state, timings, result or error, the step's job), and the
+    early-return step's result once known."""
+    steps = []
+    for step_id, entry in run.state["steps"].items():
+        step: dict[str, Any] = {
+            "id": step_id,
+            "state": entry["state"],
+            "job_id": entry.get("job"),
+            "attempts": entry.get("attempts", 0),
+            "started_at": iso_time(entry.get("started_at")),
+            "finished_at": iso_time(entry.get("finished_at")),
+        }
+        if entry.get("why"):
+            step["reason"] = entry["why"]
+        if not erased:
+            if "result" in entry:
+                step["result"] = entry["result"]
+            if "error" in entry:
+                step["error"] = entry["error"]
+        steps.append(step)
+    view: dict[str, Any] = {"flow": run.flow, "flow_hash": run.flow_hash, "steps": steps}
+    if "early" in run.state and not erased:
+        view["early_result"] = run.state["early"]["result"]
     return view
 
 

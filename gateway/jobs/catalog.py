@@ -7,13 +7,13 @@ which is what lets a hash-pinned URL keep running that exact content after the f
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from gateway.config import RouteConfig
 from gateway.errors import BadRequest, ConfigError, ScriptNotFound
 from gateway.jobs.engine import Engine
-from gateway.models import ScriptVersion
+from gateway.models import FLOW_ENGINE, ScriptVersion
 from gateway.store import Store
 
 __all__ = ["Catalog", "Target", "check_scripts"]
@@ -26,28 +26,47 @@ class Target:
 
 
 class Catalog:
-    def __init__(self, engines: Mapping[str, Engine], store: Store) -> None:
+    """``flows`` finds a flow's current version by path: flows are targets like scripts (their
+    engine name is ``flow``), and a path is never both (check-config refuses it)."""
+
+    def __init__(
+        self,
+        engines: Mapping[str, Engine],
+        store: Store,
+        *,
+        flows: Callable[[str], ScriptVersion | None] | None = None,
+    ) -> None:
         self.engines = engines
         self.store = store
+        self.flows = flows
         self._saved: set[str] = set()
 
-    async def resolve(self, path: str, *, engine: str | None = None) -> Target:
-        """The current version of ``path`` (on ``engine`` when given), kept in the store."""
+    async def resolve(self, path: str, *, engine: str | None = None, kind: str | None = None) -> Target:
+        """The current version of ``path`` (on ``engine`` when given; only a script or only a flow
+        when ``kind`` says so), kept in the store."""
         path = path.strip("/")
         if not path or any(part in ("", ".", "..") for part in path.split("/")):
             raise BadRequest(f"'{path}' is not a script path")
-        candidates = [engine] if engine is not None else list(self.engines)
-        for name in candidates:
-            version = self.engines[name].resolve(path)
-            if version is not None:
-                await self._keep(version)
-                return Target(engine=name, version=version)
-        raise ScriptNotFound(f"no script '{path}'")
+        if kind != "flow" and engine != FLOW_ENGINE:
+            for name in [engine] if engine is not None else list(self.engines):
+                version = self.engines[name].resolve(path)
+                if version is not None:
+                    await self._keep(version)
+                    return Target(engine=name, version=version)
+        if kind != "script" and engine in (None, FLOW_ENGINE) and self.flows is not None:
+            flow = self.flows(path)
+            if flow is not None:
+                await self._keep(flow)
+                return Target(engine=FLOW_ENGINE, version=flow)
+        raise ScriptNotFound(f"no {kind or 'script'} '{path}'")
 
     async def pinned(self, content_hash: str) -> Target:
         """The version with this content hash, as long as its engine is still configured."""
         version = await self.store.get_script_version(content_hash.lower())
-        if version is None or version.engine not in self.engines:
+        known = version is not None and (
+            version.engine in self.engines or (version.engine == FLOW_ENGINE and self.flows is not None)
+        )
+        if version is None or not known:
             raise ScriptNotFound(f"no script version with hash {content_hash}")
         return Target(engine=version.engine, version=version)
 
@@ -74,6 +93,8 @@ def check_scripts(engines: Mapping[str, Engine], routes: tuple[RouteConfig, ...]
                 )
             owners.setdefault(path, name)
     for index, route in enumerate(routes):
+        if route.flow:
+            continue  # flows/library.py checks those
         if route.engine is not None:
             if route.engine in engines and engines[route.engine].resolve(route.script) is None:
                 problems.append(

@@ -16,7 +16,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +51,10 @@ class Dispatcher:
         mint_token: Callable[[Job], str] | None = None,
         subscriptions: Callable[[], Subscriptions] | None = None,
         clock: Callable[[], float] = time.time,
+        step_ended: Callable[[Outcome, Job], Awaitable[None]] | None = None,
     ) -> None:
+        """``step_ended`` records the end of a flow step's job (the flow runner: the step's end
+        and the run's next move commit together); without it a step job completes like any job."""
         self.store = store
         self.engines = engines
         self.lease = lease
@@ -60,6 +63,7 @@ class Dispatcher:
         self.mint_token = mint_token
         self.subscriptions = subscriptions
         self.clock = clock
+        self.step_ended = step_ended
         self.worker = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._held: dict[str, str] = {}  # job id -> engine name
         self._claimed: dict[str, Job] = {}  # job id -> the job as claimed (spares a read on completion)
@@ -193,6 +197,11 @@ class Dispatcher:
         self._held.pop(outcome.job_id, None)
         claimed = self._claimed.pop(outcome.job_id, None)
         try:
+            if self.step_ended is not None:
+                job = claimed if claimed is not None else await self.store.get_job(outcome.job_id)
+                if job is not None and job.flow_step is not None:
+                    await self.step_ended(outcome, job)
+                    return
             await jobs.complete(
                 self.store, outcome, now=self.clock(), announce=self._announce, claimed=claimed
             )

@@ -15,7 +15,16 @@ from typing import Any
 
 from gateway.models import Job, JobState
 
-__all__ = ["JOB_EVENTS", "STEP_EVENTS", "Event", "EventType", "job_event", "step_event"]
+__all__ = [
+    "JOB_EVENTS",
+    "STEP_EVENTS",
+    "Event",
+    "EventType",
+    "flow_step_event",
+    "job_event",
+    "skipped_step_event",
+    "step_event",
+]
 
 
 class EventType(enum.StrEnum):
@@ -130,4 +139,60 @@ def step_event(
         details=details,
         private=job.options.delete_after_use,
         request_id=job.request_id,
+    )
+
+
+_STEP_KINDS = {
+    JobState.RUNNING: EventType.RULE_STARTED,
+    JobState.SUCCEEDED: EventType.RULE_COMPLETED,
+    JobState.FAILED: EventType.RULE_FAILED,
+    JobState.CANCELLED: EventType.RULE_FAILED,
+}
+
+
+def flow_step_event(job: Job, *, now: float) -> Event | None:
+    """A flow step's job, told as a ``Rule*`` event of its run (``job_id`` is the run's, ``rule`` the
+    step's id): steps never announce themselves as workflows."""
+    kind = _STEP_KINDS.get(job.state)
+    if kind is None or job.flow_step is None:
+        return None
+    private = job.options.delete_after_use
+    details: dict[str, Any] = {"status": job.state.value, "attempt": job.attempts, "step_job": job.id}
+    if job.started_at is not None and job.finished_at is not None:
+        details["duration"] = round(job.finished_at - job.started_at, 6)
+    if job.state is JobState.SUCCEEDED and not private:
+        details["outputs"] = job.result
+    if job.error is not None and job.state is not JobState.SUCCEEDED:
+        details["error"] = {k: v for k, v in job.error.items() if not (private and k == "stack")}
+    verb = "started" if job.state is JobState.RUNNING else job.state.value
+    return Event(
+        type=kind,
+        timestamp=now,
+        job_id=job.parent_job,
+        route=job.route,
+        script=job.script,
+        rule=job.flow_step,
+        message=f"step {job.flow_step} {verb}",
+        details=details,
+        private=private,
+        request_id=job.request_id,
+    )
+
+
+def skipped_step_event(run: Job, *, step: str, why: str, failed: dict[str, Any] | None, now: float) -> Event:
+    """A step that ran no job: skipped (``RuleSkipped``), or failed before it could start."""
+    details: dict[str, Any] = {"status": "failed" if failed else "skipped", "attempt": 0}
+    if failed is not None:
+        details["error"] = failed
+    return Event(
+        type=EventType.RULE_FAILED if failed else EventType.RULE_SKIPPED,
+        timestamp=now,
+        job_id=run.id,
+        route=run.route,
+        script=run.script,
+        rule=step,
+        message=f"step {step} {'failed' if failed else 'skipped'}: {why}",
+        details=details,
+        private=run.options.delete_after_use,
+        request_id=run.request_id,
     )

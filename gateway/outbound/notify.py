@@ -12,14 +12,21 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
-from typing import Protocol
+from typing import Any, Protocol
 
 from gateway import entrypoints
 from gateway.config import Config, WebhookConfig
 from gateway.config.plugin_options import check_options, declared_options
 from gateway.errors import ConfigError
 from gateway.models import Delivery, Job
-from gateway.outbound.events import JOB_EVENTS, STEP_EVENTS, Event, job_event
+from gateway.outbound.events import (
+    JOB_EVENTS,
+    STEP_EVENTS,
+    Event,
+    flow_step_event,
+    job_event,
+    skipped_step_event,
+)
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -93,11 +100,24 @@ class Subscriptions:
         """Deliveries announcing a job's new state (a job's own Cromwell endpoint overrides the default)."""
         if not self.by_name:  # nobody subscribed: no event to build, on every transition
             return []
+        if job.flow_step is not None:
+            step = flow_step_event(job, now=time.time())
+            return self.deliveries_for(step) if step is not None else []
         event = job_event(job, now=time.time())
         if event is None:
             return []
         overrides = {CROMWELL: job.options.callback_uri} if job.options.callback_uri else None
         return self.deliveries_for(event, overrides=overrides)
+
+    def for_step_without_job(
+        self, run: Job, step: str, *, why: str, failed: dict[str, Any] | None = None
+    ) -> list[Delivery]:
+        """``RuleSkipped`` (or ``RuleFailed``, when its input did not evaluate) for a step that ran no job."""
+        if not self.by_name:
+            return []
+        return self.deliveries_for(
+            skipped_step_event(run, step=step, why=why, failed=failed, now=time.time())
+        )
 
     def for_start(self, job: Job) -> list[Delivery]:
         """``WorkflowStarted`` once per job: a retry's second claim is not a new start."""

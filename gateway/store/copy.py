@@ -22,6 +22,7 @@ __all__ = ["TABLES", "copy_sqlite_to_postgres"]
 # (table, primary key columns for ON CONFLICT, order) -- parents before children.
 TABLES: list[tuple[str, str, str]] = [
     ("jobs", "id", "seq"),
+    ("flow_runs", "run_id", "run_id"),
     ("script_versions", "hash", "hash"),
     ("tokens", "jti", "jti"),
     ("settings", "key", "key"),

@@ -22,6 +22,8 @@ from gateway.models import (
     CallbackCall,
     CallbackEndpoint,
     Delivery,
+    FlowAdvance,
+    FlowRun,
     Job,
     JobQuery,
     JobState,
@@ -179,6 +181,20 @@ class Store(Protocol):
 
     async def purge_finished(self, *, before: float) -> int:
         """Delete finished jobs that finished before ``before``; return how many."""
+
+    async def advance_flow(self, change: FlowAdvance) -> bool:
+        """Apply one advance of a run atomically: its progress (compare-and-set on ``version``; 0
+        creates it), every ``JobEnd`` (each a compare-and-set on the job's state), the step jobs it
+        creates and the deliveries announcing it. False, with nothing written, when any of those
+        compare-and-sets fails: the caller reads again and computes anew."""
+
+    async def get_flow_run(self, run_id: str) -> FlowRun | None: ...
+
+    async def open_flow_runs(self, *, limit: int = 500) -> list[FlowRun]:
+        """Runs not yet settled, least recently advanced first: what a sweep looks at."""
+
+    async def child_jobs(self, parent_id: str) -> list[Job]:
+        """The jobs whose ``parent_job`` is ``parent_id``, oldest first."""
 
     async def save_script_version(self, version: ScriptVersion) -> None:
         """Keep this exact content forever (idempotent)."""

@@ -11,9 +11,11 @@ from typing import Any, Protocol
 import orjson
 
 from gateway.models import (
+    TERMINAL_STATES,
     Attempt,
     CallbackEndpoint,
     Delivery,
+    FlowRun,
     Job,
     JobOptions,
     JobState,
@@ -36,9 +38,11 @@ __all__ = [
     "row_to_attempt",
     "row_to_callback",
     "row_to_delivery",
+    "row_to_flow_run",
     "row_to_job",
     "row_to_script_version",
     "row_to_token",
+    "transition_values",
 ]
 
 JSON_COLUMNS = frozenset({"args", "result", "error"})
@@ -93,6 +97,7 @@ def job_to_row(job: Job) -> dict[str, Any]:
         "root_job": job.root_job,
         "scheduled_for": job.scheduled_for,
         "principal_scopes": dump(list(job.principal_scopes)) if job.principal_scopes is not None else None,
+        "flow_step": job.flow_step,
     }
 
 
@@ -179,6 +184,32 @@ def row_to_job(row: Row) -> Job:
         principal_scopes=tuple(loads(row["principal_scopes"]))
         if row["principal_scopes"] is not None
         else None,
+        flow_step=row["flow_step"],
+    )
+
+
+def transition_values(to: JobState, changes: dict[str, Any] | None) -> dict[str, Any]:
+    """The columns a state change writes: a job leaving the running states drops its lease, and a
+    finished job never runs again, so its sealed secrets go."""
+    values: dict[str, Any] = {"state": to.value}
+    if to in TERMINAL_STATES or to is JobState.QUEUED:
+        values.update(lease_owner=None, lease_expires=None)
+    if to in TERMINAL_STATES:
+        values["sealed_args"] = None
+    for key, value in (changes or {}).items():
+        values[key] = encode_column(key, value)
+    return values
+
+
+def row_to_flow_run(row: Row) -> FlowRun:
+    return FlowRun(
+        run_id=row["run_id"],
+        flow=row["flow"],
+        flow_hash=row["flow_hash"],
+        state=orjson.loads(row["state"]),
+        version=row["version"],
+        updated_at=row["updated_at"],
+        settled=bool(row["settled"]),
     )
 
 

@@ -42,10 +42,11 @@ class Admission:
         return self.principal.id if self.principal else None
 
 
-async def admit(request: web.Request, policy: TriggerPolicy, script: str) -> Admission:
+async def admit(request: web.Request, policy: TriggerPolicy, script: str, *, flow: bool = False) -> Admission:
+    """``flow``: ``script`` is a flow's path, run under ``jobs:run:flows:{path}``."""
     principal = None
     if policy.verify is None and not policy.public:
-        scopes = [f"jobs:run:scripts:{script.strip('/')}"]
+        scopes = [f"jobs:run:{'flows' if flow else 'scripts'}:{script.strip('/')}"]
         if policy.custom:
             scopes.insert(0, f"jobs:run:routes:{policy.route}")
         principal = await request.app[AUTH].require(

@@ -20,16 +20,18 @@ from aiohttp import web
 
 from gateway.config import OutboundConfig
 from gateway.errors import BadRequest, GatewayError, SyncTimeout
+from gateway.flows.runner import EARLY_NONE, wait_answer
 from gateway.http.answers import json_response
 from gateway.http.live import config_of
 from gateway.http.request import base_url, origin_of, read_body, route_template
 from gateway.jobs import lifecycle as jobs
 from gateway.jobs.catalog import Target
-from gateway.models import Job
+from gateway.models import FLOW_ENGINE, Job, JobState
 from gateway.outbound.ssrf import allowed_target
 from gateway.state import (
     AUTH,
     CATALOG,
+    FLOW_LIBRARY,
     SEALER,
     STORE,
     SYNC_WAITS,
@@ -46,8 +48,11 @@ __all__ = [
     "make_route_handler",
     "run_async",
     "run_sync",
+    "windmill_run_flow",
+    "windmill_run_flow_wait",
     "windmill_run_hash",
     "windmill_run_path",
+    "windmill_run_script_wait",
     "windmill_run_wait_hash",
 ]
 
@@ -102,7 +107,10 @@ async def trigger(
         if policy.verify is None and not policy.public:
             await request.app[AUTH].require(request, allow_query=policy.allow_query_token)
         target = await load_target()
-    admission = await admit(request, policy, script or target.version.path)  # type: ignore[union-attr]
+        flow = target.engine == FLOW_ENGINE
+    else:
+        flow = policy.flow or (not policy.custom and request.app[FLOW_LIBRARY].version(script) is not None)
+    admission = await admit(request, policy, script or target.version.path, flow=flow)  # type: ignore[union-attr]
     if target is None:
         target = await load_target()
     params = parse_job_parameters(request.query, now=time.time())
@@ -144,6 +152,9 @@ async def _submit_and_answer(
         )
     now = time.time()
     options = policy.options
+    if target.engine == FLOW_ENGINE:
+        # A run is claimed, then handed over within a moment; a crash in between starts it again.
+        options = replace(options, retry_on_restart=True, retries=0, timeout=None)
     callback_uri = request.query.get("workflow_callback_uri")
     if callback_uri is not None:
         checked = checked_callback_uri(callback_uri, config_of(request).outbound)
@@ -192,7 +203,11 @@ async def _submit_and_answer(
             return response
         job = submitted[0]
         timeout = _sync_timeout(request, policy)
-        if replayed or changes is None:
+        if _returns_early(request, target) and changes is not None:
+            finished, early = await wait_answer(store, job.id, timeout, changes)
+            if finished is not None and early is not EARLY_NONE:
+                finished = finished.evolve(state=JobState.SUCCEEDED, result=early, error=None)
+        elif replayed or changes is None:
             finished = await jobs.wait_finished(store, job.id, timeout)
         else:
             finished = await jobs.wait_finished(store, job.id, timeout, listening=(changes, job))
@@ -212,6 +227,14 @@ async def _submit_and_answer(
         await response.write_eof()
         await app[STORE].erase_job_data(job.id)
     return response
+
+
+def _returns_early(request: web.Request, target: Target) -> bool:
+    """A flow with ``early_return``: its sync caller is answered by that step (Windmill's OpenFlow)."""
+    if target.engine != FLOW_ENGINE:
+        return False
+    flow = request.app[FLOW_LIBRARY].current.flows.get(target.version.path)
+    return flow is not None and flow.content_hash == target.version.hash and flow.early_return is not None
 
 
 async def _tagged(request: web.Request, policy: TriggerPolicy, target: Target, tag: str) -> Target:
@@ -311,7 +334,8 @@ def make_route_handler(policy: TriggerPolicy) -> Handler:
 
     async def handle(request: web.Request) -> web.StreamResponse:
         async def load_target() -> Target:
-            return await request.app[CATALOG].resolve(script, engine=policy.engine)
+            kind = "flow" if policy.flow else "script"
+            return await request.app[CATALOG].resolve(script, engine=policy.engine, kind=kind)
 
         sync = _wants_wait(request, policy)
         return await trigger(
@@ -330,16 +354,20 @@ async def _generic(
     pinned: bool,
     sync: bool,
     answer_async: Callable[[web.Request, Job], web.Response] = accepted,
+    kind: str | None = None,
 ) -> web.StreamResponse:
+    """``kind``: Windmill's ``p/`` runs only scripts and ``f/`` only flows; ours run either."""
     catalog = request.app[CATALOG]
 
     async def load_target() -> Target:
         if pinned:
             return await catalog.pinned(request.match_info["hash"])
-        return await catalog.resolve(request.match_info["path"])
+        return await catalog.resolve(request.match_info["path"], kind=kind)
 
     policy = GENERIC_SYNC if sync else GENERIC
     script = None if pinned else request.match_info["path"]
+    if kind == "flow":
+        policy = replace(policy, flow=True)
     return await trigger(
         request, policy, script=script, load_target=load_target, sync=sync, answer_async=answer_async
     )
@@ -354,7 +382,19 @@ async def run_sync(request: web.Request) -> web.StreamResponse:
 
 
 async def windmill_run_path(request: web.Request) -> web.StreamResponse:
-    return await _generic(request, pinned=False, sync=False, answer_async=windmill_accepted)
+    return await _generic(request, pinned=False, sync=False, answer_async=windmill_accepted, kind="script")
+
+
+async def windmill_run_flow(request: web.Request) -> web.StreamResponse:
+    return await _generic(request, pinned=False, sync=False, answer_async=windmill_accepted, kind="flow")
+
+
+async def windmill_run_flow_wait(request: web.Request) -> web.StreamResponse:
+    return await _generic(request, pinned=False, sync=True, kind="flow")
+
+
+async def windmill_run_script_wait(request: web.Request) -> web.StreamResponse:
+    return await _generic(request, pinned=False, sync=True, kind="script")
 
 
 async def windmill_run_hash(request: web.Request) -> web.StreamResponse:

@@ -38,6 +38,8 @@ class TriggerPolicy:
     options: JobOptions = field(default_factory=JobOptions)
     engine: str | None = None
     script: str | None = None
+    flow: bool = False
+    """``script`` names a flow."""
     custom: bool = False
     concurrency_key: str | None = None
     error_status: int | None = None
@@ -63,6 +65,7 @@ def policy_for_route(route: RouteConfig) -> TriggerPolicy:
         mode=route.mode,
         engine=route.engine,
         script=route.script,
+        flow=route.flow,
         custom=True,
         concurrency_key=route.concurrency_key,
         error_status=route.error_status,

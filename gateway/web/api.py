@@ -13,17 +13,18 @@ import time
 from aiohttp import web
 
 from gateway.errors import BadRequest, Forbidden, JobNotFound
-from gateway.http.answers import iso_time, job_view, json_response, workflow_callback_view
+from gateway.http.answers import flow_run_view, iso_time, job_view, json_response, workflow_callback_view
 from gateway.http.live import config_of, served
 from gateway.http.request import read_body
 from gateway.jobs import lifecycle as jobs
 from gateway.jobs.engine import STEP_STATUSES, Step
-from gateway.models import Job, JobQuery, JobState
+from gateway.models import FLOW_ENGINE, Job, JobQuery, JobState
 from gateway.outbound.notify import CROMWELL
 from gateway.state import (
     AUTH,
     DISPATCHER,
     ENGINES_STARTED,
+    FLOWS,
     METRICS,
     OUTBOX,
     STORE,
@@ -71,6 +72,8 @@ async def get_job(request: web.Request) -> web.StreamResponse:
     if not job.finished and job.logs is None:
         job = job.evolve(logs=request.app[DISPATCHER].live_logs(job.id))  # output so far, while it runs
     view = job_view(job)
+    if job.engine == FLOW_ENGINE and (run := await request.app[STORE].get_flow_run(job.id)) is not None:
+        view.update(flow_run_view(run, erased=job.erased))
     if config_of(request).workflow_state_callback is not None or job.options.callback_uri:
         # Only a job that can have a Cromwell callback pays the two queries for its keys.
         deliveries = await request.app[STORE].list_deliveries(job_id=job.id, limit=20)
@@ -110,6 +113,8 @@ async def cancel_requested(request: web.Request) -> Job:
     if not principal.can_cancel(existing):
         raise Forbidden(f"this token may not cancel job {existing.id}", details={"required": ["jobs:cancel"]})
     reason = await _cancel_reason(request)
+    if existing.engine == FLOW_ENGINE:
+        return await request.app[FLOWS].cancel(existing.id, reason=reason)
     announce = served(request).subscriptions.for_job
     job = await jobs.cancel(
         request.app[STORE], existing.id, reason=reason, now=time.time(), announce=announce

@@ -18,6 +18,8 @@ from gateway.auth.tokens import KeyRing
 from gateway.callbacks.endpoints import Suspensions
 from gateway.config import Config, parse_networks
 from gateway.errors import ConfigError
+from gateway.flows.library import FlowLibrary, FlowShelf, check_flows
+from gateway.flows.runner import FlowRunner
 from gateway.http.forwarded import listening_url
 from gateway.http.live import Live, Served
 from gateway.jobs.catalog import Catalog, check_scripts
@@ -37,6 +39,8 @@ from gateway.state import (
     DISPATCHER,
     ENGINES,
     ENGINES_STARTED,
+    FLOW_LIBRARY,
+    FLOWS,
     HTTP,
     LIVE,
     METRICS,
@@ -75,6 +79,7 @@ def preflight(config: Config) -> dict[str, Engine]:
     configuration names (scripts, keys) and writes nothing."""
     engines = create_engines(config.engines)
     check_scripts(engines, config.routes)
+    check_flows(FlowLibrary.load(config.flows_dir), engines, config.routes)
     Subscriptions(config, load_notifiers())  # unknown notifier formats
     try:
         compile_routes(config)
@@ -114,7 +119,10 @@ def create_app(config: Config, *, reloading: Reloading | None = None) -> web.App
     store = create_store(config.store.url, schema=config.store.schema)
     app[STORE] = store
     app[ENGINES] = engines
-    app[CATALOG] = Catalog(engines, store)
+    shelf = FlowShelf(FlowLibrary.load(config.flows_dir))
+    app[FLOW_LIBRARY] = shelf
+    catalog = Catalog(engines, store, flows=shelf.version)
+    app[CATALOG] = catalog
     app[SYNC_WAITS] = WaitSlots(config.server.max_sync_waiting)
     app[BODY_READS] = WaitSlots(config.server.max_reading, holders="requests are already sending bodies")
     sealer = Sealer(key=config.server.secret_key, data_dir=config.server.data_dir)
@@ -135,9 +143,18 @@ def create_app(config: Config, *, reloading: Reloading | None = None) -> web.App
         mint_token=lambda job: auth.mint_job_token(job, default_timeout=DEFAULT_JOB_TIMEOUT),
         subscriptions=live.subscriptions,
     )
+    app[FLOWS] = FlowRunner(
+        store=store,
+        library=lambda: shelf.current,
+        catalog=catalog,
+        lease=config.server.lease,
+        subscriptions=live.subscriptions,
+        abort=app[DISPATCHER].abort,
+    )
+    app[DISPATCHER].step_ended = app[FLOWS].step_ended
     add_routes(app)
     app.cleanup_ctx.extend(
-        [_store_ctx, _auth_ctx, _http_ctx, _outbox_ctx, _engines_ctx, _dispatcher_ctx, _purge_ctx]
+        [_store_ctx, _auth_ctx, _http_ctx, _outbox_ctx, _engines_ctx, _dispatcher_ctx, _flows_ctx, _purge_ctx]
     )
     if reloading is not None:
         app.cleanup_ctx.append(_reload_ctx(reloading))
@@ -221,6 +238,13 @@ async def _dispatcher_ctx(app: web.Application) -> AsyncIterator[None]:
     await dispatcher.stop()
 
 
+async def _flows_ctx(app: web.Application) -> AsyncIterator[None]:
+    runner = app[FLOWS]
+    await runner.start()
+    yield
+    await runner.stop()
+
+
 def _reload_ctx(reloading: Reloading) -> Callable[[web.Application], AsyncIterator[None]]:
     async def reload_ctx(app: web.Application) -> AsyncIterator[None]:
         engines: dict[str, Engine] = app[ENGINES]
@@ -231,6 +255,7 @@ def _reload_ctx(reloading: Reloading) -> Callable[[web.Application], AsyncIterat
             store=app[STORE],
             metrics=app[METRICS],
             data_dir=app[LIVE].config.server.data_dir,
+            flows=app[FLOW_LIBRARY],
         )
         async with reloader.listening():
             yield

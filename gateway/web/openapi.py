@@ -94,7 +94,7 @@ def describe(config: Config) -> dict[str, Any]:
         "/openapi.json": {"get": _op("this document", {"200": _json("OpenAPI 3.1")}, errors=(), public=True)},
         "/api/run/{path}": {
             "post": _op(
-                "trigger a script (async)",
+                "trigger a script or flow (async)",
                 ACCEPTED,
                 params=["path"],
                 body=True,
@@ -104,7 +104,7 @@ def describe(config: Config) -> dict[str, Any]:
         },
         "/api/run_wait_result/{path}": {
             "post": _op(
-                "trigger a script and wait (sync)",
+                "trigger a script or flow and wait (sync)",
                 RESULT,
                 params=["path"],
                 body=True,
@@ -138,6 +138,31 @@ def describe(config: Config) -> dict[str, Any]:
             ),
             "get": _op(
                 "Windmill: trigger by path and wait",
+                RESULT,
+                params=["workspace", "path"],
+                query={"payload": {"type": "string"}},
+                errors=SYNC_ERRORS,
+            ),
+        },
+        "/api/w/{workspace}/jobs/run/f/{path}": {
+            "post": _op(
+                "Windmill: run a flow by path",
+                {"201": {"description": "the run's job id as text"}},
+                params=["workspace", "path"],
+                body=True,
+                errors=TRIGGER_ERRORS,
+            )
+        },
+        "/api/w/{workspace}/jobs/run_wait_result/f/{path}": {
+            "post": _op(
+                "Windmill: run a flow by path and wait (or until its early_return step)",
+                RESULT,
+                params=["workspace", "path"],
+                body=True,
+                errors=SYNC_ERRORS,
+            ),
+            "get": _op(
+                "Windmill: run a flow by path and wait",
                 RESULT,
                 params=["workspace", "path"],
                 query={"payload": {"type": "string"}},

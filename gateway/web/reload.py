@@ -26,6 +26,7 @@ import orjson
 
 from gateway.config import Config, RouteConfig, WebhookConfig
 from gateway.errors import ConfigError
+from gateway.flows.library import FlowLibrary, FlowShelf, check_flows
 from gateway.http.live import Live, Served
 from gateway.jobs.catalog import check_scripts
 from gateway.jobs.engine import Engine
@@ -239,6 +240,7 @@ class Reloader:
         store: Store,
         metrics: Metrics,
         data_dir: Path,
+        flows: FlowShelf | None = None,
     ) -> None:
         self.live = live
         self.reloading = reloading
@@ -246,6 +248,7 @@ class Reloader:
         self.store = store
         self.metrics = metrics
         self.data_dir = data_dir
+        self.flows = flows
         self.started = live.config
         self._lock = asyncio.Lock()
         self._pending: set[asyncio.Task[Outcome]] = set()
@@ -265,6 +268,8 @@ class Reloader:
             new = self.reloading.load()
             changes = changes_between(current.config, new, started=self.started)
             following = prepare(current, new, engines=self.engines)
+            library = FlowLibrary.load(new.flows_dir)
+            check_flows(library, self.engines, new.routes)
         except ConfigError as exc:
             log.error(
                 "configuration reload refused; still serving generation %d: %s",
@@ -272,6 +277,8 @@ class Reloader:
                 "; ".join(exc.problems),
             )
             return Outcome(ok=False, generation=current.generation, problems=tuple(exc.problems))
+        if self.flows is not None:
+            self.flows.current = library
         self.live.swap(following)
         log.info("configuration reloaded (generation %d): %s", following.generation, changes.summary())
         if changes.waiting_for_restart:

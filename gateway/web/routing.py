@@ -41,7 +41,7 @@ def add_routes(app: web.Application) -> None:
     r.add_get("/metrics", api.metrics)
     r.add_get("/openapi.json", api.openapi)
 
-    # Generic endpoints: every script, by path.
+    # Generic endpoints: every script and flow, by path.
     r.add_post(f"/api/run/{_PATH}", h.run_async)
     r.add_post(f"/api/run_wait_result/{_PATH}", h.run_sync)
     r.add_get(f"/api/run_wait_result/{_PATH}", h.run_sync)
@@ -49,8 +49,11 @@ def add_routes(app: web.Application) -> None:
     # Windmill-compatible aliases: a Windmill webhook caller only changes its base URL.
     wm = WINDMILL_PREFIX
     r.add_post(f"{wm}/jobs/run/p/{_PATH}", h.windmill_run_path)
-    r.add_post(f"{wm}/jobs/run_wait_result/p/{_PATH}", h.run_sync)
-    r.add_get(f"{wm}/jobs/run_wait_result/p/{_PATH}", h.run_sync)
+    r.add_post(f"{wm}/jobs/run_wait_result/p/{_PATH}", h.windmill_run_script_wait)
+    r.add_get(f"{wm}/jobs/run_wait_result/p/{_PATH}", h.windmill_run_script_wait)
+    r.add_post(f"{wm}/jobs/run/f/{_PATH}", h.windmill_run_flow)
+    r.add_post(f"{wm}/jobs/run_wait_result/f/{_PATH}", h.windmill_run_flow_wait)
+    r.add_get(f"{wm}/jobs/run_wait_result/f/{_PATH}", h.windmill_run_flow_wait)
     r.add_post(f"{wm}/jobs/run/h/{_HASH}", h.windmill_run_hash)
     r.add_post(f"{wm}/jobs/run_wait_result/h/{_HASH}", h.windmill_run_wait_hash)
     r.add_get(f"{wm}/jobs/run_wait_result/h/{_HASH}", h.windmill_run_wait_hash)

@@ -16,11 +16,12 @@ from __future__ import annotations
 
 from gateway.store.postgres.callbacks import PostgresCallbacks
 from gateway.store.postgres.deliveries import PostgresDeliveries
+from gateway.store.postgres.flows import PostgresFlows
 from gateway.store.postgres.jobs import PostgresJobs
 from gateway.store.postgres.tokens import PostgresTokens
 
 __all__ = ["PostgresStore"]
 
 
-class PostgresStore(PostgresJobs, PostgresCallbacks, PostgresDeliveries, PostgresTokens):
+class PostgresStore(PostgresJobs, PostgresFlows, PostgresCallbacks, PostgresDeliveries, PostgresTokens):
     """Every concern of the ``Store`` Protocol on one PostgreSQL database, shared by every replica."""

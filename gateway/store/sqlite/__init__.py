@@ -14,6 +14,7 @@ from __future__ import annotations
 from gateway.store.sqlite.base import CHECKPOINT_INTERVAL, WAL_LIMIT, WAL_SIZE_CHECK, sqlite_path_from_url
 from gateway.store.sqlite.callbacks import SQLiteCallbacks
 from gateway.store.sqlite.deliveries import SQLiteDeliveries
+from gateway.store.sqlite.flows import SQLiteFlows
 from gateway.store.sqlite.jobs import RESTART_ERROR, SQLiteJobs
 from gateway.store.sqlite.tokens import SQLiteTokens
 
@@ -27,5 +28,5 @@ __all__ = [
 ]
 
 
-class SQLiteStore(SQLiteJobs, SQLiteCallbacks, SQLiteDeliveries, SQLiteTokens):
+class SQLiteStore(SQLiteJobs, SQLiteFlows, SQLiteCallbacks, SQLiteDeliveries, SQLiteTokens):
     """Every concern of the ``Store`` Protocol on one SQLite file."""

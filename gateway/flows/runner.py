@@ -1,0 +1,415 @@
+"""The flow runner: starts runs, advances them when steps end, and sweeps for what it missed.
+
+A run is a job on the engine ``flow`` that no engine claims: this runner claims it, pins the
+versions of the scripts its steps name, and starts the first steps as real jobs (claimed by the
+dispatcher like any job). Every later change is one ``advance``: read the run's progress and its
+step jobs, compute (progress.py), commit it all at once as a ``FlowAdvance`` — the step's end, the
+new progress, the jobs it starts or cancels, the run's own end and every event — with a
+compare-and-set on the progress's version. A stale computation writes nothing and is computed
+again, so any replica may advance any run, one at a time, and a crash between two advances loses
+nothing: the sweep finds runs whose step jobs ended without advancing them (a lease that expired,
+a step cancelled on its own) and runs past their timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from gateway.errors import Conflict, GatewayError, JobNotFound
+from gateway.flows.definition import Flow, Step
+from gateway.flows.library import FlowLibrary
+from gateway.flows.progress import Outcome, Progress, StepStart, advance, initial_state, record_end, stop
+from gateway.jobs import lifecycle as jobs
+from gateway.jobs.catalog import Catalog
+from gateway.jobs.engine import Outcome as EngineOutcome
+from gateway.models import (
+    ACTIVE_STATES,
+    FLOW_ENGINE,
+    Delivery,
+    FlowAdvance,
+    FlowRun,
+    Job,
+    JobEnd,
+    JobOptions,
+    JobState,
+)
+from gateway.outbound.notify import Subscriptions
+from gateway.store import QUEUE_TOPIC, Store
+from gateway.store.signals import Signal
+
+__all__ = ["EARLY_NONE", "FlowRunner", "wait_answer"]
+
+log = logging.getLogger("hookgate.flows")
+SAFETY_POLL = 1.0
+SWEEP_INTERVAL = 1.0
+MAX_ADVANCE_TRIES = 50
+CLAIM_BATCH = 32
+OPEN_STATES = (JobState.QUEUED, JobState.RUNNING, JobState.SUSPENDED)
+EARLY_NONE: Any = object()
+"""``wait_answer``'s early result when there is none."""
+
+
+@dataclass(frozen=True)
+class _Ended:
+    """A step job's end as its engine reported it, committed with the advance it causes."""
+
+    end: JobEnd
+    job: Job
+
+
+class FlowRunner:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        library: Callable[[], FlowLibrary],
+        catalog: Catalog,
+        lease: float,
+        subscriptions: Callable[[], Subscriptions] | None = None,
+        abort: Callable[[str], Awaitable[None]] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.library = library
+        self.catalog = catalog
+        self.lease = lease
+        self.subscriptions = subscriptions
+        self.abort = abort
+        self.clock = clock
+        self.worker = f"{socket.gethostname()}:{os.getpid()}:flows:{uuid.uuid4().hex[:8]}"
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        await self.sweep()
+        self._tasks.append(asyncio.create_task(self._feed(), name="flows:feed"))
+        self._tasks.append(asyncio.create_task(self._sweep_forever(), name="flows:sweep"))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+
+    # --- news ---------------------------------------------------------------------------------------
+
+    def _announce(self, job: Job) -> list[Delivery]:
+        return self.subscriptions().for_job(job) if self.subscriptions else []
+
+    def _announce_start(self, job: Job) -> list[Delivery]:
+        return self.subscriptions().for_start(job) if self.subscriptions else []
+
+    def _announce_steps(self, run: Job, progress: Progress) -> list[Delivery]:
+        if self.subscriptions is None:
+            return []
+        subscriptions = self.subscriptions()
+        deliveries = [
+            d
+            for step, why in progress.skipped
+            for d in subscriptions.for_step_without_job(run, step, why=why)
+        ]
+        for step, error in progress.failed:
+            deliveries += subscriptions.for_step_without_job(run, step, why=error["message"], failed=error)
+        return deliveries
+
+    # --- starting runs ------------------------------------------------------------------------------
+
+    async def _feed(self) -> None:
+        with self.store.listen(QUEUE_TOPIC) as wake:
+            while True:
+                wake.clear()
+                try:
+                    while len(claimed := await self._claim()) == CLAIM_BATCH:
+                        await asyncio.gather(*(self.begin(run) for run in claimed))
+                    await asyncio.gather(*(self.begin(run) for run in claimed))
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("starting flow runs failed; retrying")
+                await wake.wait_for(SAFETY_POLL)
+
+    async def _claim(self) -> list[Job]:
+        return await self.store.claim_jobs(
+            engine=FLOW_ENGINE,
+            worker=self.worker,
+            now=self.clock(),
+            lease=self.lease,
+            limit=CLAIM_BATCH,
+            on_claim=self._announce_start,
+        )
+
+    async def begin(self, run: Job) -> None:
+        """A claimed run: pin its scripts and start its first steps; its lease ends here, since a
+        run is advanced by whoever sees a step end, not held by one process."""
+        now = self.clock()
+        flow = await self.library().flow_for(self.store, run.script_hash or "", run.script)
+        if flow is None:
+            await self._fail_unstarted(
+                run, {"name": "FlowNotFound", "message": f"no flow version {run.script_hash}"}
+            )
+            return
+        pinned: dict[str, dict[str, str]] = {}
+        for step in flow.steps.values():
+            try:
+                target = await self.catalog.resolve(step.script, engine=step.engine, kind="script")
+            except GatewayError as exc:
+                await self._fail_unstarted(
+                    run, {"name": "ScriptNotFound", "message": f'step "{step.id}": {exc}'}
+                )
+                return
+            pinned[step.id] = {"engine": target.engine, "hash": target.version.hash}
+        deadline = now + flow.timeout if flow.timeout is not None else None
+        state = initial_state(flow, pinned=pinned, deadline=deadline)
+        progress = advance(flow, state, run.args or {}, now=now, new_id=jobs.new_job_id)
+        release = JobEnd(
+            run.id, (JobState.RUNNING,), JobState.RUNNING, {"lease_owner": None, "lease_expires": None}
+        )
+        change = self._change(run, flow, 0, progress, ends=[release], now=now)
+        if not await self.store.advance_flow(change):
+            log.info("flow run %s was cancelled before it started", run.id)
+
+    async def _fail_unstarted(self, run: Job, error: dict[str, Any]) -> None:
+        changes = {"error": error, "finished_at": self.clock()}
+        await self.store.transition(
+            run.id, from_states=ACTIVE_STATES, to=JobState.FAILED, changes=changes, deliveries=self._announce
+        )
+
+    # --- advancing ----------------------------------------------------------------------------------
+
+    async def step_ended(self, outcome: EngineOutcome, job: Job) -> None:
+        """An engine's outcome for a step job (the dispatcher calls this instead of completing it)."""
+        now = self.clock()
+        if job.parent_job is None or (outcome.state != "succeeded" and job.attempts <= job.options.retries):
+            await jobs.complete(self.store, outcome, now=now, claimed=job)  # a retry: the run waits on
+            return
+        if outcome.state == "succeeded":
+            to, changes = JobState.SUCCEEDED, {"result": outcome.result, "error": None, "logs": outcome.logs}
+        else:
+            to, changes = JobState.FAILED, {"error": outcome.error, "logs": outcome.logs}
+        changes["finished_at"] = now
+        ended = _Ended(JobEnd(job.id, tuple(ACTIVE_STATES), to, changes), job.evolve(state=to, **changes))
+        if not await self._advance(job.parent_job, ended=ended):
+            await jobs.complete(self.store, outcome, now=now, claimed=job)  # no progress row: a lone job
+
+    async def cancel(self, run_id: str, *, reason: str | None) -> Job:
+        """Cancel a run: its running steps are cancelled and the rest skipped, in one commit."""
+        error = {"name": "Cancelled", "message": reason or "cancelled by request"}
+        done = await self._advance(
+            run_id,
+            halt=(Outcome(JobState.CANCELLED, error=error), "the run was cancelled"),
+            must_be_open=True,
+        )
+        if not done:  # not begun yet: a plain job, and begin() will find it cancelled
+            return await jobs.cancel(
+                self.store, run_id, reason=reason, now=self.clock(), announce=self._announce
+            )
+        run = await self.store.get_job(run_id)
+        assert run is not None
+        return run
+
+    async def _advance(
+        self,
+        run_id: str,
+        *,
+        ended: _Ended | None = None,
+        halt: tuple[Outcome, str] | None = None,
+        must_be_open: bool = False,
+    ) -> bool:
+        """Advance one run from what the store holds now; False when it has no progress row."""
+        for _ in range(MAX_ADVANCE_TRIES):
+            run, flow_run = await self.store.get_job(run_id), await self.store.get_flow_run(run_id)
+            if run is None or flow_run is None:
+                if run is None and must_be_open:
+                    raise JobNotFound(f"no job {run_id}")
+                return False
+            if must_be_open and run.finished:
+                raise Conflict(f"job {run_id} already {run.state.value}", details={"state": run.state.value})
+            flow = await self.library().flow_for(self.store, flow_run.flow_hash, flow_run.flow)
+            if flow is None:  # its version is not in the store: its steps end as lone jobs
+                log.error("flow run %s: its flow version %s is gone", run_id, flow_run.flow_hash)
+                return False
+            change = await self._compute(run, flow_run, flow, ended=ended, halt=halt)
+            if change is None:
+                return True
+            if await self.store.advance_flow(change):
+                for end in change.ends:
+                    if end.to is JobState.CANCELLED and end.job_id != run_id and self.abort is not None:
+                        await self.abort(end.job_id)
+                return True
+        log.warning("flow run %s: gave up advancing after %d conflicting tries", run_id, MAX_ADVANCE_TRIES)
+        return True
+
+    async def _compute(
+        self,
+        run: Job,
+        flow_run: FlowRun,
+        flow: Flow,
+        *,
+        ended: _Ended | None,
+        halt: tuple[Outcome, str] | None,
+    ) -> FlowAdvance | None:
+        now = self.clock()
+        state: dict[str, Any] = flow_run.state
+        children = {job.id: job for job in await self.store.child_jobs(run.id)}
+        ends: list[JobEnd] = []
+        deliveries: list[Delivery] = []
+        if ended is not None and (current := children.get(ended.job.id)) is not None and not current.finished:
+            ends.append(ended.end)
+            deliveries += self._announce(ended.job)
+            children[ended.job.id] = ended.job
+        state = _with_ended_children(state, children)
+        if halt is not None and not run.finished:
+            progress = stop(flow, state, outcome=halt[0], why=halt[1])
+        elif run.finished:
+            progress = stop(flow, state, outcome=Outcome(run.state), why=f"the run {run.state.value}")
+            progress.outcome = None  # it has its end already
+        else:
+            deadline = state.get("deadline")
+            if deadline is not None and now >= deadline:
+                error = {"name": "Timeout", "message": f"the flow did not finish within {flow.timeout:g}s"}
+                progress = stop(
+                    flow, state, outcome=Outcome(JobState.FAILED, error=error), why="the flow timed out"
+                )
+            else:
+                progress = advance(flow, state, run.args or {}, now=now, new_id=jobs.new_job_id)
+        unchanged = progress.state == flow_run.state and flow_run.settled == progress.settled
+        if unchanged and not (ends or progress.starts or progress.cancels or progress.outcome):
+            return None  # nothing new: a sweep that found everything in order
+        return self._change(run, flow, flow_run.version, progress, ends=ends, deliveries=deliveries, now=now)
+
+    def _change(
+        self,
+        run: Job,
+        flow: Flow,
+        version: int,
+        progress: Progress,
+        *,
+        ends: Sequence[JobEnd],
+        now: float,
+        deliveries: Sequence[Delivery] = (),
+    ) -> FlowAdvance:
+        all_ends = list(ends)
+        news = [*deliveries, *self._announce_steps(run, progress)]
+        cancelled = {"name": "Cancelled", "message": "the flow run ended before this step did"}
+        for job_id in progress.cancels:
+            all_ends.append(
+                JobEnd(job_id, OPEN_STATES, JobState.CANCELLED, {"error": cancelled, "finished_at": now})
+            )
+        if progress.outcome is not None:
+            outcome = progress.outcome
+            changes = {"result": outcome.result, "error": outcome.error, "finished_at": now}
+            all_ends.append(JobEnd(run.id, tuple(ACTIVE_STATES), outcome.state, changes))
+            news += self._announce(run.evolve(state=outcome.state, **changes))
+        creates = tuple(
+            self._step_job(run, flow.steps[start.step], progress.state["pinned"][start.step], start, now)
+            for start in progress.starts
+        )
+        return FlowAdvance(
+            run_id=run.id,
+            version=version,
+            state=progress.state,
+            flow=run.script,
+            flow_hash=flow.content_hash,
+            ends=tuple(all_ends),
+            creates=creates,
+            deliveries=tuple(news),
+            settled=progress.settled,
+            now=now,
+        )
+
+    def _step_job(self, run: Job, step: Step, pinned: dict[str, str], start: StepStart, now: float) -> Job:
+        options = JobOptions(
+            timeout=step.timeout,
+            retries=step.retries,
+            retry_backoff=step.retry_backoff,
+            delete_after_use=run.options.delete_after_use,
+        )
+        return Job(
+            id=start.job_id,
+            engine=pinned["engine"],
+            script=step.script,
+            script_hash=pinned["hash"],
+            route=run.route,
+            args=start.input,
+            created_at=now,
+            run_after=now,
+            options=options,
+            origin=run.origin,
+            principal=run.principal,
+            principal_scopes=run.principal_scopes,
+            request_id=run.request_id,
+            parent_job=run.id,
+            root_job=run.root,
+            flow_step=step.id,
+        )
+
+    # --- sweeping -----------------------------------------------------------------------------------
+
+    async def _sweep_forever(self) -> None:
+        while True:
+            await asyncio.sleep(SWEEP_INTERVAL)  # a period: timeouts and expired leases are time-based
+            try:
+                await self.sweep()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("sweeping flow runs failed")
+
+    async def sweep(self) -> None:
+        """Advance every open run that has something to do (most have nothing: one read each)."""
+        for flow_run in await self.store.open_flow_runs():
+            await self._advance(flow_run.run_id)
+
+
+def _with_ended_children(state: dict[str, Any], children: dict[str, Job]) -> dict[str, Any]:
+    """Steps recorded as running whose job has ended (by its engine, a lease that expired, or a
+    cancel of the step itself): recorded as ended."""
+    for step_id, entry in state["steps"].items():
+        child = children.get(entry.get("job") or "")
+        if entry["state"] != "running" or child is None or not child.finished:
+            continue
+        status = "succeeded" if child.state is JobState.SUCCEEDED else "failed"
+        state = record_end(
+            state,
+            step_id,
+            status=status,
+            result=child.result,
+            error=child.error,
+            attempts=child.attempts,
+            now=child.finished_at or 0.0,
+        )
+    return state
+
+
+async def wait_answer(
+    store: Store,
+    run_id: str,
+    timeout: float,  # noqa: ASYNC109
+    changed: Signal,
+) -> tuple[Job | None, Any]:
+    """For a sync caller of a flow with ``early_return``: the run once it ends, or with the early
+    step's result as soon as that is known (else ``EARLY_NONE``)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        changed.clear()
+        job = await store.get_job(run_id)
+        if job is None or job.finished:
+            return job, EARLY_NONE
+        flow_run = await store.get_flow_run(run_id)
+        if flow_run is not None and "early" in flow_run.state:
+            return job, flow_run.state["early"]["result"]
+        remaining = deadline - loop.time()
+        if remaining <= 0:
+            return job, EARLY_NONE
+        await changed.wait_for(min(remaining, store.recheck_interval or remaining))
