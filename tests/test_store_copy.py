@@ -13,6 +13,7 @@ from gateway.models import (
     CallbackCall,
     CallbackEndpoint,
     Delivery,
+    FlowAdvance,
     Job,
     JobQuery,
     JobState,
@@ -21,6 +22,8 @@ from gateway.models import (
 )
 from gateway.store import Idempotency, SQLiteStore
 from gateway.store.postgres import PostgresStore
+
+PROGRESS = {"steps": {"a": {"state": "running", "job": "job-2.a"}}}
 
 
 async def seed(path: Path) -> None:
@@ -72,6 +75,12 @@ async def seed(path: Path) -> None:
         job_id="job-0",
     )
     await store.enqueue_deliveries([delivery])
+    step = Job(id="job-2.a", engine="local", script="u/s", parent_job="job-2", flow_step="a")
+    assert await store.advance_flow(
+        FlowAdvance(
+            run_id="job-2", version=0, state=PROGRESS, flow="f/x", flow_hash="cd" * 32, creates=(step,)
+        )
+    )
     await store.settle_delivery(
         Attempt("msg_1", 1, 2.0, 3.0, status=503), state="pending", next_attempt_at=9.0
     )
@@ -85,14 +94,17 @@ async def test_copy_is_complete_and_idempotent(tmp_path: Path, capsys) -> None: 
         args = ["store", "copy", "--from", f"sqlite:///{source}", "--to", DSN, "--schema", schema]
         assert await _run(args) == 0
         first = capsys.readouterr().out
-        assert "jobs" in first and "inserted        3" in first
+        assert "jobs" in first and "inserted        4" in first
         assert await _run(args) == 0  # again: nothing is copied twice
-        assert "inserted        3" not in capsys.readouterr().out
+        assert "inserted        4" not in capsys.readouterr().out
         target = PostgresStore(DSN, schema=schema)
         await target.open()
         try:
             page = await target.list_jobs(JobQuery(limit=10))
-            assert [j.id for j in page.items] == ["job-2", "job-1", "job-0"]  # order kept
+            assert [j.id for j in page.items] == ["job-2.a", "job-2", "job-1", "job-0"]  # order kept
+            run = await target.get_flow_run("job-2")
+            assert run is not None and run.state == PROGRESS and run.version == 1
+            assert [(j.id, j.flow_step) for j in await target.child_jobs("job-2")] == [("job-2.a", "a")]
             done = await target.get_job("job-0")
             assert done is not None and done.result == {"ok": 1} and done.state is JobState.SUCCEEDED
             assert (await target.get_script_version("ab" * 32)) is not None

@@ -328,10 +328,13 @@ class FlowRunner:
         )
 
     def _step_job(self, run: Job, step: Step, pinned: dict[str, str], start: StepStart, now: float) -> Job:
+        # A step cut off by a crash runs again once its lease expires (docs/flows.md): the run
+        # would otherwise fail for a reason that is nobody's. Steps should therefore be idempotent.
         options = JobOptions(
             timeout=step.timeout,
             retries=step.retries,
             retry_backoff=step.retry_backoff,
+            retry_on_restart=True,
             delete_after_use=run.options.delete_after_use,
         )
         return Job(
