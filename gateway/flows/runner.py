@@ -20,7 +20,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -87,6 +87,7 @@ class FlowRunner:
         self.clock = clock
         self.worker = f"{socket.gethostname()}:{os.getpid()}:flows:{uuid.uuid4().hex[:8]}"
         self._tasks: list[asyncio.Task[None]] = []
+        self._advancing: dict[str, tuple[asyncio.Lock, int]] = {}  # run id -> its lock, its users
 
     async def start(self) -> None:
         await self.sweep()
@@ -217,6 +218,22 @@ class FlowRunner:
         assert run is not None
         return run
 
+    @contextlib.asynccontextmanager
+    async def _one_at_a_time(self, run_id: str) -> AsyncIterator[None]:
+        """Steps of one run that end together in this process advance it in turn rather than race
+        (each race lost is a computation thrown away); other processes are kept out by the store."""
+        lock, users = self._advancing.get(run_id, (asyncio.Lock(), 0))
+        self._advancing[run_id] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._advancing[run_id]
+            if users <= 1:
+                del self._advancing[run_id]
+            else:
+                self._advancing[run_id] = (lock, users - 1)
+
     async def _advance(
         self,
         run_id: str,
@@ -226,6 +243,17 @@ class FlowRunner:
         must_be_open: bool = False,
     ) -> bool:
         """Advance one run from what the store holds now; False when it has no progress row."""
+        async with self._one_at_a_time(run_id):
+            return await self._advance_now(run_id, ended=ended, halt=halt, must_be_open=must_be_open)
+
+    async def _advance_now(
+        self,
+        run_id: str,
+        *,
+        ended: _Ended | None,
+        halt: tuple[Outcome, str] | None,
+        must_be_open: bool,
+    ) -> bool:
         for _ in range(MAX_ADVANCE_TRIES):
             run, flow_run = await self.store.get_job(run_id), await self.store.get_flow_run(run_id)
             if run is None or flow_run is None:

@@ -193,8 +193,9 @@ class Dispatcher:
     # --- outcomes and cancellation ----------------------------------------------------------------
 
     async def report(self, outcome: Outcome) -> None:
-        """Called by engines when a job ends."""
-        self._held.pop(outcome.job_id, None)
+        """Called by engines when a job ends. The job stays held (its lease renewed) until its end
+        is recorded: recording may wait (a flow step's advance can lose a race and compute again),
+        and a lease lapsing meanwhile would let another process run the job a second time."""
         claimed = self._claimed.pop(outcome.job_id, None)
         try:
             if self.step_ended is not None:
@@ -207,6 +208,8 @@ class Dispatcher:
             )
         except Exception:
             log.exception("recording the outcome of job %s failed", outcome.job_id)
+        finally:
+            self._held.pop(outcome.job_id, None)
 
     async def report_step(self, job_id: str, step: Step) -> None:
         """An engine relays a step the job reported: it becomes a ``Rule*`` event."""
