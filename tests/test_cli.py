@@ -125,3 +125,44 @@ def test_deliveries_lists_attempts(tmp_path: Path, capsys) -> None:  # type: ign
     assert main(["deliveries", "--config", str(config), "--state", "pending"]) == 0
     out = capsys.readouterr().out
     assert "msg_1" in out and "ops" in out and "#1" in out and "503" in out
+
+
+def test_check_config_names_every_flow_problem_at_once(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    scripts, flows = tmp_path / "scripts", tmp_path / "flows" / "f"
+    (scripts / "u").mkdir(parents=True)
+    flows.mkdir(parents=True)
+    (scripts / "u" / "real.py").write_text("def main(**kw):\n    return kw\n")
+    (scripts / "f").mkdir()
+    (scripts / "f" / "twin.py").write_text("def main(): pass\n")  # the path f/twin is also a flow
+    files = {
+        "needs": '[[steps]]\nid = "a"\nscript = "u/real"\nneeds = ["ghost"]\n',
+        "cycle": '[[steps]]\nid = "a"\nscript = "u/real"\nneeds = ["b"]\n'
+        '[[steps]]\nid = "b"\nscript = "u/real"\nneeds = ["a"]\n',
+        "script": '[[steps]]\nid = "a"\nscript = "u/nowhere"\n[[steps]]\nid = "b"\nscript = "u/real"\nengine = "gpu"\n',
+        "expr": '[[steps]]\nid = "a"\nscript = "u/real"\ninput = { x = "${flow_input.}" }\n'
+        f'[[steps]]\nid = "b"\nscript = "u/real"\nwhen = "${{{"1 + " * 1200}1}}"\n',
+        "early": 'early_return = "later"\n[[steps]]\nid = "a"\nscript = "u/real"\n',
+        "twin": '[[steps]]\nid = "a"\nscript = "u/real"\n',
+    }
+    for name, text in files.items():
+        (flows / f"{name}.flow.toml").write_text(text)
+    config = tmp_path / "gateway.toml"
+    config.write_text(
+        '[flows]\ndir = "flows"\n[[routes]]\npath = "/r"\nflow = "f/missing"\n'
+        '[[routes]]\npath = "/s"\nscript = "u/real"\n'
+    )
+    assert main(["check-config", str(config)]) == 1
+    err = capsys.readouterr().err
+    assert 'flow f/needs: steps[0].needs: no step "ghost" (steps: a)' in err
+    assert "flow f/cycle: steps: a cycle: a → b → a" in err
+    assert 'flow f/script: steps[0].script: no engine has a script "u/nowhere"' in err
+    assert 'flow f/script: steps[1].engine: no engine "gpu" (engines: local)' in err
+    assert "flow f/expr: steps[0].input: " in err and "flow f/expr: steps[1].when: " in err
+    assert "characters long, more than 2000" in err  # the 1200-term when exceeds a bound
+    assert "syntax error at 1:12" in err
+    assert 'flow f/early: early_return: no step "later" (steps: a)' in err
+    assert 'flow f/twin: a script and a flow are both named "f/twin"; rename one' in err
+    assert 'routes[0].flow: no flow "f/missing"' in err
+    (tmp_path / "flows").rename(tmp_path / "elsewhere")  # every flow file gone: only the route is wrong
+    assert main(["check-config", str(config)]) == 1
+    assert 'routes[0].flow: no flow "f/missing" (flows: none: is [flows] dir set?)' in capsys.readouterr().err

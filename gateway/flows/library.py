@@ -29,18 +29,21 @@ class FlowLibrary:
         self._by_hash: dict[str, Flow] = {flow.content_hash: flow for flow in self.flows.values()}
 
     @classmethod
-    def load(cls, folder: Path | None) -> FlowLibrary:
-        """Every flow file under ``folder``, all problems at once (``flow f/x: steps[0]…``)."""
+    def load(cls, folder: Path | None, *, problems: list[str] | None = None) -> FlowLibrary:
+        """Every flow file under ``folder``, all problems at once (``flow f/x: steps[0]…``).
+
+        With ``problems``, they are added to it and the library holds the flows that loaded (so
+        check-config goes on to check those too); without, they are raised."""
         if folder is None:
             return cls({}, {})
-        problems: list[str] = []
+        found: list[str] = []
         flows: dict[str, Flow] = {}
         versions: dict[str, ScriptVersion] = {}
         for path, file in discover(folder).items():
             try:
                 flow = load_flow(path, file)
             except ConfigError as exc:
-                problems.extend(f"flow {path}: {p.split(': ', 1)[-1]}" for p in exc.problems)
+                found.extend(f"flow {path}: {p.split(': ', 1)[-1]}" for p in exc.problems)
                 continue
             flows[path] = flow
             versions[path] = ScriptVersion(
@@ -50,8 +53,10 @@ class FlowLibrary:
                 filename=file.name,
                 content=file.read_bytes(),
             )
-        if problems:
-            raise ConfigError(problems)
+        if found and problems is None:
+            raise ConfigError(found)
+        if problems is not None:
+            problems.extend(found)
         return cls(flows, versions)
 
     def version(self, path: str) -> ScriptVersion | None:

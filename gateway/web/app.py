@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -78,8 +79,15 @@ def preflight(config: Config) -> dict[str, Engine]:
     this, so a file one refuses the other refuses too, with the same messages. Reads the files the
     configuration names (scripts, keys) and writes nothing."""
     engines = create_engines(config.engines)
-    check_scripts(engines, config.routes)
-    check_flows(FlowLibrary.load(config.flows_dir), engines, config.routes)
+    targets: list[str] = []  # scripts and flows together: every problem of both at once
+    library = FlowLibrary.load(config.flows_dir, problems=targets)
+    for check in (check_scripts, functools.partial(check_flows, library)):
+        try:
+            check(engines, config.routes)
+        except ConfigError as exc:
+            targets.extend(exc.problems)
+    if targets:
+        raise ConfigError(targets)
     Subscriptions(config, load_notifiers())  # unknown notifier formats
     try:
         compile_routes(config)
