@@ -178,3 +178,33 @@ async def test_a_worker_killed_mid_task_and_restarted_still_completes_the_job(
     assert (await wait_for_state(session, gateway, running, "succeeded", timeout=40))["result"] == "slept"
     assert (await wait_for_state(session, gateway, queued, "succeeded", timeout=20))["result"] == 3
     assert int(marker.read_text()) == 2  # it really ran again after the kill
+
+
+async def test_a_flow_runs_steps_on_the_local_engine_and_on_celery(
+    make_gateway: Callable[..., Gateway], session: aiohttp.ClientSession, worker: Worker
+) -> None:
+    """One run, two engines: a local script step feeds a Celery task step, whose result feeds a
+    python-engine step; each is a real job on its engine, all children of the run."""
+    gateway = make_gateway(
+        internal_url=True, engines_extra=celery_engine(worker.queue), extra='[flows]\ndir = "flows"\n'
+    )
+    flow = gateway.root / "flows" / "f" / "mixed.flow.toml"
+    flow.parent.mkdir(parents=True)
+    flow.write_text(
+        '[[steps]]\nid = "local"\nscript = "t/echo"\ninput = { n = "${flow_input.n}" }\n'
+        '[[steps]]\nid = "cluster"\nscript = "cq/add"\ninput = { a = "${results.local.n}", b = 10 }\n'
+        '[[steps]]\nid = "inproc"\nscript = "py/echo"\ninput = { total = "${results.cluster}" }\n'
+    )
+    await gateway.start()
+    async with session.post(f"{gateway.url}/api/run_wait_result/f/mixed", json={"n": 5}) as resp:
+        assert resp.status == 200, await resp.text()
+        assert await resp.json() == {"total": 15}
+    async with session.get(f"{gateway.url}/api/jobs", params={"script": "f/mixed"}) as resp:
+        (listed,) = (await resp.json())["jobs"]
+    run = await job_state(session, gateway, listed["id"])
+    engines = []
+    for step in run["steps"]:
+        child = await job_state(session, gateway, step["job_id"])
+        assert child["parent_job"] == run["id"] and child["state"] == "succeeded"
+        engines.append(child["engine"])
+    assert engines == ["local", "cluster", "py"]
