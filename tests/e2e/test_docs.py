@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from gateway.config import parse_config
+from gateway.flows.definition import parse_flow
 
 from .docs import Block, blocks_of, commands_of, output_matches
 from .harness import REPO, SUPPORT, free_port
@@ -56,8 +57,18 @@ def _merged(snippet: dict[str, Any], data_dir: Path) -> dict[str, Any]:
 
 @pytest.mark.parametrize("block", TOML, ids=[b.where for b in TOML])
 def test_toml_blocks_are_valid_configuration(block: Block, tmp_path: Path) -> None:
+    """A block with ``[[steps]]`` is a flow file, checked as check-config checks one."""
     snippet = tomllib.loads(block.text)
+    if "steps" in snippet:
+        parse_flow("f/docs", snippet, content_hash="", where=block.where)
+        return
     parse_config(_merged(snippet, tmp_path), base_dir=REPO / "config", environ=_placeholders(block.text))
+
+
+def test_the_flow_in_docs_flows_is_the_example_make_run_serves() -> None:
+    (shown,) = [b for b in TOML if b.path.name == "flows.md" and "steps" in tomllib.loads(b.text)]
+    served = REPO / "config" / "flows" / "f" / "demo" / "release.flow.toml"
+    assert tomllib.loads(shown.text) == tomllib.loads(served.read_text())
 
 
 # --- the shell blocks, against a real gateway --------------------------------------------------
