@@ -13,3 +13,8 @@ async def forever() -> None:
     import asyncio
 
     await asyncio.Event().wait()
+
+
+async def noop(**kwargs: Any) -> dict[str, Any]:
+    """A step that does nothing and needs no thread: what remains of its time is hookgate's."""
+    return kwargs

@@ -304,6 +304,16 @@ def outbound_figures(args: argparse.Namespace, tmp: Path) -> dict[str, float]:
     return {"baseline": baseline, "hookgate": hookgate}
 
 
+def measure_flows(runs: int) -> dict[str, float]:
+    out = subprocess.run(
+        [sys.executable, str(BENCH / "flows.py"), "--runs", str(runs)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return dict(json.loads(out))
+
+
 def measure_callbacks(count: int) -> dict[str, float]:
     out = subprocess.run(
         [sys.executable, str(BENCH / "callbacks.py"), "--count", str(count)],
@@ -326,6 +336,7 @@ def rows(results: dict[str, Any]) -> list[Row]:
     cb = results["callbacks"]
     spawn, direct = results["spawn_1conn"]["mean_ms"], results["direct_spawn_ms"]
     fork = results["fork_1conn"]["mean_ms"]
+    flows = results["flows"]
 
     def ratio_row(name: str, measured: float, baseline: float, target: float, unit: str) -> Row:
         ratio = measured / baseline
@@ -383,6 +394,14 @@ def rows(results: dict[str, Any]) -> list[Row]:
             f"{spawn / direct:.2f}x",
             "<= 1.2x",
             spawn / direct <= 1.2,
+        ),
+        Row(
+            f"flow of {flows['steps']:.0f} no-op steps (python engine), per step; against separate sync jobs",
+            f"{flows['per_step_ms']:.2f} ms per step",
+            f"{flows['per_job_ms']:.2f} ms per job",
+            f"{flows['per_step_ms'] / flows['per_job_ms']:.2f}x",
+            "<= 2 ms per step",
+            flows["per_step_ms"] <= 2.0,
         ),
         Row(
             "local engine with prefork = true, same script, sync round trip",
@@ -443,6 +462,7 @@ def main() -> None:
         step("fork_1conn", lambda: measure_hookgate("/hooks/fork", 1, args, tmp))
         step("outbound", lambda: outbound_figures(args, tmp))
         step("callbacks", lambda: measure_callbacks(args.waiters))
+        step("flows", lambda: measure_flows(max(5, round(args.duration * 2))))
     machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, {_cpu()}"
     generator = "wrk" if shutil.which("wrk") else "bench/loadgen.py (install wrk for a faster generator)"
     table = rows(results)

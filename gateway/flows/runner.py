@@ -53,6 +53,8 @@ SAFETY_POLL = 1.0
 SWEEP_INTERVAL = 1.0
 MAX_ADVANCE_TRIES = 50
 CLAIM_BATCH = 32
+KNOWN_RUNS = 1000
+"""Runs whose latest progress this process keeps in memory (each holds its steps' results)."""
 OPEN_STATES = (JobState.QUEUED, JobState.RUNNING, JobState.SUSPENDED)
 EARLY_NONE: Any = object()
 """``wait_answer``'s early result when there is none."""
@@ -88,6 +90,7 @@ class FlowRunner:
         self.worker = f"{socket.gethostname()}:{os.getpid()}:flows:{uuid.uuid4().hex[:8]}"
         self._tasks: list[asyncio.Task[None]] = []
         self._advancing: dict[str, tuple[asyncio.Lock, int]] = {}  # run id -> its lock, its users
+        self._known: dict[str, tuple[Job, FlowRun]] = {}  # run id -> as our last advance left it
 
     async def start(self) -> None:
         await self.sweep()
@@ -178,6 +181,9 @@ class FlowRunner:
         change = self._change(run, flow, 0, progress, ends=[release], now=now)
         if not await self.store.advance_flow(change):
             log.info("flow run %s was cancelled before it started", run.id)
+            return
+        started = FlowRun(run.id, run.script, flow.content_hash, change.state, 0, now)
+        self._remember(run.evolve(lease_owner=None, lease_expires=None), started, change)
 
     async def _fail_unstarted(self, run: Job, error: dict[str, Any]) -> None:
         changes = {"error": error, "finished_at": self.clock()}
@@ -254,8 +260,14 @@ class FlowRunner:
         halt: tuple[Outcome, str] | None,
         must_be_open: bool,
     ) -> bool:
-        for _ in range(MAX_ADVANCE_TRIES):
-            run, flow_run = await self.store.get_job(run_id), await self.store.get_flow_run(run_id)
+        for attempt in range(MAX_ADVANCE_TRIES):
+            known = self._known.pop(run_id, None) if attempt == 0 and ended is not None else None
+            run: Job | None
+            flow_run: FlowRun | None
+            if known is not None:
+                run, flow_run = known  # as our own last advance left it; if stale, the store says so
+            else:
+                run, flow_run = await self.store.get_job(run_id), await self.store.get_flow_run(run_id)
             if run is None or flow_run is None:
                 if run is None and must_be_open:
                     raise JobNotFound(f"no job {run_id}")
@@ -266,16 +278,38 @@ class FlowRunner:
             if flow is None:  # its version is not in the store: its steps end as lone jobs
                 log.error("flow run %s: its flow version %s is gone", run_id, flow_run.flow_hash)
                 return False
-            change = await self._compute(run, flow_run, flow, ended=ended, halt=halt)
+            # A step's end, first time round, needs only its own job: the sweep finds the others.
+            # Any other advance, or a retry after a lost race, reads every step job of the run.
+            full = ended is None or attempt > 0
+            change = await self._compute(run, flow_run, flow, ended=ended, halt=halt, full=full)
             if change is None:
                 return True
             if await self.store.advance_flow(change):
+                self._remember(run, flow_run, change)
                 for end in change.ends:
                     if end.to is JobState.CANCELLED and end.job_id != run_id and self.abort is not None:
                         await self.abort(end.job_id)
                 return True
         log.warning("flow run %s: gave up advancing after %d conflicting tries", run_id, MAX_ADVANCE_TRIES)
         return True
+
+    def _remember(self, run: Job, before: FlowRun, change: FlowAdvance) -> None:
+        """Keep the run as this advance left it: the next step to end here starts from it without
+        reading anything (another replica's advance in between makes the store refuse, and it reads)."""
+        if change.settled:
+            return
+        if len(self._known) >= KNOWN_RUNS:
+            self._known.pop(next(iter(self._known)))
+        after = FlowRun(
+            run.id,
+            before.flow,
+            before.flow_hash,
+            change.state,
+            before.version + 1,
+            change.now,
+            change.settled,
+        )
+        self._known[run.id] = (run, after)
 
     async def _compute(
         self,
@@ -285,21 +319,23 @@ class FlowRunner:
         *,
         ended: _Ended | None,
         halt: tuple[Outcome, str] | None,
+        full: bool,
     ) -> FlowAdvance | None:
         now = self.clock()
         state: dict[str, Any] = flow_run.state
-        children = {job.id: job for job in await self.store.child_jobs(run.id)}
+        children = {job.id: job for job in await self.store.child_jobs(run.id)} if full else {}
         ends: list[JobEnd] = []
         deliveries: list[Delivery] = []
-        if ended is not None and (current := children.get(ended.job.id)) is not None and not current.finished:
+        if ended is not None and (not full or not _gone_or_finished(children.get(ended.job.id))):
+            # Its end commits with this advance or not at all (its state is compared and set).
             ends.append(ended.end)
             deliveries += self._announce(ended.job)
             children[ended.job.id] = ended.job
         state = _with_ended_children(state, children)
         if halt is not None and not run.finished:
             progress = stop(flow, state, outcome=halt[0], why=halt[1])
-        elif run.finished:
-            progress = stop(flow, state, outcome=Outcome(run.state), why=f"the run {run.state.value}")
+        elif run.finished or state.get("ended"):
+            progress = stop(flow, state, outcome=Outcome(run.state), why="the run has ended")
             progress.outcome = None  # it has its end already
         else:
             deadline = state.get("deadline")
@@ -400,6 +436,10 @@ class FlowRunner:
         """Advance every open run that has something to do (most have nothing: one read each)."""
         for flow_run in await self.store.open_flow_runs():
             await self._advance(flow_run.run_id)
+
+
+def _gone_or_finished(job: Job | None) -> bool:
+    return job is None or job.finished
 
 
 def _with_ended_children(state: dict[str, Any], children: dict[str, Job]) -> dict[str, Any]:
