@@ -177,6 +177,8 @@ class FlowAdvance:
     deliveries: tuple[Delivery, ...] = ()
     settled: bool = False
     now: float = 0.0
+    deadline: float | None = None
+    """When the run times out (written when the progress is created)."""
 
 
 @dataclass(frozen=True)

@@ -123,3 +123,36 @@ async def test_progress_goes_with_its_run_when_the_run_is_purged(store: Store) -
     assert await store.advance_flow(advance(1, {"n": 1}, ends=(finish,), settled=True))
     assert await store.purge_finished(before=10.0) == 1
     assert await store.get_flow_run("run") is None
+
+
+async def test_the_sweep_finds_only_runs_that_may_need_an_advance(store: Store) -> None:
+    runs = ["quiet", "late", "ended", "step-ended", "step-recorded", "settled"]
+    await store.create_jobs([run_job(r) for r in runs])
+    for r in runs:
+        change = FlowAdvance(run_id=r, version=0, state={}, flow="f/x", flow_hash="h", now=10.0)
+        if r == "late":
+            change = FlowAdvance(
+                run_id=r, version=0, state={}, flow="f/x", flow_hash="h", now=10.0, deadline=15.0
+            )
+        if r == "settled":
+            change = FlowAdvance(
+                run_id=r, version=0, state={}, flow="f/x", flow_hash="h", now=10.0, settled=True
+            )
+        assert await store.advance_flow(change)
+    await store.transition("ended", from_states=ACTIVE, to=JobState.CANCELLED, changes={"finished_at": 11.0})
+    ended_after = Job(
+        id="c1", engine="local", script="s", parent_job="step-ended", state=JobState.FAILED, finished_at=12.0
+    )
+    ended_before = Job(
+        id="c2",
+        engine="local",
+        script="s",
+        parent_job="step-recorded",
+        state=JobState.SUCCEEDED,
+        finished_at=9.0,
+    )
+    still_running = Job(id="c3", engine="local", script="s", parent_job="quiet", state=JobState.RUNNING)
+    await store.create_jobs([ended_after, ended_before, still_running])
+    assert {r.run_id for r in await store.flow_runs_to_sweep(now=14.0)} == {"ended", "step-ended"}
+    assert {r.run_id for r in await store.flow_runs_to_sweep(now=15.0)} == {"ended", "step-ended", "late"}
+    assert {r.run_id for r in await store.open_flow_runs()} == set(runs) - {"settled"}

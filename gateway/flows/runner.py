@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import os
 import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from gateway.errors import Conflict, GatewayError, JobNotFound
@@ -51,6 +52,9 @@ __all__ = ["EARLY_NONE", "FlowRunner", "wait_answer"]
 log = logging.getLogger("hookgate.flows")
 SAFETY_POLL = 1.0
 SWEEP_INTERVAL = 1.0
+FULL_SWEEP_EVERY = 60
+"""Sweeps; every this many, every open run is looked at, not only the likely ones (a replica's
+clock behind another's could hide a step's end from the likely ones' query)."""
 MAX_ADVANCE_TRIES = 50
 CLAIM_BATCH = 32
 KNOWN_RUNS = 1000
@@ -178,7 +182,7 @@ class FlowRunner:
         release = JobEnd(
             run.id, (JobState.RUNNING,), JobState.RUNNING, {"lease_owner": None, "lease_expires": None}
         )
-        change = self._change(run, flow, 0, progress, ends=[release], now=now)
+        change = replace(self._change(run, flow, 0, progress, ends=[release], now=now), deadline=deadline)
         if not await self.store.advance_flow(change):
             log.info("flow run %s was cancelled before it started", run.id)
             return
@@ -423,18 +427,22 @@ class FlowRunner:
     # --- sweeping -----------------------------------------------------------------------------------
 
     async def _sweep_forever(self) -> None:
-        while True:
+        for count in itertools.count(1):
             await asyncio.sleep(SWEEP_INTERVAL)  # a period: timeouts and expired leases are time-based
             try:
-                await self.sweep()
+                await self.sweep(everything=count % FULL_SWEEP_EVERY == 0)
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("sweeping flow runs failed")
 
-    async def sweep(self) -> None:
-        """Advance every open run that has something to do (most have nothing: one read each)."""
-        for flow_run in await self.store.open_flow_runs():
+    async def sweep(self, *, everything: bool = True) -> None:
+        """Advance the open runs that may have something to do (``everything``: every open run)."""
+        if everything:
+            runs = await self.store.open_flow_runs()
+        else:
+            runs = await self.store.flow_runs_to_sweep(now=self.clock())
+        for flow_run in runs:
             await self._advance(flow_run.run_id)
 
 

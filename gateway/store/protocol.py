@@ -193,6 +193,10 @@ class Store(Protocol):
     async def open_flow_runs(self, *, limit: int = 500) -> list[FlowRun]:
         """Runs not yet settled, least recently advanced first: what a sweep looks at."""
 
+    async def flow_runs_to_sweep(self, *, now: float, limit: int = 500) -> list[FlowRun]:
+        """Open runs that may need an advance no engine asked for: past their deadline, whose run
+        job has ended, or with a step job that ended after the run's last advance."""
+
     async def child_jobs(self, parent_id: str) -> list[Job]:
         """The jobs whose ``parent_job`` is ``parent_id``, oldest first."""
 

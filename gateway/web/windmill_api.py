@@ -13,7 +13,7 @@ from aiohttp import web
 from gateway.auth.principals import Principal
 from gateway.errors import BadRequest
 from gateway.http.answers import iso_time, json_response
-from gateway.models import Job, JobQuery, JobState
+from gateway.models import FLOW_ENGINE, Job, JobQuery, JobState
 from gateway.state import AUTH, STORE
 from gateway.web.api import cancel_requested, readable_job
 
@@ -60,9 +60,9 @@ async def windmill_get_job(request: web.Request) -> web.StreamResponse:
         "logs": job.logs,
         "canceled": job.state is JobState.CANCELLED,
         "canceled_reason": (job.error or {}).get("message") if job.state is JobState.CANCELLED else None,
-        "job_kind": "script",
+        "job_kind": _job_kind(job),
         "permissioned_as": job.principal or "hookgate",
-        "is_flow_step": False,
+        "is_flow_step": job.flow_step is not None,
         "parent_job": job.parent_job,
         "root_job": job.root,
         "scheduled_for": iso_time(job.scheduled_for),
@@ -161,9 +161,14 @@ def _windmill_listing(job: Job, workspace: str) -> dict[str, Any]:
         "parent_job": job.parent_job,
         "root_job": job.root,
         "scheduled_for": iso_time(job.scheduled_for),
-        "job_kind": "script",
+        "job_kind": _job_kind(job),
         "tag": job.engine,
     }
+
+
+def _job_kind(job: Job) -> str:
+    """Windmill's names: a run of a flow is ``flow``; its steps, like any job here, are scripts."""
+    return "flow" if job.engine == FLOW_ENGINE else "script"
 
 
 def _flag(query: Any, name: str) -> bool | None:

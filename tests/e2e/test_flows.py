@@ -312,3 +312,43 @@ async def _latest_run(session: aiohttp.ClientSession, gateway: Gateway, path: st
     async with session.get(f"{gateway.url}/api/jobs", params={"script": path, "limit": "1"}) as resp:
         (latest,) = (await resp.json())["jobs"]
     return await job_state(session, gateway, latest["id"])
+
+
+async def test_timeouts_of_a_step_and_of_the_whole_flow_and_a_steps_retries(
+    make_gateway: Callable[..., Gateway], session: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    log, marker = tmp_path / "log", tmp_path / "pid"
+    counter = tmp_path / "counter"
+    step_timeout = step("slow", log, seconds=30, extra='timeout = "500ms"') + step("never", log)
+    flow_timeout = (
+        'timeout = "1s"\n'
+        + '[[steps]]\nid = "sleepy"\nscript = "t/sleep"\n'
+        + f'input = {{ seconds = 60, marker = "{marker}" }}\n'
+        + step("never", log)
+    )
+    retried = (
+        '[[steps]]\nid = "flaky"\nscript = "t/flaky"\nretries = 2\nretry_backoff = "100ms"\n'
+        + f'input = {{ counter = "{counter}", succeed_on = 3 }}\n'
+    )
+    gateway = flow_gateway(
+        make_gateway,
+        {"f/t/step-timeout": step_timeout, "f/t/flow-timeout": flow_timeout, "f/t/retried": retried},
+    )
+    await gateway.start()
+    failed = await wait_for_state(
+        session, gateway, await run(session, gateway, "f/t/step-timeout"), "succeeded", "failed"
+    )
+    assert failed["state"] == "failed" and failed["error"]["cause"]["name"] == "Timeout", failed
+    assert [s["state"] for s in failed["steps"]] == ["failed", "skipped"]
+
+    run_id = await run(session, gateway, "f/t/flow-timeout")
+    timed_out = await wait_for_state(session, gateway, run_id, "succeeded", "failed", timeout=15)
+    assert timed_out["error"]["name"] == "Timeout" and "within 1s" in timed_out["error"]["message"]
+    assert [s["state"] for s in timed_out["steps"]] == ["cancelled", "skipped"]
+    await eventually(lambda: asyncio.to_thread(process_gone, int(marker.read_text())))
+
+    ok = await wait_for_state(
+        session, gateway, await run(session, gateway, "f/t/retried"), "succeeded", "failed"
+    )
+    assert ok["state"] == "succeeded" and ok["result"] == {"attempt": 3}
+    assert ok["steps"][0]["attempts"] == 3

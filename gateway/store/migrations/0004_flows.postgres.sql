@@ -9,6 +9,7 @@ CREATE TABLE flow_runs (
     state TEXT NOT NULL,
     version INTEGER NOT NULL,
     updated_at DOUBLE PRECISION NOT NULL,
-    settled INTEGER NOT NULL DEFAULT 0
+    settled INTEGER NOT NULL DEFAULT 0,
+    deadline DOUBLE PRECISION
 );
 CREATE INDEX flow_runs_open ON flow_runs (updated_at) WHERE settled = 0;

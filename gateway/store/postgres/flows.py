@@ -10,7 +10,7 @@ from __future__ import annotations
 import orjson
 
 from gateway.models import TERMINAL_STATES, FlowAdvance, FlowRun, Job, JobState
-from gateway.store.postgres.base import PostgresBase
+from gateway.store.postgres.base import TERMINAL, PostgresBase
 from gateway.store.protocol import QUEUE_TOPIC, job_topic
 from gateway.store.rows import JOB_COLUMNS, job_to_row, row_to_flow_run, row_to_job, transition_values
 
@@ -30,14 +30,15 @@ class PostgresFlows(PostgresBase):
             async with self._transaction() as tx:
                 if change.version == 0:
                     status = await tx.conn.execute(
-                        "INSERT INTO flow_runs (run_id, flow, flow_hash, state, version, updated_at, settled) "
-                        "VALUES ($1, $2, $3, $4, 1, $5, $6) ON CONFLICT (run_id) DO NOTHING",
+                        "INSERT INTO flow_runs (run_id, flow, flow_hash, state, version, updated_at, settled, "
+                        "deadline) VALUES ($1, $2, $3, $4, 1, $5, $6, $7) ON CONFLICT (run_id) DO NOTHING",
                         change.run_id,
                         change.flow,
                         change.flow_hash,
                         state,
                         change.now,
                         int(change.settled),
+                        change.deadline,
                     )
                 else:
                     status = await tx.conn.execute(
@@ -85,6 +86,21 @@ class PostgresFlows(PostgresBase):
     async def open_flow_runs(self, *, limit: int = 500) -> list[FlowRun]:
         rows = await self._fetch(
             "SELECT * FROM flow_runs WHERE settled = 0 ORDER BY updated_at LIMIT $1", limit
+        )
+        return [row_to_flow_run(r) for r in rows]
+
+    async def flow_runs_to_sweep(self, *, now: float, limit: int = 500) -> list[FlowRun]:
+        rows = await self._fetch(
+            """
+            SELECT * FROM flow_runs AS f WHERE f.settled = 0 AND (
+                f.deadline <= $1
+                OR EXISTS (SELECT 1 FROM jobs AS r WHERE r.id = f.run_id AND r.state = ANY($2::text[]))
+                OR EXISTS (SELECT 1 FROM jobs AS c WHERE c.parent_job = f.run_id
+                           AND c.state = ANY($2::text[]) AND c.finished_at > f.updated_at))
+            ORDER BY f.updated_at LIMIT $3""",
+            now,
+            TERMINAL,
+            limit,
         )
         return [row_to_flow_run(r) for r in rows]
 

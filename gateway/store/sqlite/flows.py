@@ -10,7 +10,7 @@ from gateway.models import TERMINAL_STATES, FlowAdvance, FlowRun, Job, JobState
 from gateway.store.group_commit import Batch
 from gateway.store.protocol import QUEUE_TOPIC, job_topic
 from gateway.store.rows import JOB_COLUMNS, job_to_row, row_to_flow_run, row_to_job, transition_values
-from gateway.store.sqlite.base import SQLiteBase
+from gateway.store.sqlite.base import TERMINAL_SQL, SQLiteBase
 from gateway.store.sqlite.deliveries import insert_deliveries
 
 __all__ = ["SQLiteFlows"]
@@ -30,8 +30,16 @@ class SQLiteFlows(SQLiteBase):
             if change.version == 0:
                 inserted = conn.execute(
                     "INSERT OR IGNORE INTO flow_runs (run_id, flow, flow_hash, state, version, updated_at, "
-                    "settled) VALUES (?, ?, ?, ?, 1, ?, ?)",
-                    (change.run_id, change.flow, change.flow_hash, state, change.now, int(change.settled)),
+                    "settled, deadline) VALUES (?, ?, ?, ?, 1, ?, ?, ?)",
+                    (
+                        change.run_id,
+                        change.flow,
+                        change.flow_hash,
+                        state,
+                        change.now,
+                        int(change.settled),
+                        change.deadline,
+                    ),
                 ).rowcount
             else:
                 inserted = conn.execute(
@@ -75,6 +83,17 @@ class SQLiteFlows(SQLiteBase):
     async def open_flow_runs(self, *, limit: int = 500) -> list[FlowRun]:
         sql = "SELECT * FROM flow_runs WHERE settled = 0 ORDER BY updated_at LIMIT ?"
         async with self._db().execute(sql, (limit,)) as cur:
+            return [row_to_flow_run(r) for r in await cur.fetchall()]
+
+    async def flow_runs_to_sweep(self, *, now: float, limit: int = 500) -> list[FlowRun]:
+        sql = f"""
+            SELECT * FROM flow_runs AS f WHERE f.settled = 0 AND (
+                f.deadline <= ?
+                OR EXISTS (SELECT 1 FROM jobs AS r WHERE r.id = f.run_id AND r.state IN {TERMINAL_SQL})
+                OR EXISTS (SELECT 1 FROM jobs AS c WHERE c.parent_job = f.run_id
+                           AND c.state IN {TERMINAL_SQL} AND c.finished_at > f.updated_at))
+            ORDER BY f.updated_at LIMIT ?"""
+        async with self._db().execute(sql, (now, limit)) as cur:
             return [row_to_flow_run(r) for r in await cur.fetchall()]
 
     async def child_jobs(self, parent_id: str) -> list[Job]:
