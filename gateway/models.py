@@ -178,7 +178,11 @@ class FlowAdvance:
     settled: bool = False
     now: float = 0.0
     deadline: float | None = None
-    """When the run times out (written when the progress is created)."""
+    """When the sweep must look at the run even if nothing happens (its timeout, a wait's)."""
+    callbacks: tuple[CallbackEndpoint, ...] = ()
+    """Endpoints created with it (a callback step's, an approval's)."""
+    consumes: tuple[int, ...] = ()
+    """Calls (their ``seq``) this advance records, marked taken with it."""
 
 
 @dataclass(frozen=True)

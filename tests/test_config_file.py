@@ -25,6 +25,7 @@ from gateway.config import file as f
 from gateway.config import parse_config
 from gateway.config.problems import known_keys
 from gateway.errors import ConfigError
+from gateway.flows.definition import flow_schema
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "config" / "gateway.toml"
@@ -199,8 +200,15 @@ def test_every_toml_block_of_the_documents_validates_against_the_schema(schema: 
     documents = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
     blocks = [b for d in documents for b in blocks_of(d) if b.language == "toml" and b.not_run is None]
     assert len(blocks) > 10
-    failing = {b.where: errors for b in blocks if (errors := _errors(schema, tomllib.loads(b.text)))}
+    flow = flow_schema()  # a block with [[steps]] is a flow file
+
+    def errors_of(text: str) -> list[str]:
+        document = tomllib.loads(text)
+        return _errors(flow if "steps" in document else schema, document)
+
+    failing = {b.where: errors for b in blocks if (errors := errors_of(b.text))}
     assert failing == {}
+    assert _errors(flow, {"steps": [{"id": "a", "scirpt": "s"}]})  # the flow schema refuses unknown keys
 
 
 @pytest.mark.parametrize(

@@ -128,7 +128,9 @@ def test_a_cycle_is_refused_and_named() -> None:
 def test_keys_and_values_are_checked_like_the_configuration() -> None:
     found = problems({"steps": [{"id": "a", "scirpt": "s", "retries": -1}], "max_parralel": 2})
     assert "release.flow.toml: steps[0].scirpt: unknown key (did you mean script?)" in found
-    assert "release.flow.toml: steps[0].script: missing (a string)" in found
+    assert problems({"steps": [{"id": "a"}]}) == [
+        "release.flow.toml: steps[0].script: give script or flow (exactly one): what the step runs"
+    ]
     assert "release.flow.toml: steps[0].retries: expected >= 0, got -1" in found
     assert "release.flow.toml: max_parralel: unknown key (did you mean max_parallel?)" in found
     assert problems({"steps": []}) == ["release.flow.toml: steps: expected at least 1 item, got []"]
@@ -137,3 +139,35 @@ def test_keys_and_values_are_checked_like_the_configuration() -> None:
 def test_an_expression_past_the_bounds_is_refused_at_load() -> None:
     found = problems({"steps": [{"id": "a", "script": "s", "when": "${[1].map(x, [2].map(y, y))}"}]})
     assert found == ["release.flow.toml: steps[0].when: a comprehension (map) inside another is not allowed"]
+
+
+def test_each_kind_of_step_takes_what_it_needs_and_nothing_else() -> None:
+    found = problems(
+        {
+            "steps": [
+                {"id": "a", "type": "approval", "script": "s"},
+                {"id": "b", "script": "s", "title": "t", "notify": ["ops"]},
+                {"id": "c", "flow": "f/x", "for_each": "${[1]}"},
+                {"id": "d", "script": "s", "callback": {"schema": {"type": 3}}},
+                {
+                    "id": "e",
+                    "script": "s",
+                    "for_each": "${flow_input.files}",
+                    "input": {"f": "${item}", "i": "${index}"},
+                },
+                {"id": "g", "script": "s", "input": {"f": "${item}"}},
+            ]
+        }
+    )
+    assert "release.flow.toml: steps[0].script: an approval step runs nothing: remove script" in found
+    assert "release.flow.toml: steps[0].title: missing: an approval step needs a title" in found
+    assert 'release.flow.toml: steps[1].title: only an approval step (type = "approval") takes title' in found
+    assert (
+        'release.flow.toml: steps[1].notify: only an approval step (type = "approval") takes notify' in found
+    )
+    assert "release.flow.toml: steps[2].flow: a sub-flow step takes no engine, callback or for_each" in found
+    assert any(
+        p.startswith("release.flow.toml: steps[3].callback.schema: not a valid JSON Schema") for p in found
+    )
+    assert not any("steps[4]" in p for p in found)  # item and index are known to a for_each step
+    assert any(p.startswith("release.flow.toml: steps[5].input: ") and "item" in p for p in found)

@@ -6,7 +6,16 @@ import itertools
 from typing import Any
 
 from gateway.flows.definition import Flow, parse_flow
-from gateway.flows.progress import Outcome, Progress, advance, initial_state, record_end, stop
+from gateway.flows.progress import (
+    Outcome,
+    Progress,
+    advance,
+    initial_state,
+    next_deadline,
+    record_call,
+    record_end,
+    stop,
+)
 from gateway.models import JobState
 
 
@@ -14,9 +23,12 @@ def flow(steps: list[dict[str, Any]], **top: Any) -> Flow:
     return parse_flow("f/t", {"steps": steps, **top}, content_hash="h", where="t.flow.toml")
 
 
+COUNTER = itertools.count(1)
+
+
 def ids() -> Any:
-    counter = itertools.count(1)
-    return lambda: f"job-{next(counter)}"
+    """New ids, unique across every advance of a test (as the runner's are)."""
+    return lambda: f"job-{next(COUNTER)}"
 
 
 def start(f: Flow, flow_input: dict[str, Any] | None = None) -> Progress:
@@ -24,10 +36,14 @@ def start(f: Flow, flow_input: dict[str, Any] | None = None) -> Progress:
     return advance(f, state, flow_input or {}, now=1.0, new_id=ids())
 
 
-def end(f: Flow, progress: Progress, step: str, *, result: Any = None, fail: bool = False) -> Progress:
+def end(
+    f: Flow, progress: Progress, step: str, *, result: Any = None, fail: bool = False, job: str | None = None
+) -> Progress:
     state = record_end(
+        f,
         progress.state,
         step,
+        job_id=job or progress.state["steps"][step].get("job", ""),
         status="failed" if fail else "succeeded",
         result=result,
         error={"name": "Boom", "message": f"{step} broke"} if fail else None,
@@ -178,3 +194,89 @@ def test_advancing_never_changes_the_stored_progress_it_was_given() -> None:
     snapshot = repr(first.state)
     end(f, first, "a", result=1)
     assert repr(first.state) == snapshot  # the stored version is compared and set, never edited
+
+
+def test_for_each_runs_an_item_per_place_and_collects_results_in_order() -> None:
+    f = flow(
+        [
+            {
+                "id": "fan",
+                "script": "s",
+                "for_each": "${flow_input.files}",
+                "input": {"file": "${item}", "n": "${index}"},
+            }
+        ],
+        max_parallel=2,
+    )
+    first = start(f, {"files": ["a", "b", "c"]})
+    assert [s.input for s in first.starts] == [{"file": "a", "n": 0}, {"file": "b", "n": 1}]
+    jobs = [s.job_id for s in first.starts]
+    second = end(f, first, "fan", result="B", job=jobs[1])
+    assert [s.input for s in second.starts] == [{"file": "c", "n": 2}]
+    third = end(f, second, "fan", result="C", job=second.starts[0].job_id)
+    assert third.starts == [] and third.outcome is None
+    done = end(f, third, "fan", result="A", job=jobs[0])
+    assert done.outcome == Outcome(JobState.SUCCEEDED, result=["A", "B", "C"])
+
+
+def test_one_failed_item_fails_the_step_and_cancels_the_others() -> None:
+    f = flow([{"id": "fan", "script": "s", "for_each": "${[1, 2, 3]}"}], max_parallel=2)
+    first = start(f)
+    failed = end(f, first, "fan", fail=True, job=first.starts[0].job_id)
+    assert failed.cancels == [first.starts[1].job_id] and failed.starts == []
+    assert failed.outcome is not None and failed.outcome.error["cause"]["name"] == "ItemFailed"  # type: ignore[index]
+
+
+def test_a_callback_step_waits_for_its_call_and_checks_it_against_its_schema() -> None:
+    schema = {"type": "object", "required": ["ok"], "properties": {"ok": {"type": "boolean"}}}
+    f = flow(
+        [
+            {"id": "ask", "script": "s", "callback": {"schema": schema, "timeout": "1m"}},
+            {"id": "b", "script": "s"},
+        ]
+    )
+    first = start(f)
+    (started,) = first.starts
+    assert started.callback_id is not None and started.expires_at == 61.0
+    waiting = end(f, first, "ask", result={"sent": True})
+    assert waiting.state["steps"]["ask"]["state"] == "waiting" and waiting.starts == []
+    good = record_call(f, waiting.state, "ask", call={"body": {"ok": True}}, now=3.0)
+    assert [s.step for s in advance(f, good, {}, now=3.0, new_id=ids()).starts] == ["b"]
+    bad = record_call(f, waiting.state, "ask", call={"body": {"ok": "yes"}}, now=3.0)
+    refused = advance(f, bad, {}, now=3.0, new_id=ids())
+    assert refused.outcome is not None and refused.outcome.error["cause"]["name"] == "SchemaMismatch"  # type: ignore[index]
+    late = advance(f, waiting.state, {}, now=61.0, new_id=ids())
+    assert late.outcome is not None and late.outcome.error["cause"]["name"] == "Timeout"  # type: ignore[index]
+    assert next_deadline(waiting.state) == 61.0
+
+
+def test_an_approval_waits_without_a_job_and_a_rejection_fails_unless_continue() -> None:
+    steps = [
+        {"id": "draft", "script": "s"},
+        {
+            "id": "ok",
+            "type": "approval",
+            "title": "Publish?",
+            "details": "${results.draft.text}",
+            "form": ["ticket"],
+        },
+    ]
+    f = flow(steps)
+    asked = end(f, start(f), "draft", result={"text": "hello"})
+    (wait,) = asked.waits
+    assert wait.details == "hello" and wait.form == ("ticket",) and asked.starts == []
+    decision = {"body": {"decision": "approve", "comment": "fine", "ticket": "T-1"}, "received_at": 5.0}
+    approved = advance(
+        f, record_call(f, asked.state, "ok", call=decision, now=5.0), {}, now=5.0, new_id=ids()
+    )
+    assert approved.outcome is not None and approved.outcome.result["approved"] is True  # type: ignore[index]
+    assert approved.outcome.result["fields"] == {"ticket": "T-1"}  # type: ignore[index]
+    no = {"body": {"decision": "reject", "comment": "typo"}}
+    rejected = advance(f, record_call(f, asked.state, "ok", call=no, now=5.0), {}, now=5.0, new_id=ids())
+    assert rejected.outcome is not None and rejected.outcome.error["cause"]["message"] == "rejected: typo"  # type: ignore[index]
+    lenient = flow([steps[0], {**steps[1], "on_reject": "continue"}])
+    asked = end(lenient, start(lenient), "draft", result={"text": "hello"})
+    went_on = advance(
+        lenient, record_call(lenient, asked.state, "ok", call=no, now=5.0), {}, now=5.0, new_id=ids()
+    )
+    assert went_on.outcome is not None and went_on.outcome.result["approved"] is False  # type: ignore[index]

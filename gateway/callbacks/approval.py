@@ -39,7 +39,13 @@ def approval_page(approval: dict[str, Any]) -> str:
         f"<h1>{escape(title)}</h1>"
         + (f'<div class="details">{escape(details)}</div>' if details else "")
         + '<form method="post">'
-        '<p><label for="comment">Comment (optional)</label><br>'
+        + "".join(
+            f'<p><label for="f-{escape(name)}">{escape(name)}</label><br>'
+            f'<input id="f-{escape(name)}" name="{escape(name)}" type="text"></p>'
+            for name in approval.get("fields", ())
+            if name not in ("decision", "comment")
+        )
+        + '<p><label for="comment">Comment (optional)</label><br>'
         '<textarea id="comment" name="comment"></textarea></p>'
         '<div class="buttons">'
         '<button class="approve" type="submit" name="decision" value="approve">Approve</button>'

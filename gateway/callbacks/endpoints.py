@@ -10,8 +10,6 @@ takes one call, oldest first. Awaits wake on the store's notification, never by 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import secrets
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -21,7 +19,9 @@ import jsonschema
 
 from gateway.errors import BadRequest, Gone, MethodNotAllowed, NotFound, UnprocessableEntity
 from gateway.models import CallbackCall, CallbackEndpoint, Job
+from gateway.rules.schemas import schema_problems
 from gateway.store import CallRefused, Store, callback_topic
+from gateway.store.callback_tokens import hash_callback_token, new_callback_token
 
 __all__ = [
     "METHODS",
@@ -36,14 +36,6 @@ METHODS = ("POST", "GET", "PUT", "PATCH", "DELETE", "ANY")
 SENSITIVE_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization", "x-api-key"})
 """Never stored with a call: the caller's credentials are not the job's to read."""
 MAX_CALLS = 1_000_000
-
-
-def hash_callback_token(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
-def new_callback_token() -> str:
-    return secrets.token_urlsafe(32)
 
 
 async def create_endpoint(
@@ -122,19 +114,6 @@ def _refusal(refused: CallRefused) -> Exception:
     if refused.reason == "used":
         return Gone("this callback endpoint was already used")
     return Gone("this callback endpoint has expired")
-
-
-def schema_problems(schema: dict[str, Any], body: Any) -> list[dict[str, Any]]:
-    """Why ``body`` fails ``schema``; a schema whose ``$ref``s recurse without end against a deep
-    body fails the call with one problem rather than exhausting the stack."""
-    validator = jsonschema.validators.validator_for(schema)(schema)
-    try:
-        return [
-            {"path": "/" + "/".join(str(p) for p in error.absolute_path), "message": error.message}
-            for error in sorted(validator.iter_errors(body), key=lambda e: list(e.absolute_path))
-        ]
-    except RecursionError:
-        return [{"path": "/", "message": "the body cannot be checked: the schema recurses too deeply on it"}]
 
 
 async def await_call(

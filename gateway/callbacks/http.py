@@ -28,8 +28,8 @@ from gateway.errors import (
 from gateway.http.answers import json_response
 from gateway.http.live import config_of
 from gateway.http.request import base_url, origin_of, read_body
-from gateway.models import ACTIVE_STATES, CallbackCall, CallbackEndpoint, JobState
-from gateway.state import AUTH, DISPATCHER, STORE, SUSPENSIONS
+from gateway.models import ACTIVE_STATES, FLOW_ENGINE, CallbackCall, CallbackEndpoint, JobState
+from gateway.state import AUTH, DISPATCHER, FLOWS, STORE, SUSPENSIONS
 from gateway.store import Store
 from gateway.triggers.payload import RequestData, ShapeOptions, shape
 
@@ -92,9 +92,22 @@ async def call_callback(request: web.Request) -> web.StreamResponse:
         if endpoint.approval is not None and exc.status == 410:
             return _html(approval_unavailable("used" if endpoint.used_up else "expired"), status=410)
         raise
+    await _tell_the_flow(request, accepted)
     if accepted.approval is not None and _wants_html(request):
         return _html(approval_done(_approved(call.body)), status=202)
     return json_response({"accepted": True, "callback_id": accepted.id}, status=202)
+
+
+async def _tell_the_flow(request: web.Request, endpoint: CallbackEndpoint) -> None:
+    """A flow's endpoint (a callback step's, an approval's): its run moves on now. The call is
+    stored already, so a failure here only delays it to the runner's next sweep."""
+    job = await request.app[STORE].get_job(endpoint.job_id)
+    if job is None or (job.flow_step is None and job.engine != FLOW_ENGINE):
+        return
+    try:
+        await request.app[FLOWS].called(endpoint)
+    except Exception:
+        log.exception("advancing the flow of callback %s failed; the sweep will", endpoint.id)
 
 
 def _allowed(endpoint: CallbackEndpoint) -> str:

@@ -17,6 +17,7 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser], defau
     schema = commands.add_parser(
         "schema", help="print the JSON Schema of gateway.toml, plugins' options included"
     )
+    schema.add_argument("--flow", action="store_true", help="the schema of a flow file (*.flow.toml) instead")
     schema.set_defaults(func=_schema)
 
     check = sub.add_parser("check-config", help="validate a configuration file and exit")
@@ -55,6 +56,11 @@ def _openapi(args: argparse.Namespace) -> int:
 
 
 def _schema(args: argparse.Namespace) -> int:
+    if args.flow:
+        from gateway.flows.definition import flow_schema
+
+        print(orjson.dumps(flow_schema(), option=orjson.OPT_INDENT_2).decode())
+        return 0
     from gateway.config.plugin_options import declared_options
     from gateway.config.schema import config_schema
     from gateway.jobs.engine import engine_factories

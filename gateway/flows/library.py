@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 
 from gateway.config import RouteConfig
@@ -85,15 +85,33 @@ class FlowShelf:
         return self.current.version(path)
 
 
-def check_flows(library: FlowLibrary, engines: Mapping[str, Engine], routes: tuple[RouteConfig, ...]) -> None:
-    """Refuse a flow and a script with one path, steps whose script no engine has, and flow routes
-    that name no flow."""
+def check_flows(
+    library: FlowLibrary,
+    engines: Mapping[str, Engine],
+    routes: tuple[RouteConfig, ...],
+    *,
+    subscriptions: Collection[str] = (),
+) -> None:
+    """Refuse a flow and a script with one path, steps whose script (or sub-flow) does not exist,
+    approvals that notify unknown subscriptions, and flow routes that name no flow."""
     problems: list[str] = []
     for path, flow in library.flows.items():
         if any(engine.resolve(path) is not None for engine in engines.values()):
             problems.append(f'flow {path}: a script and a flow are both named "{path}"; rename one')
         for index, step in enumerate(flow.steps.values()):
             where = f"flow {path}: steps[{index}]"
+            if step.approval is not None:
+                known = ", ".join(sorted(subscriptions)) or "none"
+                problems += [
+                    f'{where}.notify: no subscription "{name}" ([[webhooks]] names: {known})'
+                    for name in step.approval.notify
+                    if name not in subscriptions
+                ]
+                continue
+            if step.kind == "flow":
+                if step.script not in library.flows:
+                    problems.append(f'{where}.flow: no flow "{step.script}"')
+                continue
             if step.engine is not None:
                 if step.engine not in engines:
                     problems.append(

@@ -28,13 +28,26 @@ from typing import Any
 from gateway.errors import Conflict, GatewayError, JobNotFound
 from gateway.flows.definition import Flow, Step
 from gateway.flows.library import FlowLibrary
-from gateway.flows.progress import Outcome, Progress, StepStart, advance, initial_state, record_end, stop
+from gateway.flows.progress import (
+    Outcome,
+    Progress,
+    StepStart,
+    Wait,
+    advance,
+    initial_state,
+    next_deadline,
+    record_call,
+    record_end,
+    stop,
+)
 from gateway.jobs import lifecycle as jobs
 from gateway.jobs.catalog import Catalog
 from gateway.jobs.engine import Outcome as EngineOutcome
 from gateway.models import (
     ACTIVE_STATES,
     FLOW_ENGINE,
+    TERMINAL_STATES,
+    CallbackEndpoint,
     Delivery,
     FlowAdvance,
     FlowRun,
@@ -45,6 +58,7 @@ from gateway.models import (
 )
 from gateway.outbound.notify import Subscriptions
 from gateway.store import QUEUE_TOPIC, Store
+from gateway.store.callback_tokens import hash_callback_token, new_callback_token
 from gateway.store.signals import Signal
 
 __all__ = ["EARLY_NONE", "FlowRunner", "wait_answer"]
@@ -82,9 +96,15 @@ class FlowRunner:
         lease: float,
         subscriptions: Callable[[], Subscriptions] | None = None,
         abort: Callable[[str], Awaitable[None]] | None = None,
+        seal: Callable[[dict[str, Any]], str] | None = None,
+        public_base: Callable[[Job], str] = lambda job: job.origin or "",
         clock: Callable[[], float] = time.time,
     ) -> None:
+        """``seal`` hides a callback step's URL in its job (only the engine sees it);
+        ``public_base`` is where handed-out URLs point for a run's job (its trigger's origin)."""
         self.store = store
+        self.seal = seal
+        self.public_base = public_base
         self.library = library
         self.catalog = catalog
         self.lease = lease
@@ -168,8 +188,11 @@ class FlowRunner:
             return
         pinned: dict[str, dict[str, str]] = {}
         for step in flow.steps.values():
+            if step.kind == "approval":
+                continue
             try:
-                target = await self.catalog.resolve(step.script, engine=step.engine, kind="script")
+                kind = "flow" if step.kind == "flow" else "script"
+                target = await self.catalog.resolve(step.script, engine=step.engine, kind=kind)
             except GatewayError as exc:
                 await self._fail_unstarted(
                     run, {"name": "ScriptNotFound", "message": f'step "{step.id}": {exc}'}
@@ -182,7 +205,7 @@ class FlowRunner:
         release = JobEnd(
             run.id, (JobState.RUNNING,), JobState.RUNNING, {"lease_owner": None, "lease_expires": None}
         )
-        change = replace(self._change(run, flow, 0, progress, ends=[release], now=now), deadline=deadline)
+        change = self._change(run, flow, 0, progress, ends=[release], now=now)
         if not await self.store.advance_flow(change):
             log.info("flow run %s was cancelled before it started", run.id)
             return
@@ -211,6 +234,19 @@ class FlowRunner:
         ended = _Ended(JobEnd(job.id, tuple(ACTIVE_STATES), to, changes), job.evolve(state=to, **changes))
         if not await self._advance(job.parent_job, ended=ended):
             await jobs.complete(self.store, outcome, now=now, claimed=job)  # no progress row: a lone job
+
+    async def called(self, endpoint: CallbackEndpoint) -> None:
+        """A call reached an endpoint of a flow (a callback step's, an approval's): the run moves
+        on now. Should this process die first, the sweep finds the call waiting (nothing is lost:
+        the call was stored before its caller got an answer, and is taken with the advance)."""
+        job = await self.store.get_job(endpoint.job_id)
+        if job is None:
+            return
+        run_id = job.id if job.engine == FLOW_ENGINE and job.flow_step is None else job.parent_job
+        if job.engine == FLOW_ENGINE and run_id is None:
+            run_id = job.id
+        if run_id is not None:
+            await self._advance(run_id)
 
     async def cancel(self, run_id: str, *, reason: str | None) -> Job:
         """Cancel a run: its running steps are cancelled and the rest skipped, in one commit."""
@@ -293,6 +329,9 @@ class FlowRunner:
                 for end in change.ends:
                     if end.to is JobState.CANCELLED and end.job_id != run_id and self.abort is not None:
                         await self.abort(end.job_id)
+                ended_run = any(end.job_id == run_id and end.to in TERMINAL_STATES for end in change.ends)
+                if ended_run and run.parent_job is not None and run.flow_step is not None:
+                    await self._advance(run.parent_job)  # a sub-flow ended: its step in the parent did
                 return True
         log.warning("flow run %s: gave up advancing after %d conflicting tries", run_id, MAX_ADVANCE_TRIES)
         return True
@@ -333,9 +372,12 @@ class FlowRunner:
         if ended is not None and (not full or not _gone_or_finished(children.get(ended.job.id))):
             # Its end commits with this advance or not at all (its state is compared and set).
             ends.append(ended.end)
-            deliveries += self._announce(ended.job)
+            waits = ended.job.flow_step is not None and _waits_for_a_call(flow, ended.job)
+            deliveries += [] if waits else self._announce(ended.job)  # the call ends that step
             children[ended.job.id] = ended.job
-        state = _with_ended_children(state, children)
+        state = _with_ended_children(flow, state, children)
+        state, consumes = await self._with_calls(flow, state, now)
+        deliveries += self._announce_calls(run, flow_run.state, state)
         if halt is not None and not run.finished:
             progress = stop(flow, state, outcome=halt[0], why=halt[1])
         elif run.finished or state.get("ended"):
@@ -351,9 +393,34 @@ class FlowRunner:
             else:
                 progress = advance(flow, state, run.args or {}, now=now, new_id=jobs.new_job_id)
         unchanged = progress.state == flow_run.state and flow_run.settled == progress.settled
-        if unchanged and not (ends or progress.starts or progress.cancels or progress.outcome):
+        if unchanged and not (ends or progress.starts or progress.cancels or progress.outcome or consumes):
             return None  # nothing new: a sweep that found everything in order
-        return self._change(run, flow, flow_run.version, progress, ends=ends, deliveries=deliveries, now=now)
+        change = self._change(
+            run, flow, flow_run.version, progress, ends=ends, deliveries=deliveries, now=now
+        )
+        return replace(change, consumes=tuple(consumes))
+
+    async def _with_calls(
+        self, flow: Flow, state: dict[str, Any], now: float
+    ) -> tuple[dict[str, Any], list[int]]:
+        """Waiting steps whose call has arrived, recorded; the calls are taken with the advance."""
+        consumes: list[int] = []
+        for step_id, entry in state["steps"].items():
+            if entry["state"] != "waiting":
+                continue
+            call = await self.store.peek_callback_call(entry["callback"]["id"])
+            if call is None or call.seq is None:
+                continue
+            received = {
+                "method": call.method,
+                "headers": call.headers,
+                "query": call.query,
+                "body": call.body,
+                "received_at": call.received_at,
+            }
+            state = record_call(flow, state, step_id, call=received, now=now)
+            consumes.append(call.seq)
+        return state, consumes
 
     def _change(
         self,
@@ -378,10 +445,23 @@ class FlowRunner:
             changes = {"result": outcome.result, "error": outcome.error, "finished_at": now}
             all_ends.append(JobEnd(run.id, tuple(ACTIVE_STATES), outcome.state, changes))
             news += self._announce(run.evolve(state=outcome.state, **changes))
-        creates = tuple(
-            self._step_job(run, flow.steps[start.step], progress.state["pinned"][start.step], start, now)
-            for start in progress.starts
-        )
+        creates, endpoints = [], []
+        for start in progress.starts:
+            step = flow.steps[start.step]
+            job = self._step_job(run, step, progress.state["pinned"][start.step], start, now)
+            if start.callback_id is not None and step.callback is not None:
+                endpoint, url = self._endpoint(
+                    run, start.callback_id, job.id, step.callback.method, now, start.expires_at or now
+                )
+                job = self._with_callback_url(job, url)
+                endpoints.append(endpoint)
+            creates.append(job)
+        for wait in progress.waits:
+            endpoint, url = self._endpoint(
+                run, wait.callback_id, run.id, "POST", now, wait.expires_at, wait=wait
+            )
+            endpoints.append(endpoint)
+            news += self._announce_approval(run, wait, url)
         return FlowAdvance(
             run_id=run.id,
             version=version,
@@ -389,10 +469,80 @@ class FlowRunner:
             flow=run.script,
             flow_hash=flow.content_hash,
             ends=tuple(all_ends),
-            creates=creates,
+            creates=tuple(creates),
             deliveries=tuple(news),
             settled=progress.settled,
             now=now,
+            deadline=next_deadline(progress.state),
+            callbacks=tuple(endpoints),
+        )
+
+    def _endpoint(
+        self,
+        run: Job,
+        callback_id: str,
+        job_id: str,
+        method: str,
+        now: float,
+        expires_at: float,
+        *,
+        wait: Wait | None = None,
+    ) -> tuple[CallbackEndpoint, str]:
+        """A one-shot endpoint and its URL; only the URL's hash is kept, the URL goes where it must."""
+        token = new_callback_token()
+        approval = None
+        if wait is not None:
+            approval = {"title": wait.title, "details": wait.details, "fields": list(wait.form)}
+        endpoint = CallbackEndpoint(
+            id=callback_id,
+            job_id=job_id,
+            token_hash=hash_callback_token(token),
+            method=method,
+            expires_at=expires_at,
+            created_at=now,
+            approval=approval,
+        )
+        return endpoint, f"{self.public_base(run)}/callbacks/{token}"
+
+    def _with_callback_url(self, job: Job, url: str) -> Job:
+        """``callback_url`` is a sealed argument: ``***`` wherever the job is shown, the real URL
+        only for the engine that runs it."""
+        if self.seal is None:
+            raise RuntimeError("a callback step needs the gateway's sealing key")
+        return job.evolve(
+            args={**(job.args or {}), "callback_url": "***"}, sealed_args=self.seal({"callback_url": url})
+        )
+
+    def _announce_calls(self, run: Job, before: dict[str, Any], after: dict[str, Any]) -> list[Delivery]:
+        """``RuleCompleted`` or ``RuleFailed`` for waiting steps that a call (or a decision) ended."""
+        if self.subscriptions is None:
+            return []
+        subscriptions = self.subscriptions()
+        news: list[Delivery] = []
+        for step_id, entry in after["steps"].items():
+            if before["steps"][step_id]["state"] != "waiting" or entry["state"] == "waiting":
+                continue
+            if entry["state"] == "succeeded":
+                news += subscriptions.for_step_without_job(run, step_id, why="", outputs=entry.get("result"))
+            else:
+                error = entry.get("error") or {}
+                news += subscriptions.for_step_without_job(
+                    run, step_id, why=error.get("message", ""), failed=error
+                )
+        return news
+
+    def _announce_approval(self, run: Job, wait: Wait, url: str) -> list[Delivery]:
+        """``ApprovalRequested`` with the page's URL, to the step's ``notify`` subscriptions only."""
+        if self.subscriptions is None or not wait.notify:
+            return []
+        return self.subscriptions().approval_requested(
+            run,
+            step=wait.step,
+            title=wait.title,
+            details=wait.details,
+            url=url,
+            expires_at=wait.expires_at,
+            to=wait.notify,
         )
 
     def _step_job(self, run: Job, step: Step, pinned: dict[str, str], start: StepStart, now: float) -> Job:
@@ -405,6 +555,8 @@ class FlowRunner:
             retry_on_restart=True,
             delete_after_use=run.options.delete_after_use,
         )
+        if start.kind == "flow":  # a sub-flow: its run is claimed by a runner like any run
+            options = JobOptions(retry_on_restart=True, delete_after_use=run.options.delete_after_use)
         return Job(
             id=start.job_id,
             engine=pinned["engine"],
@@ -446,27 +598,41 @@ class FlowRunner:
             await self._advance(flow_run.run_id)
 
 
+def _waits_for_a_call(flow: Flow, job: Job) -> bool:
+    step = flow.steps.get(job.flow_step or "")
+    return step is not None and step.callback is not None and job.state is JobState.SUCCEEDED
+
+
 def _gone_or_finished(job: Job | None) -> bool:
     return job is None or job.finished
 
 
-def _with_ended_children(state: dict[str, Any], children: dict[str, Job]) -> dict[str, Any]:
-    """Steps recorded as running whose job has ended (by its engine, a lease that expired, or a
-    cancel of the step itself): recorded as ended."""
+def _with_ended_children(flow: Flow, state: dict[str, Any], children: dict[str, Job]) -> dict[str, Any]:
+    """Steps (and items) recorded as running whose job has ended (by its engine, a lease that
+    expired, a cancel of the step itself, a sub-flow's run ending): recorded as ended."""
     for step_id, entry in state["steps"].items():
-        child = children.get(entry.get("job") or "")
-        if entry["state"] != "running" or child is None or not child.finished:
+        if entry["state"] != "running":
             continue
-        status = "succeeded" if child.state is JobState.SUCCEEDED else "failed"
-        state = record_end(
-            state,
-            step_id,
-            status=status,
-            result=child.result,
-            error=child.error,
-            attempts=child.attempts,
-            now=child.finished_at or 0.0,
+        jobs = (
+            [i.get("job") for i in entry["items"] if i["state"] == "running"]
+            if "items" in entry
+            else [entry.get("job")]
         )
+        for job_id in jobs:
+            child = children.get(job_id or "")
+            if child is None or not child.finished:
+                continue
+            state = record_end(
+                flow,
+                state,
+                step_id,
+                job_id=child.id,
+                status="succeeded" if child.state is JobState.SUCCEEDED else "failed",
+                result=child.result,
+                error=child.error,
+                attempts=child.attempts,
+                now=child.finished_at or 0.0,
+            )
     return state
 
 

@@ -87,6 +87,13 @@ def flow_run_view(run: FlowRun, *, erased: bool = False) -> dict[str, Any]:
         }
         if entry.get("why"):
             step["reason"] = entry["why"]
+        if "callback" in entry:  # its id, method and expiry; its URL is shown nowhere
+            step["callback"] = {**entry["callback"], "expires_at": iso_time(entry["callback"]["expires_at"])}
+        if "items" in entry:
+            step["items"] = [
+                {"index": n, "state": item["state"], "job_id": item.get("job")}
+                for n, item in enumerate(entry["items"])
+            ]
         if not erased:
             if "result" in entry:
                 step["result"] = entry["result"]

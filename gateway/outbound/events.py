@@ -36,6 +36,7 @@ class EventType(enum.StrEnum):
     RULE_COMPLETED = "RuleCompleted"
     RULE_FAILED = "RuleFailed"
     RULE_SKIPPED = "RuleSkipped"
+    APPROVAL_REQUESTED = "ApprovalRequested"
     CONFIG_CHANGED = "ConfigChanged"
 
 
@@ -157,7 +158,12 @@ def flow_step_event(job: Job, *, now: float) -> Event | None:
     if kind is None or job.flow_step is None:
         return None
     private = job.options.delete_after_use
-    details: dict[str, Any] = {"status": job.state.value, "attempt": job.attempts, "step_job": job.id}
+    details: dict[str, Any] = {
+        "status": job.state.value,
+        "attempt": job.attempts,
+        "step_job": job.id,
+        "root_job": job.root,
+    }
     if job.started_at is not None and job.finished_at is not None:
         details["duration"] = round(job.finished_at - job.started_at, 6)
     if job.state is JobState.SUCCEEDED and not private:
@@ -179,20 +185,32 @@ def flow_step_event(job: Job, *, now: float) -> Event | None:
     )
 
 
-def skipped_step_event(run: Job, *, step: str, why: str, failed: dict[str, Any] | None, now: float) -> Event:
-    """A step that ran no job: skipped (``RuleSkipped``), or failed before it could start."""
-    details: dict[str, Any] = {"status": "failed" if failed else "skipped", "attempt": 0}
+def skipped_step_event(
+    run: Job, *, step: str, why: str, failed: dict[str, Any] | None, now: float, outputs: Any = None
+) -> Event:
+    """A step whose news no job of its own carries: skipped (``RuleSkipped``), failed without a job
+    ending (``RuleFailed``), or ended by a call (``RuleCompleted``, when ``why`` is empty)."""
+    private = run.options.delete_after_use
+    if failed is not None:
+        kind, status, message = EventType.RULE_FAILED, "failed", f"step {step} failed: {why}"
+    elif not why:
+        kind, status, message = EventType.RULE_COMPLETED, "succeeded", f"step {step} succeeded"
+    else:
+        kind, status, message = EventType.RULE_SKIPPED, "skipped", f"step {step} skipped: {why}"
+    details: dict[str, Any] = {"status": status, "attempt": 0, "root_job": run.root}
     if failed is not None:
         details["error"] = failed
+    if kind is EventType.RULE_COMPLETED and not private:
+        details["outputs"] = outputs
     return Event(
-        type=EventType.RULE_FAILED if failed else EventType.RULE_SKIPPED,
+        type=kind,
         timestamp=now,
         job_id=run.id,
         route=run.route,
         script=run.script,
         rule=step,
-        message=f"step {step} {'failed' if failed else 'skipped'}: {why}",
+        message=message,
         details=details,
-        private=run.options.delete_after_use,
+        private=private,
         request_id=run.request_id,
     )

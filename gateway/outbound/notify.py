@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any, Protocol
@@ -23,6 +23,7 @@ from gateway.outbound.events import (
     JOB_EVENTS,
     STEP_EVENTS,
     Event,
+    EventType,
     flow_step_event,
     job_event,
     skipped_step_event,
@@ -110,14 +111,49 @@ class Subscriptions:
         return self.deliveries_for(event, overrides=overrides)
 
     def for_step_without_job(
-        self, run: Job, step: str, *, why: str, failed: dict[str, Any] | None = None
+        self,
+        run: Job,
+        step: str,
+        *,
+        why: str,
+        failed: dict[str, Any] | None = None,
+        outputs: Any = None,
     ) -> list[Delivery]:
-        """``RuleSkipped`` (or ``RuleFailed``, when its input did not evaluate) for a step that ran no job."""
+        """A step's news that no job of its own carries: ``RuleSkipped``; ``RuleFailed`` (its input
+        did not evaluate, its call failed its schema, its wait timed out); ``RuleCompleted`` with
+        ``outputs`` when a call or a decision ended it (``why`` empty)."""
         if not self.by_name:
             return []
-        return self.deliveries_for(
-            skipped_step_event(run, step=step, why=why, failed=failed, now=time.time())
+        event = skipped_step_event(run, step=step, why=why, failed=failed, outputs=outputs, now=time.time())
+        return self.deliveries_for(event)
+
+    def approval_requested(
+        self,
+        run: Job,
+        *,
+        step: str,
+        title: str,
+        details: str,
+        url: str,
+        expires_at: float,
+        to: Sequence[str],
+    ) -> list[Delivery]:
+        """``ApprovalRequested`` to the named subscriptions only, whatever events they list: the
+        page's URL is its only credential. Each delivery forgets its body once it has gone."""
+        event = Event(
+            type=EventType.APPROVAL_REQUESTED,
+            timestamp=time.time(),
+            job_id=run.id,
+            route=run.route,
+            script=run.script,
+            rule=step,
+            message=f"{title}: approval requested",
+            details={"title": title, "details": details, "url": url, "expires_at": expires_at},
+            private=True,
+            request_id=run.request_id,
         )
+        chosen = [self.by_name[name] for name in to if name in self.by_name]
+        return [d for subscription in chosen for d in self._render(event, subscription, subscription.url)]
 
     def for_start(self, job: Job) -> list[Delivery]:
         """``WorkflowStarted`` once per job: a retry's second claim is not a new start."""
@@ -133,29 +169,31 @@ class Subscriptions:
         deliveries = []
         for subscription in self.matching(event):
             url = (overrides or {}).get(subscription.name, subscription.url)
-            if not url:
-                continue
-            request = self.notifiers[subscription.format].render(event, subscription)
-            deliveries.append(
-                Delivery(
-                    id=f"msg_{uuid.uuid4().hex}",
-                    subscription=subscription.name,
-                    event_id=event.id,
-                    event_type=event.type.value,
-                    job_id=event.job_id,
-                    url=url,
-                    body=request.body,
-                    content_type=request.content_type,
-                    headers={
-                        **request.headers,
-                        **({"X-Request-ID": event.request_id} if event.request_id else {}),
-                    },
-                    created_at=event.timestamp,
-                    next_attempt_at=event.timestamp,
-                    erase_on_settle=event.private,
-                )
-            )
+            if url:
+                deliveries += self._render(event, subscription, url)
         return deliveries
+
+    def _render(self, event: Event, subscription: WebhookConfig, url: str) -> list[Delivery]:
+        request = self.notifiers[subscription.format].render(event, subscription)
+        return [
+            Delivery(
+                id=f"msg_{uuid.uuid4().hex}",
+                subscription=subscription.name,
+                event_id=event.id,
+                event_type=event.type.value,
+                job_id=event.job_id,
+                url=url,
+                body=request.body,
+                content_type=request.content_type,
+                headers={
+                    **request.headers,
+                    **({"X-Request-ID": event.request_id} if event.request_id else {}),
+                },
+                created_at=event.timestamp,
+                next_attempt_at=event.timestamp,
+                erase_on_settle=event.private,
+            )
+        ]
 
 
 def _wants(subscription: WebhookConfig, event: Event) -> bool:

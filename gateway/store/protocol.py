@@ -197,6 +197,9 @@ class Store(Protocol):
         """Open runs that may need an advance no engine asked for: past their deadline, whose run
         job has ended, or with a step job that ended after the run's last advance."""
 
+    async def peek_callback_call(self, callback_id: str) -> CallbackCall | None:
+        """The oldest call not yet taken, left in place (a flow advance takes it, in its commit)."""
+
     async def child_jobs(self, parent_id: str) -> list[Job]:
         """The jobs whose ``parent_job`` is ``parent_id``, oldest first."""
 

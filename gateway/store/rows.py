@@ -13,6 +13,7 @@ import orjson
 from gateway.models import (
     TERMINAL_STATES,
     Attempt,
+    CallbackCall,
     CallbackEndpoint,
     Delivery,
     FlowRun,
@@ -36,6 +37,7 @@ __all__ = [
     "job_to_row",
     "loads",
     "row_to_attempt",
+    "row_to_call",
     "row_to_callback",
     "row_to_delivery",
     "row_to_flow_run",
@@ -131,6 +133,17 @@ def row_to_delivery(row: Row) -> Delivery:
         created_at=row["created_at"],
         settled_at=row["settled_at"],
         erase_on_settle=bool(row["erase_on_settle"]),
+    )
+
+
+def row_to_call(row: Row) -> CallbackCall:
+    return CallbackCall(
+        method=row["method"],
+        headers=loads(row["headers"]) or {},
+        query=loads(row["query"]) or {},
+        body=loads(row["body"]),
+        received_at=row["received_at"],
+        seq=row["seq"],
     )
 
 

@@ -81,7 +81,8 @@ def preflight(config: Config) -> dict[str, Engine]:
     engines = create_engines(config.engines)
     targets: list[str] = []  # scripts and flows together: every problem of both at once
     library = FlowLibrary.load(config.flows_dir, problems=targets)
-    for check in (check_scripts, functools.partial(check_flows, library)):
+    names = {w.name for w in (*config.webhooks, *(w for r in config.routes for w in r.webhooks))}
+    for check in (check_scripts, functools.partial(check_flows, library, subscriptions=names)):
         try:
             check(engines, config.routes)
         except ConfigError as exc:
@@ -158,6 +159,8 @@ def create_app(config: Config, *, reloading: Reloading | None = None) -> web.App
         lease=config.server.lease,
         subscriptions=live.subscriptions,
         abort=app[DISPATCHER].abort,
+        seal=sealer.seal,
+        public_base=_public_base(config),
     )
     app[DISPATCHER].step_ended = app[FLOWS].step_ended
     add_routes(app)
@@ -167,6 +170,14 @@ def create_app(config: Config, *, reloading: Reloading | None = None) -> web.App
     if reloading is not None:
         app.cleanup_ctx.append(_reload_ctx(reloading))
     return app
+
+
+def _public_base(config: Config) -> Callable[[Job], str]:
+    """Where a URL handed out for a run's step points: public_url, else the origin its trigger came
+    through (already checked against trusted proxies and allowed hosts), else the listening address."""
+    server = config.server
+    fallback = listening_url(server.host, server.port)
+    return lambda job: server.public_url or job.origin or fallback
 
 
 def _gateway_url(config: Config) -> Callable[[Job], str]:

@@ -269,7 +269,8 @@ class Reloader:
             changes = changes_between(current.config, new, started=self.started)
             following = prepare(current, new, engines=self.engines)
             library = FlowLibrary.load(new.flows_dir)
-            check_flows(library, self.engines, new.routes)
+            names = {w.name for w in (*new.webhooks, *(w for r in new.routes for w in r.webhooks))}
+            check_flows(library, self.engines, new.routes, subscriptions=names)
         except ConfigError as exc:
             log.error(
                 "configuration reload refused; still serving generation %d: %s",

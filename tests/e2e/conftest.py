@@ -6,6 +6,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from conftest import require_service
 
 from .harness import ADMIN_HEADERS, Gateway
 from .receiver import Receiver
@@ -62,3 +63,15 @@ async def gateway(make_gateway: Callable[..., Gateway]) -> Gateway:
     gw = make_gateway()
     await gw.start()
     return gw
+
+
+@pytest.fixture
+def chromium() -> str:
+    """Debian's Chromium, for Playwright (make test installs it when run as root)."""
+    from .test_approval_browser import CHROMIUM
+
+    require_service(
+        Path(CHROMIUM).exists(),
+        f"no Chromium at {CHROMIUM}: `apt-get install chromium` (make test does it when run as root)",
+    )
+    return CHROMIUM

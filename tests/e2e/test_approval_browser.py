@@ -9,8 +9,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import aiohttp
-import pytest
-from conftest import require_service
 
 from .harness import REPO, Gateway, eventually, job_state, wait_for_state
 
@@ -24,15 +22,6 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-
-
-@pytest.fixture
-def chromium() -> str:
-    require_service(
-        Path(CHROMIUM).exists(),
-        f"no Chromium at {CHROMIUM}: `apt-get install chromium` (make test does it when run as root)",
-    )
-    return CHROMIUM
 
 
 async def test_approve_in_the_browser_and_the_waiting_job_finishes(

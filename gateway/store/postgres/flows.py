@@ -9,10 +9,19 @@ from __future__ import annotations
 
 import orjson
 
-from gateway.models import TERMINAL_STATES, FlowAdvance, FlowRun, Job, JobState
+from gateway.models import TERMINAL_STATES, CallbackCall, FlowAdvance, FlowRun, Job, JobState
 from gateway.store.postgres.base import TERMINAL, PostgresBase
 from gateway.store.protocol import QUEUE_TOPIC, job_topic
-from gateway.store.rows import JOB_COLUMNS, job_to_row, row_to_flow_run, row_to_job, transition_values
+from gateway.store.rows import (
+    CALLBACK_COLUMNS,
+    JOB_COLUMNS,
+    callback_values,
+    job_to_row,
+    row_to_call,
+    row_to_flow_run,
+    row_to_job,
+    transition_values,
+)
 
 __all__ = ["PostgresFlows"]
 
@@ -42,13 +51,14 @@ class PostgresFlows(PostgresBase):
                     )
                 else:
                     status = await tx.conn.execute(
-                        "UPDATE flow_runs SET state = $1, version = version + 1, updated_at = $2, settled = $3 "
-                        "WHERE run_id = $4 AND version = $5",
+                        "UPDATE flow_runs SET state = $1, version = version + 1, updated_at = $2, settled = $3, "
+                        "deadline = $6 WHERE run_id = $4 AND version = $5",
                         state,
                         change.now,
                         int(change.settled),
                         change.run_id,
                         change.version,
+                        change.deadline,
                     )
                 if status.split()[-1] == "0":
                     raise _Stale()
@@ -74,6 +84,19 @@ class PostgresFlows(PostgresBase):
                         _INSERT_JOB, [tuple(job_to_row(job).values()) for job in change.creates]
                     )
                     tx.touch(QUEUE_TOPIC)
+                if change.callbacks:
+                    await tx.conn.executemany(
+                        f"INSERT INTO callbacks ({CALLBACK_COLUMNS}) VALUES ({', '.join(f'${i + 1}' for i in range(11))})",
+                        [callback_values(e) for e in change.callbacks],
+                    )
+                for seq in change.consumes:
+                    taken = await tx.conn.execute(
+                        "UPDATE callback_calls SET consumed_at = $1 WHERE seq = $2 AND consumed_at IS NULL",
+                        change.now,
+                        seq,
+                    )
+                    if taken.split()[-1] == "0":
+                        raise _Stale()
                 await self._insert_deliveries(tx, change.deliveries)
         except _Stale:
             return False
@@ -96,7 +119,10 @@ class PostgresFlows(PostgresBase):
                 f.deadline <= $1
                 OR EXISTS (SELECT 1 FROM jobs AS r WHERE r.id = f.run_id AND r.state = ANY($2::text[]))
                 OR EXISTS (SELECT 1 FROM jobs AS c WHERE c.parent_job = f.run_id
-                           AND c.state = ANY($2::text[]) AND c.finished_at > f.updated_at))
+                           AND c.state = ANY($2::text[]) AND c.finished_at > f.updated_at)
+                OR EXISTS (SELECT 1 FROM callbacks AS cb JOIN callback_calls AS cc ON cc.callback_id = cb.id
+                           WHERE cc.consumed_at IS NULL AND (cb.job_id = f.run_id OR cb.job_id IN
+                               (SELECT id FROM jobs WHERE parent_job = f.run_id))))
             ORDER BY f.updated_at LIMIT $3""",
             now,
             TERMINAL,
@@ -107,3 +133,10 @@ class PostgresFlows(PostgresBase):
     async def child_jobs(self, parent_id: str) -> list[Job]:
         rows = await self._fetch("SELECT * FROM jobs WHERE parent_job = $1 ORDER BY seq", parent_id)
         return [row_to_job(r) for r in rows]
+
+    async def peek_callback_call(self, callback_id: str) -> CallbackCall | None:
+        row = await self._fetchrow(
+            "SELECT * FROM callback_calls WHERE callback_id = $1 AND consumed_at IS NULL ORDER BY seq LIMIT 1",
+            callback_id,
+        )
+        return row_to_call(row) if row else None

@@ -6,15 +6,25 @@ import sqlite3
 
 import orjson
 
-from gateway.models import TERMINAL_STATES, FlowAdvance, FlowRun, Job, JobState
+from gateway.models import TERMINAL_STATES, CallbackCall, FlowAdvance, FlowRun, Job, JobState
 from gateway.store.group_commit import Batch
 from gateway.store.protocol import QUEUE_TOPIC, job_topic
-from gateway.store.rows import JOB_COLUMNS, job_to_row, row_to_flow_run, row_to_job, transition_values
+from gateway.store.rows import (
+    CALLBACK_COLUMNS,
+    JOB_COLUMNS,
+    callback_values,
+    job_to_row,
+    row_to_call,
+    row_to_flow_run,
+    row_to_job,
+    transition_values,
+)
 from gateway.store.sqlite.base import TERMINAL_SQL, SQLiteBase
 from gateway.store.sqlite.deliveries import insert_deliveries
 
 __all__ = ["SQLiteFlows"]
 
+_INSERT_CALLBACK = f"INSERT INTO callbacks ({CALLBACK_COLUMNS}) VALUES ({', '.join('?' for _ in range(11))})"
 _INSERT_JOB = f"INSERT INTO jobs ({', '.join(JOB_COLUMNS)}) VALUES ({', '.join('?' for _ in JOB_COLUMNS)})"
 
 
@@ -43,9 +53,9 @@ class SQLiteFlows(SQLiteBase):
                 ).rowcount
             else:
                 inserted = conn.execute(
-                    "UPDATE flow_runs SET state = ?, version = version + 1, updated_at = ?, settled = ? "
-                    "WHERE run_id = ? AND version = ?",
-                    (state, change.now, int(change.settled), change.run_id, change.version),
+                    "UPDATE flow_runs SET state = ?, version = version + 1, updated_at = ?, settled = ?, "
+                    "deadline = ? WHERE run_id = ? AND version = ?",
+                    (state, change.now, int(change.settled), change.deadline, change.run_id, change.version),
                 ).rowcount
             if inserted == 0:
                 raise _Stale()
@@ -67,6 +77,15 @@ class SQLiteFlows(SQLiteBase):
             if change.creates:
                 conn.executemany(_INSERT_JOB, [tuple(job_to_row(job).values()) for job in change.creates])
                 batch.touch(QUEUE_TOPIC)
+            if change.callbacks:
+                conn.executemany(_INSERT_CALLBACK, [callback_values(e) for e in change.callbacks])
+            for seq in change.consumes:
+                taken = conn.execute(
+                    "UPDATE callback_calls SET consumed_at = ? WHERE seq = ? AND consumed_at IS NULL",
+                    (change.now, seq),
+                ).rowcount
+                if taken == 0:
+                    raise _Stale()
             insert_deliveries(conn, batch, change.deliveries)
 
         try:
@@ -91,7 +110,10 @@ class SQLiteFlows(SQLiteBase):
                 f.deadline <= ?
                 OR EXISTS (SELECT 1 FROM jobs AS r WHERE r.id = f.run_id AND r.state IN {TERMINAL_SQL})
                 OR EXISTS (SELECT 1 FROM jobs AS c WHERE c.parent_job = f.run_id
-                           AND c.state IN {TERMINAL_SQL} AND c.finished_at > f.updated_at))
+                           AND c.state IN {TERMINAL_SQL} AND c.finished_at > f.updated_at)
+                OR EXISTS (SELECT 1 FROM callbacks AS cb JOIN callback_calls AS cc ON cc.callback_id = cb.id
+                           WHERE cc.consumed_at IS NULL AND (cb.job_id = f.run_id OR cb.job_id IN
+                               (SELECT id FROM jobs WHERE parent_job = f.run_id))))
             ORDER BY f.updated_at LIMIT ?"""
         async with self._db().execute(sql, (now, limit)) as cur:
             return [row_to_flow_run(r) for r in await cur.fetchall()]
@@ -101,3 +123,11 @@ class SQLiteFlows(SQLiteBase):
             "SELECT * FROM jobs WHERE parent_job = ? ORDER BY seq", (parent_id,)
         ) as cur:
             return [row_to_job(r) for r in await cur.fetchall()]
+
+    async def peek_callback_call(self, callback_id: str) -> CallbackCall | None:
+        sql = (
+            "SELECT * FROM callback_calls WHERE callback_id = ? AND consumed_at IS NULL ORDER BY seq LIMIT 1"
+        )
+        async with self._db().execute(sql, (callback_id,)) as cur:
+            row = await cur.fetchone()
+        return row_to_call(row) if row else None
