@@ -152,7 +152,7 @@ class Subscriptions:
             private=True,
             request_id=run.request_id,
         )
-        chosen = [self.by_name[name] for name in to if name in self.by_name]
+        chosen = [self.by_name[name] for name in to if name in self.by_name and self.by_name[name].enabled]
         return [d for subscription in chosen for d in self._render(event, subscription, subscription.url)]
 
     def for_start(self, job: Job) -> list[Delivery]:
