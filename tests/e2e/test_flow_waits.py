@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from proc import process_gone
 
 from .harness import Gateway, eventually, job_state, wait_for_state
 from .test_flows import FAST, OUTBOUND, executions, flow_gateway, run, step, steps_of
@@ -219,3 +220,22 @@ async def _step_in(
     job = await job_state(session, gateway, run_id)
     found = steps_of(job).get(step_id, {}) if "steps" in job else {}
     return job if found.get("state") == state else None
+
+
+async def test_cancelling_a_run_cancels_its_sub_flow_and_the_sub_flows_running_step(
+    make_gateway: Callable[..., Gateway], session: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    marker = tmp_path / "pid"
+    child = f'[[steps]]\nid = "sleepy"\nscript = "t/sleep"\ninput = {{ seconds = 60, marker = "{marker}" }}\n'
+    parent = '[[steps]]\nid = "sub"\nflow = "f/t/sleepy"\n'
+    gateway = flow_gateway(make_gateway, {"f/t/sleepy": child, "f/t/outer": parent})
+    await gateway.start()
+    run_id = await run(session, gateway, "f/t/outer")
+    await eventually(lambda: asyncio.to_thread(marker.exists))
+    async with session.post(f"{gateway.url}/api/jobs/{run_id}/cancel") as resp:
+        assert resp.status == 200
+    sub_id = steps_of(await job_state(session, gateway, run_id))["sub"]["job_id"]
+    sub = await wait_for_state(session, gateway, sub_id, "cancelled")
+    sleepy = steps_of(sub)["sleepy"]["job_id"]
+    assert (await wait_for_state(session, gateway, sleepy, "cancelled"))["state"] == "cancelled"
+    await eventually(lambda: asyncio.to_thread(process_gone, int(marker.read_text())))

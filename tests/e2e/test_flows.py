@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -352,3 +353,45 @@ async def test_timeouts_of_a_step_and_of_the_whole_flow_and_a_steps_retries(
     )
     assert ok["state"] == "succeeded" and ok["result"] == {"attempt": 3}
     assert ok["steps"][0]["attempts"] == 3
+
+
+async def test_a_run_keeps_its_versions_while_the_files_change_and_a_reload_serves_the_new_flow(
+    make_gateway: Callable[..., Gateway], session: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    """The flow's file and a step's script both change while a run waits between two steps: that
+    run finishes on the versions it started with; after a reload new runs take the new flow, and
+    the old flow's hash still runs the old version."""
+    log, release = tmp_path / "log", tmp_path / "release"
+    old = step("wait", log, wait_for=str(release)) + '[[steps]]\nid = "which"\nscript = "t/version"\n'
+    gateway = flow_gateway(make_gateway, {"f/t/pinned": old})
+    await gateway.start()
+    first = await run(session, gateway, "f/t/pinned")
+    await eventually(lambda: asyncio.to_thread(starts, log, "wait"))
+    before = await job_state(session, gateway, first)
+    (gateway.scripts_dir / "t" / "version.py").write_text("def main():\n    return {'version': 2}\n")
+    flow_file = gateway.root / "flows" / "f" / "t" / "pinned.flow.toml"
+    flow_file.write_text('[[steps]]\nid = "which"\nscript = "t/version"\ninput = { new = true }\n')
+    assert gateway.process is not None
+    gateway.process.send_signal(signal.SIGHUP)
+
+    async def reloaded() -> bool:
+        return "configuration reloaded" in gateway.logs()
+
+    await eventually(reloaded)
+    release.write_text("go")
+    done = await wait_for_state(session, gateway, first, "succeeded", "failed")
+    assert done["result"] == {"version": 1} and done["flow_hash"] == before["flow_hash"]
+    new = await wait_for_state(
+        session, gateway, await run(session, gateway, "f/t/pinned"), "succeeded", "failed"
+    )
+    assert new["result"] == {"version": 2} and new["flow_hash"] != before["flow_hash"]
+    assert [s["id"] for s in new["steps"]] == ["which"]
+    async with session.post(
+        f"{gateway.url}/api/w/demo/jobs/run_wait_result/h/{before['flow_hash']}", json={}
+    ) as resp:
+        assert resp.status == 200 and await resp.json() == {"version": 2}  # its scripts: pinned at its start
+    pinned = await _latest_run(session, gateway, "f/t/pinned")
+    assert pinned["flow_hash"] == before["flow_hash"] and [s["id"] for s in pinned["steps"]] == [
+        "wait",
+        "which",
+    ]
