@@ -66,6 +66,7 @@ __all__ = ["EARLY_NONE", "FlowRunner", "wait_answer"]
 log = logging.getLogger("hookgate.flows")
 SAFETY_POLL = 1.0
 SWEEP_INTERVAL = 1.0
+IDLE_POLL = 10.0
 FULL_SWEEP_EVERY = 60
 """Sweeps; every this many, every open run is looked at, not only the likely ones (a replica's
 clock behind another's could hide a step's end from the likely ones' query)."""
@@ -153,6 +154,9 @@ class FlowRunner:
     # --- starting runs ------------------------------------------------------------------------------
 
     async def _feed(self) -> None:
+        """Claim new runs whenever something is queued. A gateway serving no flows claims only
+        every ``IDLE_POLL`` (runs queued before a reload removed every flow still start): a claim
+        is a write, and every enqueue of every job would otherwise pay for one."""
         with self.store.listen(QUEUE_TOPIC) as wake:
             while True:
                 wake.clear()
@@ -164,7 +168,10 @@ class FlowRunner:
                     raise
                 except Exception:
                     log.exception("starting flow runs failed; retrying")
-                await wake.wait_for(SAFETY_POLL)
+                if self.library().flows:
+                    await wake.wait_for(SAFETY_POLL)
+                else:
+                    await asyncio.sleep(IDLE_POLL)  # a period: nothing tells us of a run but a claim
 
     async def _claim(self) -> list[Job]:
         return await self.store.claim_jobs(
@@ -242,9 +249,9 @@ class FlowRunner:
         job = await self.store.get_job(endpoint.job_id)
         if job is None:
             return
-        run_id = job.id if job.engine == FLOW_ENGINE and job.flow_step is None else job.parent_job
-        if job.engine == FLOW_ENGINE and run_id is None:
-            run_id = job.id
+        # An approval's endpoint belongs to its run (a sub-flow's run too); a callback step's to
+        # the step's job, whose parent is the run.
+        run_id = job.id if job.engine == FLOW_ENGINE else job.parent_job
         if run_id is not None:
             await self._advance(run_id)
 
