@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import time
+from typing import Any
 
 from aiohttp import web
 
@@ -68,7 +69,11 @@ async def _job(request: web.Request) -> Job:
 
 
 async def get_job(request: web.Request) -> web.StreamResponse:
-    job = await readable_job(request)
+    return json_response(await job_page(request, await readable_job(request)))
+
+
+async def job_page(request: web.Request, job: Job) -> dict[str, Any]:
+    """Everything ``GET /api/jobs/{id}`` shows of a job: its view, a run's steps, its callback."""
     if not job.finished and job.logs is None:
         job = job.evolve(logs=request.app[DISPATCHER].live_logs(job.id))  # output so far, while it runs
     view = job_view(job)
@@ -80,7 +85,7 @@ async def get_job(request: web.Request) -> web.StreamResponse:
         cromwell = [d for d in deliveries if d.subscription == CROMWELL]
         attempts = await request.app[STORE].list_attempts([d.id for d in cromwell])
         view.update(workflow_callback_view(cromwell, attempts))
-    return json_response(view)
+    return view
 
 
 async def get_job_result(request: web.Request) -> web.StreamResponse:

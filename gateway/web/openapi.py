@@ -263,6 +263,19 @@ def describe(config: Config) -> dict[str, Any]:
                 errors=(400, 401, 403, 404, 503),
             )
         },
+        "/api/jobs/{id}/events": {
+            "get": _op(
+                "a job as it changes, as Server-Sent Events (Last-Event-ID resumes)",
+                {
+                    "200": {
+                        "description": "one `job` event per change: the job as GET /api/jobs/{id} shows it",
+                        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                    }
+                },
+                params=["id"],
+                errors=(401, 403, 404),
+            )
+        },
         "/api/jobs/{id}/cancel": {
             "post": _op(
                 "cancel a job",

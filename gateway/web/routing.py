@@ -22,7 +22,7 @@ from gateway.outbound import http as delivery_api
 from gateway.state import LIVE, SERVED
 from gateway.triggers import handlers as h
 from gateway.triggers.policy import policy_for_route
-from gateway.web import api, windmill_api
+from gateway.web import api, streams, windmill_api
 
 __all__ = ["WINDMILL_PREFIX", "LiveRoutes", "add_routes", "compile_routes"]
 
@@ -70,6 +70,7 @@ def add_routes(app: web.Application) -> None:
     r.add_get("/api/jobs", api.list_jobs)
     r.add_get("/api/jobs/{id}", api.get_job)
     r.add_get("/api/jobs/{id}/result", api.get_job_result)
+    r.add_get("/api/jobs/{id}/events", streams.job_events)
     r.add_post("/api/jobs/{id}/cancel", api.cancel_job)
     r.add_post("/api/tokens/{jti}/revoke", api.revoke_token)
     r.add_get("/api/jobs/{id}/deliveries", delivery_api.job_deliveries)

@@ -395,3 +395,50 @@ async def test_a_run_keeps_its_versions_while_the_files_change_and_a_reload_serv
         "wait",
         "which",
     ]
+
+
+async def test_a_run_streams_its_changes_as_server_sent_events_and_a_reconnect_resumes(
+    make_gateway: Callable[..., Gateway], session: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    log, release = tmp_path / "log", tmp_path / "release"
+    text = step("a", log) + step("b", log, wait_for=str(release)) + step("c", log)
+    gateway = flow_gateway(make_gateway, {"f/t/live": text})
+    await gateway.start()
+    run_id = await run(session, gateway, "f/t/live")
+    seen: list[tuple[str, dict[str, Any]]] = []
+
+    async def read(last: str | None, *, until: Callable[[dict[str, Any]], bool]) -> None:
+        headers = {"Last-Event-ID": last} if last else {}
+        async with session.get(f"{gateway.url}/api/jobs/{run_id}/events", headers=headers) as resp:
+            assert resp.status == 200 and resp.content_type == "text/event-stream"
+            event_id = None
+            async for raw in resp.content:
+                line = raw.decode().rstrip("\n")
+                if line.startswith("id: "):
+                    event_id = line[4:]
+                elif line.startswith("data: ") and event_id is not None:
+                    seen.append((event_id, json.loads(line[6:])))
+                    if until(seen[-1][1]):
+                        return
+
+    def b_waits(job: dict[str, Any]) -> bool:
+        return {s["id"]: s["state"] for s in job.get("steps", [])}.get("b") == "running"
+
+    await asyncio.wait_for(read(None, until=b_waits), 10)
+    last_id = seen[-1][0]
+    count = len(seen)
+    release.write_text("go")
+    await asyncio.wait_for(read(last_id, until=lambda job: job["state"] == "succeeded"), 10)
+    assert seen[count][0] != last_id  # the reconnect did not send again what was seen
+    assert (
+        seen[-1][1]["state"] == "succeeded"
+        and [s["state"] for s in seen[-1][1]["steps"]] == ["succeeded"] * 3
+    )
+    states = [view["state"] for _, view in seen]
+    assert states.index("succeeded") == len(states) - 1 and "running" in states
+    async with session.get(
+        f"{gateway.url}/api/jobs/{run_id}/events", headers={"Last-Event-ID": seen[-1][0]}
+    ) as resp:
+        assert (await resp.read()) == b""  # finished and already seen: the stream ends at once
+    async with session.get(f"{gateway.url}/api/jobs/00000000-0000-0000-0000-000000000000/events") as resp:
+        assert resp.status == 404
