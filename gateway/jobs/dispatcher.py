@@ -31,6 +31,8 @@ __all__ = ["Dispatcher"]
 
 log = logging.getLogger("hookgate.dispatcher")
 SAFETY_POLL = 1.0
+LOG_FLUSH = 0.5
+"""How often the output of this process's running jobs is written to the store (when it grew)."""
 STEP_KINDS = {
     "started": EventType.RULE_STARTED,
     "completed": EventType.RULE_COMPLETED,
@@ -68,6 +70,7 @@ class Dispatcher:
         self._held: dict[str, str] = {}  # job id -> engine name
         self._claimed: dict[str, Job] = {}  # job id -> the job as claimed (spares a read on completion)
         self._tasks: list[asyncio.Task[None]] = []
+        self._flushed: dict[str, str] = {}  # job id -> the output last written to the store
 
     def engine_context(self, data_dir: os.PathLike[str] | str) -> EngineContext:
         return EngineContext(
@@ -91,6 +94,7 @@ class Dispatcher:
         for name, engine in self.engines.items():
             self._tasks.append(asyncio.create_task(self._feed(name, engine), name=f"dispatch:{name}"))
         self._tasks.append(asyncio.create_task(self._heartbeat(), name="dispatch:heartbeat"))
+        self._tasks.append(asyncio.create_task(self._flush_logs_forever(), name="dispatch:logs"))
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -247,6 +251,28 @@ class Dispatcher:
         self._claimed.pop(job_id, None)
         if name is not None:
             await self.engines[name].cancel(job_id)
+
+    async def _flush_logs_forever(self) -> None:
+        while True:
+            await asyncio.sleep(LOG_FLUSH)  # a period: output grows without telling anyone
+            try:
+                await self.flush_logs()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("writing live logs failed")
+
+    async def flush_logs(self) -> None:
+        """The output so far of each running job that grew, to the store: a browser following a
+        job through another replica sees it too. Engines keep only a bounded tail (their
+        ``max_log_bytes``), so what is written is bounded as well."""
+        for job_id in [j for j in self._flushed if j not in self._held]:
+            del self._flushed[job_id]
+        for job_id in list(self._held):
+            logs = self.live_logs(job_id)
+            if logs and logs != self._flushed.get(job_id):
+                await self.store.save_live_logs(job_id, logs)
+                self._flushed[job_id] = logs
 
     async def _heartbeat(self) -> None:
         interval = self.lease / 3

@@ -176,6 +176,10 @@ class Store(Protocol):
     async def next_due(self, *, engine: str) -> float | None:
         """When the earliest queued job of ``engine`` becomes due (retries wait for their backoff)."""
 
+    async def save_live_logs(self, job_id: str, logs: str) -> None:
+        """The output so far of a job that runs, kept on the job until it ends (its end's logs win),
+        so that every replica shows it; notifies the job's topic."""
+
     async def erase_job_data(self, job_id: str) -> None:
         """Forget args, result, error details and logs of a job, keeping its id, script, state and times."""
 

@@ -74,8 +74,8 @@ async def get_job(request: web.Request) -> web.StreamResponse:
 
 async def job_page(request: web.Request, job: Job) -> dict[str, Any]:
     """Everything ``GET /api/jobs/{id}`` shows of a job: its view, a run's steps, its callback."""
-    if not job.finished and job.logs is None:
-        job = job.evolve(logs=request.app[DISPATCHER].live_logs(job.id))  # output so far, while it runs
+    if not job.finished and (live := request.app[DISPATCHER].live_logs(job.id)) is not None:
+        job = job.evolve(logs=live)  # runs here: fresher than what the store has of its output
     view = job_view(job)
     if job.engine == FLOW_ENGINE and (run := await request.app[STORE].get_flow_run(job.id)) is not None:
         view.update(flow_run_view(run, erased=job.erased))

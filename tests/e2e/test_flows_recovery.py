@@ -8,6 +8,8 @@ at most once more, after its lease expires (docs/flows.md, "Crashes").
 from __future__ import annotations
 
 import asyncio
+import itertools
+import json
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -156,3 +158,34 @@ def _wide(log: Path) -> str:
     return fan + step(
         "join", log, needs=str([f"w{n}" for n in range(8)]).replace("'", '"'), value=f"${{[{joined}]}}"
     )
+
+
+async def test_a_job_running_on_one_replica_streams_its_growing_output_from_the_other(
+    pair: Callable[..., Gateway], session: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    done = tmp_path / "done"
+    a = pair({})
+    await a.start()
+    async with session.post(
+        f"{a.url}/api/run/t/talk", json={"lines": 6, "interval": 0.4, "until": str(done)}
+    ) as resp:
+        job_id = (await resp.json())["job_id"]
+    await wait_for_state(session, a, job_id, "running")
+    b = pair({})
+    await b.start()  # it runs on A: B only ever sees it through the store
+    outputs: list[str] = []
+    async with session.get(f"{b.url}/api/jobs/{job_id}/events") as resp:
+        assert resp.status == 200
+        async for raw in resp.content:
+            line = raw.decode()
+            if line.startswith("data: "):
+                logs = json.loads(line[6:]).get("logs") or ""
+                if not outputs or logs != outputs[-1]:
+                    outputs.append(logs)
+                if "line 5" in logs:
+                    break
+    grown = [o for o in outputs if o]
+    assert len(grown) >= 2 and all(later.startswith(earlier) for earlier, later in itertools.pairwise(grown))
+    assert "line 0" in grown[0] and "line 5" in grown[-1]
+    done.write_text("go")
+    assert (await wait_for_state(session, b, job_id, "succeeded"))["logs"].count("line") == 6

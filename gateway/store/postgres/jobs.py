@@ -237,6 +237,14 @@ class PostgresJobs(PostgresBase):
         )
         return float(row[0]) if row and row[0] is not None else None
 
+    async def save_live_logs(self, job_id: str, logs: str) -> None:
+        async with self._transaction() as tx:
+            status = await tx.conn.execute(
+                "UPDATE jobs SET logs = $1 WHERE id = $2 AND state = ANY($3::text[])", logs, job_id, ACTIVE
+            )
+            if status.split()[-1] != "0":
+                tx.touch(job_topic(job_id))
+
     async def erase_job_data(self, job_id: str) -> None:
         async with self._transaction() as tx:
             await tx.conn.execute(

@@ -268,6 +268,15 @@ class SQLiteJobs(SQLiteBase):
             row = await cur.fetchone()
         return float(row[0]) if row and row[0] is not None else None
 
+    async def save_live_logs(self, job_id: str, logs: str) -> None:
+        sql = f"UPDATE jobs SET logs = ? WHERE id = ? AND state IN {ACTIVE_SQL}"
+
+        def save(conn: sqlite3.Connection, batch: Batch) -> None:
+            if conn.execute(sql, (logs, job_id)).rowcount:
+                batch.touch(job_topic(job_id))
+
+        await self._grouped().write(save, one_statement=True)
+
     async def erase_job_data(self, job_id: str) -> None:
         async with self._transaction() as db:
             await db.execute(
