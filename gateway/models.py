@@ -27,6 +27,7 @@ __all__ = [
     "Page",
     "ScriptVersion",
     "TokenRecord",
+    "UiSession",
 ]
 
 
@@ -288,12 +289,30 @@ class TokenRecord:
 
 
 @dataclass(frozen=True)
+class UiSession:
+    """A dashboard session: who signed in, with which token's scopes (never the token itself)."""
+
+    id_hash: str
+    principal: str
+    kind: str
+    scopes: tuple[str, ...]
+    csrf: str
+    created_at: float
+    last_seen: float
+    jti: str | None = None
+    """The JWT it was opened with: its revocation ends the session."""
+    token_hash: str | None = None
+    """The opaque token's hash it was opened with: its removal from the configuration ends it."""
+
+
+@dataclass(frozen=True)
 class JobQuery:
     state: JobState | None = None
     script: str | None = None
     principal: str | None = None
     limit: int = 50
     cursor: str | None = None
+    route: str | None = None
 
 
 @dataclass(frozen=True)

@@ -251,6 +251,7 @@ SECTIONS: dict[str, type[BaseModel]] = {
     "auth.keys": f.KeyFile,
     "outbound": f.OutboundFile,
     "flows": f.FlowsFile,
+    "ui": f.UiFile,
     "webhooks": f.WebhookFile,
     "workflow_state_callback": f.CromwellFile,
     "engines": f.EngineFile,

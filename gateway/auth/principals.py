@@ -220,6 +220,13 @@ class Authenticator:
         self._key_file_version = stamp
         log.info("JWT keys reloaded after a rotation (%d keys)", len(self._keys.keys))
 
+    def is_revoked(self, jti: str) -> bool:
+        return jti in self._revoked
+
+    def knows_opaque(self, token_hash: str) -> bool:
+        """The opaque token with this hash is still an admin's or a user's (a reload may drop it)."""
+        return any(hmac.compare_digest(token_hash, known) for known in (*self._admin_hashes, *self._users))
+
     def revoked_here(self, jti: str) -> None:
         """A revocation made through this process's API applies at once."""
         self._revoked.add(jti)

@@ -358,6 +358,13 @@ class FlowsFile(FileModel):
     """Where flow files live: ``{dir}/f/demo/release.flow.toml`` is the flow ``f/demo/release``."""
 
 
+class UiFile(FileModel):
+    enabled: Flag = True
+    """The dashboard at /ui/ (docs/dashboard.md)."""
+    idle_timeout: Duration = 1800.0
+    """A dashboard session unused this long ends."""
+
+
 class TomlFile(FileModel):
     """The whole file. Every table is optional: an empty file serves ./scripts on 127.0.0.1:8080."""
 
@@ -367,6 +374,7 @@ class TomlFile(FileModel):
     auth: AuthFile = Field(default_factory=AuthFile)
     outbound: OutboundFile = Field(default_factory=OutboundFile)
     flows: FlowsFile = Field(default_factory=FlowsFile)
+    ui: UiFile = Field(default_factory=UiFile)
     engines: tuple[EngineFile, ...] = ()
     routes: tuple[RouteFile, ...] = ()
     webhooks: tuple[WebhookFile, ...] = ()

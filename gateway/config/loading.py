@@ -31,6 +31,7 @@ from gateway.config.models import (
     RouteConfig,
     ServerConfig,
     StoreConfig,
+    UiConfig,
     UserConfig,
     VerifyConfig,
     WebhookConfig,
@@ -43,7 +44,7 @@ from gateway.errors import ConfigError
 __all__ = ["load_config", "parse_config"]
 
 # Paths that belong to hookgate itself; a custom route may not shadow them.
-RESERVED_PREFIXES = ("/api/", "/callbacks/", "/healthz", "/readyz", "/metrics", "/openapi.json")
+RESERVED_PREFIXES = ("/api/", "/callbacks/", "/ui/", "/healthz", "/readyz", "/metrics", "/openapi.json")
 # Engines whose jobs run on other hosts, which cannot reach the gateway on its listening address.
 REMOTE_ENGINE_TYPES = frozenset({"http", "celery"})
 _ENV = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -122,6 +123,7 @@ def _build(
         engines=engines,
         routes=routes,
         flows_dir=doc.flows.dir,
+        ui=UiConfig(enabled=doc.ui.enabled, idle_timeout=doc.ui.idle_timeout),
         source=source,
     )
     _check_names(config, problems)

@@ -19,6 +19,7 @@ __all__ = [
     "RouteConfig",
     "ServerConfig",
     "StoreConfig",
+    "UiConfig",
     "UserConfig",
     "VerifyConfig",
     "WebhookConfig",
@@ -221,6 +222,12 @@ class RouteConfig:
 
 
 @dataclass(frozen=True)
+class UiConfig:
+    enabled: bool = True
+    idle_timeout: float = 1800.0
+
+
+@dataclass(frozen=True)
 class Config:
     server: ServerConfig
     store: StoreConfig
@@ -232,4 +239,5 @@ class Config:
     workflow_state_callback: WebhookConfig | None = None
     flows_dir: Path | None = None
     """``[flows] dir``: where flow files live; None: no flows."""
+    ui: UiConfig = field(default_factory=UiConfig)
     source: Path | None = field(default=None, compare=False)

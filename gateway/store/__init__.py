@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from gateway.errors import ConfigError
 from gateway.store.protocol import (
+    JOBS_TOPIC,
     OUTBOX_TOPIC,
     QUEUE_TOPIC,
     CallRefused,
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from gateway.store.postgres import PostgresStore
 
 __all__ = [
+    "JOBS_TOPIC",
     "OUTBOX_TOPIC",
     "QUEUE_TOPIC",
     "CallRefused",

@@ -32,6 +32,7 @@ TABLES: list[tuple[str, str, str]] = [
     ("deliveries", "id", "created_at"),
     ("delivery_attempts", "delivery_id, number", "delivery_id, number"),
     ("disabled_subscriptions", "name", "name"),
+    ("ui_sessions", "id_hash", "id_hash"),
 ]
 SKIPPED_COLUMNS = {"jobs": {"seq"}}  # numbered anew by PostgreSQL
 BATCH = 500

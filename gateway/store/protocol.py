@@ -30,11 +30,13 @@ from gateway.models import (
     Page,
     ScriptVersion,
     TokenRecord,
+    UiSession,
 )
 from gateway.store.signals import Signal
 
 __all__ = [
     "CALLBACK_TOPIC",
+    "JOBS_TOPIC",
     "JOB_TOPIC",
     "OUTBOX_TOPIC",
     "QUEUE_TOPIC",
@@ -50,6 +52,8 @@ __all__ = [
 ]
 
 QUEUE_TOPIC = "queue"
+JOBS_TOPIC = "jobs"
+"""Any job was created or changed state: what a live list of runs listens to."""
 OUTBOX_TOPIC = "outbox"
 JOB_TOPIC = "job:"
 CALLBACK_TOPIC = "callback:"
@@ -269,6 +273,18 @@ class Store(Protocol):
     async def disable_subscription(self, name: str, *, reason: str, now: float) -> None: ...
 
     async def disabled_subscriptions(self) -> set[str]: ...
+
+    async def create_ui_session(self, session: UiSession) -> None: ...
+
+    async def get_ui_session(self, id_hash: str) -> UiSession | None: ...
+
+    async def touch_ui_session(self, id_hash: str, *, now: float) -> None: ...
+
+    async def end_ui_session(self, id_hash: str) -> None:
+        """Idempotent."""
+
+    async def purge_ui_sessions(self, *, idle_before: float) -> int:
+        """Delete sessions last seen before ``idle_before``; return how many."""
 
     async def get_setting(self, key: str) -> str | None: ...
 

@@ -22,12 +22,14 @@ from gateway.models import (
     JobState,
     ScriptVersion,
     TokenRecord,
+    UiSession,
 )
 
 __all__ = [
     "CALLBACK_COLUMNS",
     "DELIVERY_COLUMNS",
     "JOB_COLUMNS",
+    "UI_SESSION_COLUMNS",
     "callback_values",
     "decode_cursor",
     "delivery_values",
@@ -44,7 +46,9 @@ __all__ = [
     "row_to_job",
     "row_to_script_version",
     "row_to_token",
+    "row_to_ui_session",
     "transition_values",
+    "ui_session_values",
 ]
 
 JSON_COLUMNS = frozenset({"args", "result", "error"})
@@ -316,4 +320,35 @@ def row_to_script_version(row: Row) -> ScriptVersion:
         path=row["path"],
         filename=row["filename"],
         content=bytes(row["content"]),
+    )
+
+
+UI_SESSION_COLUMNS = "id_hash, principal, kind, scopes, jti, token_hash, csrf, created_at, last_seen"
+
+
+def ui_session_values(session: UiSession) -> tuple[Any, ...]:
+    return (
+        session.id_hash,
+        session.principal,
+        session.kind,
+        dump(list(session.scopes)),
+        session.jti,
+        session.token_hash,
+        session.csrf,
+        session.created_at,
+        session.last_seen,
+    )
+
+
+def row_to_ui_session(row: Row) -> UiSession:
+    return UiSession(
+        id_hash=row["id_hash"],
+        principal=row["principal"],
+        kind=row["kind"],
+        scopes=tuple(loads(row["scopes"]) or ()),
+        csrf=row["csrf"],
+        created_at=row["created_at"],
+        last_seen=row["last_seen"],
+        jti=row["jti"],
+        token_hash=row["token_hash"],
     )

@@ -13,6 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
+from gateway.auth.principals import Principal
 from gateway.errors import BadRequest, Forbidden, JobNotFound
 from gateway.http.answers import flow_run_view, iso_time, job_view, json_response, workflow_callback_view
 from gateway.http.live import config_of, served
@@ -50,10 +51,11 @@ __all__ = [
 ]
 
 
-async def readable_job(request: web.Request) -> Job:
+async def readable_job(request: web.Request, principal: Principal | None = None) -> Job:
     """A job this caller may see; one it may not is answered exactly like one that does not exist,
-    so that job ids cannot be probed."""
-    principal = await request.app[AUTH].require(request)
+    so that job ids cannot be probed. ``principal``: already known (a dashboard session's)."""
+    if principal is None:
+        principal = await request.app[AUTH].require(request)
     job = await _job(request)
     if not principal.can_read(job):
         raise JobNotFound(f"no job {job.id}")
@@ -113,11 +115,15 @@ def _wait_seconds(request: web.Request) -> float:
 async def cancel_requested(request: web.Request) -> Job:
     principal = await request.app[AUTH].require(request)
     existing = await _job(request)
+    return await cancel_as(request, principal, existing, await _cancel_reason(request))
+
+
+async def cancel_as(request: web.Request, principal: Principal, existing: Job, reason: str | None) -> Job:
+    """Cancel for ``principal`` (the API's token, or a dashboard session's)."""
     if not principal.can_read(existing):
         raise JobNotFound(f"no job {existing.id}")
     if not principal.can_cancel(existing):
         raise Forbidden(f"this token may not cancel job {existing.id}", details={"required": ["jobs:cancel"]})
-    reason = await _cancel_reason(request)
     if existing.engine == FLOW_ENGINE:
         return await request.app[FLOWS].cancel(existing.id, reason=reason)
     announce = served(request).subscriptions.for_job

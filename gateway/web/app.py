@@ -297,6 +297,7 @@ async def _purge_forever(app: web.Application) -> None:
     while True:
         try:
             purged = await app[STORE].purge_finished(before=time.time() - retention)
+            await app[STORE].purge_ui_sessions(idle_before=time.time() - app[LIVE].config.ui.idle_timeout)
             if purged:
                 log.info("purged %d finished jobs older than the retention of %gs", purged, retention)
         except Exception:

@@ -23,6 +23,7 @@ from gateway.state import LIVE, SERVED
 from gateway.triggers import handlers as h
 from gateway.triggers.policy import policy_for_route
 from gateway.web import api, streams, windmill_api
+from gateway.web.ui.http import add_ui_routes
 
 __all__ = ["WINDMILL_PREFIX", "LiveRoutes", "add_routes", "compile_routes"]
 
@@ -82,6 +83,10 @@ def add_routes(app: web.Application) -> None:
     r.add_post("/api/jobs/{id}/callbacks", callback_api.create_callback)
     r.add_get("/api/callbacks/{id}/await", callback_api.await_callback)
     r.add_route("*", "/callbacks/{token}", callback_api.call_callback)
+
+    # The dashboard, unless [ui] enabled = false (then /ui/ answers 404 like any unknown path).
+    if app[LIVE].config.ui.enabled:
+        add_ui_routes(r)
 
     # Custom routes, last: reserved prefixes were refused by the configuration.
     r.register_resource(LiveRoutes(app))

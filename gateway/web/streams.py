@@ -9,24 +9,30 @@ stream ends once the job has finished and that has been sent.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import time
 
 import orjson
 from aiohttp import web
 
+from gateway.models import Job
 from gateway.state import STORE, SYNC_WAITS
-from gateway.store import job_topic
+from gateway.store import JOBS_TOPIC, job_topic
 from gateway.web.api import job_page, readable_job
 
-__all__ = ["HEARTBEAT", "job_events"]
+__all__ = ["HEARTBEAT", "job_events", "stream_changes", "stream_job"]
 
 HEARTBEAT = 15.0
 """A comment line this often keeps proxies from closing a quiet stream."""
 
 
 async def job_events(request: web.Request) -> web.StreamResponse:
-    job = await readable_job(request)
+    return await stream_job(request, await readable_job(request))
+
+
+async def stream_job(request: web.Request, job: Job) -> web.StreamResponse:
+    """The stream of a job the caller may read (the API's token or a dashboard session checked it)."""
     store = request.app[STORE]
     seen = request.headers.get("Last-Event-ID")
     response = web.StreamResponse(
@@ -64,3 +70,22 @@ async def job_events(request: web.Request) -> web.StreamResponse:
 def _event_id(body: bytes) -> str:
     """The same view gives the same id on any replica; a change gives another."""
     return hashlib.sha256(body).hexdigest()[:16]
+
+
+async def stream_changes(request: web.Request, *, throttle: float = 0.5) -> web.StreamResponse:
+    """A ``changed`` event whenever any job is created or changes (at most one per ``throttle``):
+    what a live list of runs listens to before fetching itself again."""
+    store = request.app[STORE]
+    response = web.StreamResponse(
+        headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    )
+    await response.prepare(request)
+    await response.write(b": listening\n\n")
+    with request.app[SYNC_WAITS].hold(), store.listen(JOBS_TOPIC) as changed:
+        while True:
+            changed.clear()
+            if await changed.wait_for(HEARTBEAT):
+                await response.write(b"event: changed\ndata: {}\n\n")
+                await asyncio.sleep(throttle)  # a burst of changes becomes one fetch
+            else:
+                await response.write(b": keep-alive\n\n")

@@ -18,10 +18,13 @@ from gateway.store.postgres.callbacks import PostgresCallbacks
 from gateway.store.postgres.deliveries import PostgresDeliveries
 from gateway.store.postgres.flows import PostgresFlows
 from gateway.store.postgres.jobs import PostgresJobs
+from gateway.store.postgres.sessions import PostgresSessions
 from gateway.store.postgres.tokens import PostgresTokens
 
 __all__ = ["PostgresStore"]
 
 
-class PostgresStore(PostgresJobs, PostgresFlows, PostgresCallbacks, PostgresDeliveries, PostgresTokens):
+class PostgresStore(
+    PostgresJobs, PostgresFlows, PostgresCallbacks, PostgresDeliveries, PostgresTokens, PostgresSessions
+):
     """Every concern of the ``Store`` Protocol on one PostgreSQL database, shared by every replica."""

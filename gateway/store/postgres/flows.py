@@ -11,7 +11,7 @@ import orjson
 
 from gateway.models import TERMINAL_STATES, CallbackCall, FlowAdvance, FlowRun, Job, JobState
 from gateway.store.postgres.base import TERMINAL, PostgresBase
-from gateway.store.protocol import QUEUE_TOPIC, job_topic
+from gateway.store.protocol import JOBS_TOPIC, QUEUE_TOPIC, job_topic
 from gateway.store.rows import (
     CALLBACK_COLUMNS,
     JOB_COLUMNS,
@@ -62,7 +62,7 @@ class PostgresFlows(PostgresBase):
                     )
                 if status.split()[-1] == "0":
                     raise _Stale()
-                tx.touch(job_topic(change.run_id))
+                tx.touch(job_topic(change.run_id), JOBS_TOPIC)
                 for end in change.ends:
                     values = transition_values(end.to, end.changes)
                     assignments = ", ".join(f"{column} = ${i + 1}" for i, column in enumerate(values))

@@ -11,6 +11,7 @@ import orjson
 from gateway.models import TERMINAL_STATES, Delivery, Job, JobQuery, JobState, Page, ScriptVersion
 from gateway.store.postgres.base import ACTIVE, TERMINAL, PostgresBase
 from gateway.store.protocol import (
+    JOBS_TOPIC,
     QUEUE_TOPIC,
     DuplicateRequest,
     Idempotency,
@@ -61,7 +62,7 @@ class PostgresJobs(PostgresBase):
                 if queued + len(rows) > max_queued:
                     raise QueueFull()
             await tx.conn.executemany(sql, [tuple(r.values()) for r in rows])
-            tx.touch(QUEUE_TOPIC, *(job_topic(job.id) for job in jobs))
+            tx.touch(QUEUE_TOPIC, JOBS_TOPIC, *(job_topic(job.id) for job in jobs))
 
     async def get_job(self, job_id: str) -> Job | None:
         row = await self._fetchrow("SELECT * FROM jobs WHERE id = $1", job_id)
@@ -74,6 +75,7 @@ class PostgresJobs(PostgresBase):
             ("state", query.state.value if query.state else None),
             ("script", query.script),
             ("principal", query.principal),
+            ("route", query.route),
         ):
             if value is not None:
                 params.append(value)
@@ -142,7 +144,7 @@ class PostgresJobs(PostgresBase):
                     job.id,
                 )
                 claimed.append(row_to_job(updated))
-                tx.touch(job_topic(job.id))
+                tx.touch(job_topic(job.id), JOBS_TOPIC)
                 if on_claim is not None:
                     await self._insert_deliveries(tx, on_claim(claimed[-1]))
         return claimed
@@ -191,7 +193,7 @@ class PostgresJobs(PostgresBase):
             job = row_to_job(row)
             if deliveries is not None:
                 await self._insert_deliveries(tx, deliveries(job))
-            tx.touch(job_topic(job_id))
+            tx.touch(job_topic(job_id), JOBS_TOPIC)
             if to in (JobState.QUEUED, JobState.SUSPENDED) or to in TERMINAL_STATES:
                 tx.touch(QUEUE_TOPIC)
         return job

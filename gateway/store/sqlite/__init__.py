@@ -16,6 +16,7 @@ from gateway.store.sqlite.callbacks import SQLiteCallbacks
 from gateway.store.sqlite.deliveries import SQLiteDeliveries
 from gateway.store.sqlite.flows import SQLiteFlows
 from gateway.store.sqlite.jobs import RESTART_ERROR, SQLiteJobs
+from gateway.store.sqlite.sessions import SQLiteSessions
 from gateway.store.sqlite.tokens import SQLiteTokens
 
 __all__ = [
@@ -28,5 +29,5 @@ __all__ = [
 ]
 
 
-class SQLiteStore(SQLiteJobs, SQLiteFlows, SQLiteCallbacks, SQLiteDeliveries, SQLiteTokens):
+class SQLiteStore(SQLiteJobs, SQLiteFlows, SQLiteCallbacks, SQLiteDeliveries, SQLiteTokens, SQLiteSessions):
     """Every concern of the ``Store`` Protocol on one SQLite file."""

@@ -8,7 +8,7 @@ import orjson
 
 from gateway.models import TERMINAL_STATES, CallbackCall, FlowAdvance, FlowRun, Job, JobState
 from gateway.store.group_commit import Batch
-from gateway.store.protocol import QUEUE_TOPIC, job_topic
+from gateway.store.protocol import JOBS_TOPIC, QUEUE_TOPIC, job_topic
 from gateway.store.rows import (
     CALLBACK_COLUMNS,
     JOB_COLUMNS,
@@ -59,7 +59,7 @@ class SQLiteFlows(SQLiteBase):
                 ).rowcount
             if inserted == 0:
                 raise _Stale()
-            batch.touch(job_topic(change.run_id))  # the run's waiters (early return) look again
+            batch.touch(job_topic(change.run_id), JOBS_TOPIC)  # the run's waiters (early return) look again
             for end in change.ends:
                 values = transition_values(end.to, end.changes)
                 assignments = ", ".join(f"{column} = ?" for column in values)

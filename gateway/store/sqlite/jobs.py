@@ -12,6 +12,7 @@ import orjson
 from gateway.models import TERMINAL_STATES, Delivery, Job, JobQuery, JobState, Page, ScriptVersion
 from gateway.store.group_commit import Batch
 from gateway.store.protocol import (
+    JOBS_TOPIC,
     QUEUE_TOPIC,
     DuplicateRequest,
     Idempotency,
@@ -76,7 +77,7 @@ class SQLiteJobs(SQLiteBase):
                 if (found[0] if found else 0) + len(rows) > max_queued:
                     raise QueueFull()
             conn.executemany(_INSERT_JOB, rows)
-            batch.touch(QUEUE_TOPIC)  # job topics: nobody can wait on an id not handed out yet
+            batch.touch(QUEUE_TOPIC, JOBS_TOPIC)  # job topics: nobody can wait on an id not handed out yet
 
         await self._grouped().write(insert, one_statement=len(rows) == 1 and idempotency is None)
 
@@ -97,6 +98,9 @@ class SQLiteJobs(SQLiteBase):
         if query.principal is not None:
             where.append("principal = ?")
             params.append(query.principal)
+        if query.route is not None:
+            where.append("route = ?")
+            params.append(query.route)
         if query.cursor:
             where.append("seq < ?")
             params.append(decode_cursor(query.cursor))
@@ -166,6 +170,7 @@ class SQLiteJobs(SQLiteBase):
                 )
                 claimed.append(running)
                 batch.touch(job_topic(job.id), value=running)
+                batch.touch(JOBS_TOPIC)
                 if on_claim is not None:
                     insert_deliveries(conn, batch, on_claim(running))
             # The dispatcher asks next when the next job is due; answered here, it costs no read.
@@ -222,6 +227,7 @@ class SQLiteJobs(SQLiteBase):
             if deliveries is not None:
                 insert_deliveries(conn, batch, deliveries(job))
             batch.touch(job_topic(job_id), value=job)  # a sync waiter takes it without reading it back
+            batch.touch(JOBS_TOPIC)
             if to is JobState.QUEUED or to is JobState.SUSPENDED or to in TERMINAL_STATES:
                 batch.touch(QUEUE_TOPIC)  # a slot or a concurrency key may have freed up
             return job

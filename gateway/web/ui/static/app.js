@@ -1,0 +1,55 @@
+// hookgate dashboard: what is live. Job data is only ever written with textContent.
+"use strict";
+
+function localTimes(root) {
+  for (const node of root.querySelectorAll("time[datetime]")) {
+    const when = new Date(node.getAttribute("datetime"));
+    if (isNaN(when)) continue;
+    const seconds = Math.round((Date.now() - when) / 1000);
+    const ago = seconds < 60 ? `${seconds}s ago` : seconds < 3600 ? `${Math.round(seconds / 60)}m ago`
+      : seconds < 86400 ? `${Math.round(seconds / 3600)}h ago` : `${Math.round(seconds / 86400)}d ago`;
+    node.textContent = `${when.toLocaleString()} (${ago})`;
+  }
+}
+
+function liveList(box) {
+  const events = new EventSource(box.dataset.liveList);
+  events.addEventListener("changed", async () => {
+    const url = new URL(location.href);
+    url.searchParams.set("fragment", "1");
+    const answer = await fetch(url, { credentials: "same-origin" });
+    if (!answer.ok) return;
+    box.innerHTML = await answer.text(); // rendered and escaped by the server
+    localTimes(box);
+  });
+}
+
+function liveRun(box) {
+  const events = new EventSource(box.dataset.liveRun);
+  const field = (name) => box.querySelector(`[data-field="${name}"]`);
+  events.addEventListener("job", (message) => {
+    const job = JSON.parse(message.data);
+    const state = field("state");
+    state.textContent = job.state;
+    state.className = `state ${job.state}`;
+    field("logs").textContent = job.logs || "";
+    field("outcome-title").textContent = job.error ? "Error" : "Result";
+    field("outcome").textContent = JSON.stringify(job.error || job.result, null, 2);
+    for (const step of job.steps || []) {
+      const cell = box.querySelector(`[data-step="${CSS.escape(step.id)}"] [data-field="step-state"]`);
+      if (cell) { cell.textContent = step.state; cell.className = `state ${step.state}`; }
+    }
+    if (["succeeded", "failed", "cancelled"].includes(job.state)) {
+      for (const form of box.querySelectorAll("[data-hide-when-done]")) form.remove();
+      events.close();
+    }
+  });
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  localTimes(document);
+  const list = document.querySelector("[data-live-list]");
+  if (list) liveList(list);
+  const run = document.querySelector("[data-live-run]");
+  if (run) liveRun(run);
+});
