@@ -10,7 +10,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from pg import postgres_store
 
 from gateway.models import Attempt, Delivery, Job, JobOptions, JobQuery, JobState, ScriptVersion, TokenRecord
 from gateway.store import (
@@ -26,18 +25,6 @@ from gateway.store import (
 from gateway.store.sqlite import RESTART_ERROR
 
 ACTIVE = (JobState.RUNNING, JobState.SUSPENDED)
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    if request.param == "sqlite":
-        opened: Store = SQLiteStore(tmp_path / "h.db")
-        await opened.open()
-        yield opened
-        await opened.close()
-        return
-    async with postgres_store() as opened:
-        yield opened
 
 
 @pytest.fixture

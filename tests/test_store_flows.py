@@ -4,28 +4,11 @@ advances computed from one version exactly one is applied."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from pathlib import Path
-
-import pytest
-from pg import postgres_store
 
 from gateway.models import FLOW_ENGINE, Delivery, FlowAdvance, Job, JobEnd, JobState
-from gateway.store import SQLiteStore, Store
+from gateway.store import Store
 
 ACTIVE = (JobState.RUNNING, JobState.SUSPENDED)
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    if request.param == "sqlite":
-        opened: Store = SQLiteStore(tmp_path / "h.db")
-        await opened.open()
-        yield opened
-        await opened.close()
-        return
-    async with postgres_store() as opened:
-        yield opened
 
 
 def run_job(run_id: str = "run") -> Job:

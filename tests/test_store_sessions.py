@@ -2,26 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
-import pytest
-from pg import postgres_store
-
 from gateway.models import UiSession
-from gateway.store import SQLiteStore, Store
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    if request.param == "sqlite":
-        opened: Store = SQLiteStore(tmp_path / "h.db")
-        await opened.open()
-        yield opened
-        await opened.close()
-        return
-    async with postgres_store() as opened:
-        yield opened
+from gateway.store import Store
 
 
 async def test_sessions_are_kept_touched_ended_and_purged(store: Store) -> None:
