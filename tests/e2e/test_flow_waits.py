@@ -152,7 +152,7 @@ async def test_a_fan_out_of_50_items_runs_at_most_5_at_once_and_keeps_their_orde
     fan = (
         "max_parallel = 5\n"
         '[[steps]]\nid = "each"\nscript = "t/step"\nfor_each = "${flow_input.files}"\n'
-        f'input = {{ name = "${{item}}", value = "${{index}}", seconds = 0.1, log = "{log}" }}\n'
+        f'input = {{ name = "${{item}}", value = "${{index}}", seconds = 0.5, log = "{log}" }}\n'
     )
     gateway = flow_gateway(make_gateway, {"f/t/fan": fan}, concurrency=16)
     await gateway.start()
