@@ -319,3 +319,31 @@ async def test_a_dead_prefork_server_fails_its_jobs_and_is_started_again(prefork
     lost = await asyncio.wait_for(prefork.outcomes.get(), 20)
     assert lost.job_id == "long" and lost.state == "failed"
     assert (await run_as(prefork, "after", "quick")).result == "ok"
+
+
+async def test_a_preprocessor_makes_mains_arguments_from_the_event(harness: Harness) -> None:
+    folder = harness.engine.options.scripts_dir
+    write(
+        folder,
+        "pre.py",
+        """
+        async def preprocessor(event):
+            return {"n": len(event["raw_string"]), "kind": event["kind"]}
+        def main(n, kind):
+            return [n, kind]
+    """,
+    )
+    version = harness.engine.resolve("pre")
+    assert version is not None and harness.engine.defines_preprocessor(version)
+    event = {"kind": "http", "raw_string": "abcd"}
+    assert (await harness.run("pre", {"ignored": 1, "WEBHOOK__EVENT__": event})).result == [4, "http"]
+    assert (await harness.run("pre", {"n": 1, "kind": "direct"})).result == [
+        1,
+        "direct",
+    ]  # no event: main alone
+    write(folder, "bad.py", "def preprocessor(event):\n    return [1]\ndef main():\n    return 0\n")
+    outcome = await harness.run("bad", {"WEBHOOK__EVENT__": event})
+    assert outcome.error is not None and "must return an object of arguments" in outcome.error["message"]
+    write(folder, "nested.py", "def main():\n    def preprocessor(event):\n        return {}\n    return 0\n")
+    nested = harness.engine.resolve("nested")
+    assert nested is not None and not harness.engine.defines_preprocessor(nested)  # top level only

@@ -7,6 +7,7 @@ when a reload lands while it is in flight. Nothing else about a reload lives her
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -32,6 +33,11 @@ class Served:
     subscriptions: Subscriptions
     generation: int = 1
     loaded_at: float = field(default_factory=time.time)
+
+    @functools.cached_property
+    def route_paths(self) -> frozenset[str]:
+        """The custom routes' path templates: the requests whose activity is counted."""
+        return frozenset(route.path for route in self.config.routes)
 
 
 class Live:

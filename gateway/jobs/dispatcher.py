@@ -21,7 +21,17 @@ from pathlib import Path
 from typing import Any
 
 from gateway.jobs import lifecycle as jobs
-from gateway.jobs.engine import Engine, EngineContext, EngineUnavailable, JobContext, Outcome, Step
+from gateway.jobs.engine import (
+    DEFAULT_LOG_LIMIT,
+    Engine,
+    EngineContext,
+    EngineUnavailable,
+    JobContext,
+    LiveLogs,
+    Outcome,
+    Step,
+)
+from gateway.jobs.live_logs import LogCursor
 from gateway.models import Delivery, Job, JobState, ScriptVersion
 from gateway.outbound.events import EventType, step_event
 from gateway.outbound.notify import Subscriptions
@@ -70,7 +80,7 @@ class Dispatcher:
         self._held: dict[str, str] = {}  # job id -> engine name
         self._claimed: dict[str, Job] = {}  # job id -> the job as claimed (spares a read on completion)
         self._tasks: list[asyncio.Task[None]] = []
-        self._flushed: dict[str, str] = {}  # job id -> the output last written to the store
+        self._log_cursors: dict[str, LogCursor] = {}  # job id -> how much of its output is written
 
     def engine_context(self, data_dir: os.PathLike[str] | str) -> EngineContext:
         return EngineContext(
@@ -164,6 +174,7 @@ class Dispatcher:
             log.warning("engine %s could not start job %s: %s", name, job.id, exc)
             error = {"name": type(exc).__name__, "message": f"the engine could not start the job: {exc}"}
             await self.report(Outcome(job.id, "failed", error=error))
+            await self._announce_submit_failed(name, job, error)
 
     async def _requeue_unavailable(self, name: str, job: Job, exc: EngineUnavailable) -> None:
         """Back to the queue with a backoff; the claim did not count as a run of the job."""
@@ -173,6 +184,7 @@ class Dispatcher:
         if tries >= exc.attempts:
             final = {"name": "EngineUnavailable", "message": f"{exc} (gave up after {tries} tries)"}
             await self.report(Outcome(job.id, "failed", error=final))
+            await self._announce_submit_failed(name, job, final)
             return
         delay = exc.retry_after if exc.retry_after is not None else min(60.0, 0.5 * 2 ** (tries - 1))
         log.warning("engine %s unavailable for job %s (%s); retrying in %.1fs", name, job.id, exc, delay)
@@ -185,6 +197,22 @@ class Dispatcher:
         await self.store.transition(
             job.id, from_states=(JobState.RUNNING,), to=JobState.QUEUED, changes=changes
         )
+
+    async def _announce_submit_failed(self, engine: str, job: Job, error: Mapping[str, object]) -> None:
+        """``JobSubmitFailed``, to the subscriptions that list it: an engine refused a job for good."""
+        if self.subscriptions is None:
+            return
+        announce = self.subscriptions().operational(
+            EventType.JOB_SUBMIT_FAILED,
+            about=None,
+            job_id=job.id,
+            message=f"engine {engine} refused job {job.id}: {error['message']}",
+            details={"job_id": job.id, "engine": engine, "script": job.script, "error": dict(error)},
+        )
+        try:
+            await self.store.enqueue_deliveries(announce)
+        except Exception:
+            log.exception("queueing JobSubmitFailed for job %s failed", job.id)
 
     def _with_sealed_args(self, job: Job) -> Job:
         """The job as the engine must see it: redacted arguments with their real values."""
@@ -234,7 +262,7 @@ class Dispatcher:
         except Exception:
             log.exception("recording step %s of job %s failed", step.rule, job_id)
 
-    def live_logs(self, job_id: str) -> str | None:
+    def live_logs(self, job_id: str) -> LiveLogs | str | None:
         """The output so far of a job that runs in this process."""
         name = self._held.get(job_id)
         return self.engines[name].live_logs(job_id) if name is not None else None
@@ -263,16 +291,19 @@ class Dispatcher:
                 log.exception("writing live logs failed")
 
     async def flush_logs(self) -> None:
-        """The output so far of each running job that grew, to the store: a browser following a
-        job through another replica sees it too. Engines keep only a bounded tail (their
-        ``max_log_bytes``), so what is written is bounded as well."""
-        for job_id in [j for j in self._flushed if j not in self._held]:
-            del self._flushed[job_id]
+        """What each running job of this process printed since the last time, to the store as one
+        chunk: a browser following the job through another replica sees it too. The store keeps
+        no more of it than the engine would (its ``max_log_bytes``)."""
+        for job_id in [j for j in self._log_cursors if j not in self._held]:
+            del self._log_cursors[job_id]
         for job_id in list(self._held):
-            logs = self.live_logs(job_id)
-            if logs and logs != self._flushed.get(job_id):
-                await self.store.save_live_logs(job_id, logs)
-                self._flushed[job_id] = logs
+            live = self.live_logs(job_id)
+            if live is None:
+                continue
+            chunk = self._log_cursors.setdefault(job_id, LogCursor()).advance(live)
+            if chunk:
+                limit = live.limit if isinstance(live, LiveLogs) else DEFAULT_LOG_LIMIT
+                await self.store.append_job_logs(job_id, chunk, limit=limit)
 
     async def _heartbeat(self) -> None:
         interval = self.lease / 3

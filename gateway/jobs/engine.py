@@ -32,6 +32,7 @@ __all__ = [
     "EngineFactory",
     "EngineUnavailable",
     "JobContext",
+    "LiveLogs",
     "Outcome",
     "Step",
     "content_hash",
@@ -117,6 +118,21 @@ class JobContext:
         return env
 
 
+DEFAULT_LOG_LIMIT = 64 * 1024
+"""How much live output the store keeps of a job whose engine does not say (``LiveLogs.limit``)."""
+
+
+@dataclass(frozen=True)
+class LiveLogs:
+    """A running job's output as its engine keeps it: the bounded tail ``data`` and how many bytes
+    came before it (``start``), so that only what is new goes to the store each time."""
+
+    data: bytes
+    start: int = 0
+    limit: int = DEFAULT_LOG_LIMIT
+    """The engine's ``max_log_bytes``: the store keeps no more than this of a job's live output."""
+
+
 @dataclass(frozen=True)
 class EngineContext:
     """Given to ``Engine.start``: how to report outcomes and fetch pinned script versions."""
@@ -146,8 +162,9 @@ class Engine(Protocol):
     def set_suspended(self, job_id: str, suspended: bool) -> None:
         """The job awaits a callback (or no longer does): a suspended job holds no slot."""
 
-    def live_logs(self, job_id: str) -> str | None:
-        """The bounded tail of a job's output while it runs here (None when unknown)."""
+    def live_logs(self, job_id: str) -> LiveLogs | str | None:
+        """The bounded tail of a job's output while it runs here (None when unknown). A plain
+        ``str`` (engines written before ``LiveLogs``) is the tail without its position."""
 
     def scripts(self) -> Mapping[str, str]:
         """Every script path this engine runs, with a short description (file name, function)."""

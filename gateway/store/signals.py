@@ -62,6 +62,22 @@ class Signal:
                 self._waiter = None
         return self._set
 
+    def next_wake(self) -> asyncio.Future[None]:
+        """What to await until the signal is set or ``wake`` is called: a bare future, so that a
+        loop holding thousands of waits (open streams) spends no coroutine frame or timer on each."""
+        waiter = self._waiter
+        if waiter is None or waiter.done():
+            waiter = self._waiter = asyncio.get_running_loop().create_future()
+        if self._set:
+            waiter.set_result(None)
+        return waiter
+
+    def wake(self) -> None:
+        """End the current wait without marking the signal set (a timer's wake-up)."""
+        waiter, self._waiter = self._waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
 
 def _expire(waiter: asyncio.Future[None]) -> None:
     if not waiter.done():

@@ -17,7 +17,15 @@ import orjson
 
 from gateway.plugin import Job, Outcome, Step
 
-__all__ = ["executable_outcome", "exit_error", "python_outcome", "read_bounded", "read_channel", "text"]
+__all__ = [
+    "Tail",
+    "executable_outcome",
+    "exit_error",
+    "python_outcome",
+    "read_bounded",
+    "read_channel",
+    "text",
+]
 
 _READ_CHUNK = 65536
 
@@ -40,14 +48,35 @@ def executable_outcome(job: Job, returncode: int | None, *, stdout: bytes, logs:
 # --- process helpers ------------------------------------------------------------------------------
 
 
+class Tail:
+    """The bounded end of a stream as it arrives, and how many bytes of its start were let go:
+    a running job's logs, shown live."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.data = bytearray()
+        self.dropped = 0
+
+    def add(self, chunk: bytes) -> None:
+        self.data += chunk
+        over = len(self.data) - self.limit
+        if over > 0:
+            del self.data[:over]
+            self.dropped += over
+
+
 async def read_bounded(
-    stream: asyncio.StreamReader, limit: int, *, keep_tail: bool = True, into: bytearray | None = None
+    stream: asyncio.StreamReader, limit: int, *, keep_tail: bool = True, into: Tail | None = None
 ) -> bytes:
     """Read to EOF keeping at most ``limit`` bytes (the end for logs, the start for a result).
 
-    ``into`` is filled as the bytes arrive, so a running job's logs can be shown live.
+    ``into`` (a tail) is filled as the bytes arrive, so a running job's logs can be shown live.
     """
-    kept = bytearray() if into is None else into
+    if into is not None:
+        while chunk := await stream.read(_READ_CHUNK):
+            into.add(chunk)
+        return bytes(into.data)
+    kept = bytearray()
     while chunk := await stream.read(_READ_CHUNK):
         kept += chunk
         if len(kept) > limit:

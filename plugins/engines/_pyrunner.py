@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 # Only what every run needs is imported above: a job pays for the interpreter's start, not for
 # asyncio (~60 ms), inspect or traceback, which are imported when a job needs them.
 
+EVENT_KEY = "WEBHOOK__EVENT__"
+"""The whole request, for a script's ``preprocessor(event)`` (``gateway.triggers.preprocessing``)."""
 _CO_VARKEYWORDS = 0x08
 _CO_COROUTINE = 0x80
 
@@ -71,6 +73,22 @@ def select_arguments(func: Callable[..., Any], args: Mapping[str, Any]) -> dict[
     return selected
 
 
+def preprocessor_of(func: Callable[..., Any]) -> Callable[..., Any] | None:
+    """The ``preprocessor`` defined beside ``main`` in the same module, if there is one."""
+    module = sys.modules.get(getattr(func, "__module__", None) or "")
+    found = getattr(module, "preprocessor", None)
+    return found if callable(found) else None
+
+
+def preprocessed(result: Any) -> dict[str, Any]:
+    """What ``preprocessor`` returned, checked to be ``main``'s arguments."""
+    if not isinstance(result, dict):
+        raise TypeError(
+            f"preprocessor() must return an object of arguments for main(), not {type(result).__name__}"
+        )
+    return result
+
+
 def describe_error(exc: BaseException) -> dict[str, Any]:
     """Name, message and traceback of a failure, without the frames of this runner."""
     import traceback
@@ -95,6 +113,14 @@ def _load_main(script: str) -> Callable[..., Any]:
     return func  # type: ignore[no-any-return]
 
 
+def _call(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    if is_coroutine_function(func):
+        import asyncio
+
+        return asyncio.run(func(*args, **kwargs))
+    return func(*args, **kwargs)
+
+
 def _send(channel: int, message: dict[str, Any]) -> None:
     data = (json.dumps(message, separators=(",", ":")) + "\n").encode()
     while data:
@@ -113,13 +139,11 @@ def run_job(load: Callable[[], Callable[..., Any]], channel: int) -> int:
     try:
         args = json.loads(sys.stdin.buffer.read() or b"{}")
         func = load()
+        preprocessor = preprocessor_of(func) if EVENT_KEY in args else None
+        if preprocessor is not None:
+            args = preprocessed(_call(preprocessor, args[EVENT_KEY]))
         kwargs = select_arguments(func, args)
-        if is_coroutine_function(func):
-            import asyncio
-
-            result = asyncio.run(func(**kwargs))
-        else:
-            result = func(**kwargs)
+        result = _call(func, **kwargs)
         try:
             _send(channel, {"kind": "result", "value": result})
         except (TypeError, ValueError) as exc:

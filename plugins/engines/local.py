@@ -8,6 +8,7 @@ Every job runs in its own process group, so a timeout or a cancel kills what it 
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import contextlib
 import os
@@ -27,6 +28,7 @@ from gateway.plugin import (
     EngineContext,
     Job,
     JobContext,
+    LiveLogs,
     Outcome,
     PluginOptions,
     Positive,
@@ -38,7 +40,7 @@ from gateway.plugin import (
     declare_options,
 )
 
-from ._outcome import executable_outcome, python_outcome, read_bounded, read_channel, text
+from ._outcome import Tail, executable_outcome, python_outcome, read_bounded, read_channel, text
 from ._prefork import ForkServer
 
 __all__ = ["LocalEngine", "create"]
@@ -53,6 +55,17 @@ def _folder(path: Path) -> Path:
     if not path.is_dir():
         raise ValueError(f"{path} is not a folder")
     return path
+
+
+def _defines_preprocessor(source: bytes) -> bool:
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):  # the job reports the script's error when it runs
+        return False
+    return any(
+        isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name == "preprocessor"
+        for node in tree.body
+    )
 
 
 class LocalOptions(PluginOptions):
@@ -103,9 +116,10 @@ class LocalEngine:
         self._tasks: set[asyncio.Task[None]] = set()
         self._cancelled: set[str] = set()
         self._suspended: set[str] = set()
-        self._live: dict[str, bytearray] = {}
+        self._live: dict[str, Tail] = {}
         self._versions: dict[tuple[Path, int, int], ScriptVersion] = {}
         self._locations: dict[str, tuple[Path | None, float]] = {}
+        self._preprocessors: dict[str, bool] = {}
         self._forkserver = (
             ForkServer(options.python, log_limit=options.max_log_bytes) if options.prefork else None
         )
@@ -192,6 +206,18 @@ class LocalEngine:
             self._versions[key] = version
         return version
 
+    def defines_preprocessor(self, version: ScriptVersion) -> bool:
+        """Whether a ``.py`` script defines ``preprocessor`` at its top level (read, never run)."""
+        if not version.filename.endswith(".py"):
+            return False
+        found = self._preprocessors.get(version.hash)
+        if found is None:
+            found = _defines_preprocessor(version.content)
+            if len(self._preprocessors) >= _LOCATE_CACHE:
+                self._preprocessors.clear()
+            self._preprocessors[version.hash] = found
+        return found
+
     # --- lifecycle ----------------------------------------------------------------------------------
 
     async def start(self, context: EngineContext) -> None:
@@ -222,9 +248,9 @@ class LocalEngine:
 
         return report
 
-    def live_logs(self, job_id: str) -> str | None:
-        logs = self._live.get(job_id)
-        return None if logs is None else text(bytes(logs))
+    def live_logs(self, job_id: str) -> LiveLogs | None:
+        tail = self._live.get(job_id)
+        return None if tail is None else LiveLogs(bytes(tail.data), tail.dropped, tail.limit)
 
     def set_suspended(self, job_id: str, suspended: bool) -> None:
         if suspended:
@@ -334,7 +360,7 @@ class LocalEngine:
         # Python scripts: stdout and stderr together are the logs, the outcome comes on its own pipe.
         # Executables: stdout is the result, stderr the logs.
         stdout_limit = self.options.max_log_bytes if python else self.options.max_result_bytes
-        live = self._live[job.id] = bytearray()
+        live = self._live[job.id] = Tail(self.options.max_log_bytes)
         if python:
             stdout = asyncio.create_task(read_bounded(process.stdout, stdout_limit, into=live))
             second = asyncio.create_task(

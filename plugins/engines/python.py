@@ -36,7 +36,7 @@ from gateway.plugin import (
     declare_options,
 )
 
-from ._pyrunner import describe_error, select_arguments
+from ._pyrunner import EVENT_KEY, describe_error, preprocessed, preprocessor_of, select_arguments
 
 __all__ = ["PythonEngine", "create"]
 
@@ -68,6 +68,16 @@ def create(config: EngineConfig) -> PythonEngine:
         concurrency=options.concurrency,
         default_timeout=options.default_timeout,
     )
+
+
+async def _preprocessed(func: Callable[..., Any], args: dict[str, Any]) -> dict[str, Any]:
+    """``main``'s arguments: what the module's ``preprocessor`` makes of the request, when it has one."""
+    preprocessor = preprocessor_of(func) if EVENT_KEY in args else None
+    if preprocessor is None:
+        return args
+    if inspect.iscoroutinefunction(preprocessor):
+        return preprocessed(await preprocessor(args[EVENT_KEY]))
+    return preprocessed(await asyncio.to_thread(preprocessor, args[EVENT_KEY]))
 
 
 def _import(target: object) -> Callable[..., Any]:
@@ -117,6 +127,10 @@ class PythonEngine:
 
     def resolve(self, path: str) -> ScriptVersion | None:
         return self._versions.get(path)
+
+    def defines_preprocessor(self, version: ScriptVersion) -> bool:
+        func = self._functions.get(version.path)
+        return func is not None and preprocessor_of(func) is not None
 
     async def start(self, context: EngineContext) -> None:
         self._context = context
@@ -190,8 +204,8 @@ class PythonEngine:
         )
         timeout = job.options.timeout or self._default_timeout
         try:
-            kwargs = select_arguments(func, job.args or {})
             async with asyncio.timeout(timeout):  # no extra task per job, unlike wait_for
+                kwargs = select_arguments(func, await _preprocessed(func, job.args or {}))
                 if inspect.iscoroutinefunction(func):
                     result = await func(**kwargs)
                 else:

@@ -4,12 +4,24 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Collection, Iterable, Sequence
+from dataclasses import replace
 from typing import Any
 
 import orjson
 
-from gateway.models import TERMINAL_STATES, Delivery, Job, JobQuery, JobState, Page, ScriptVersion
-from gateway.store.postgres.base import ACTIVE, TERMINAL, PostgresBase
+from gateway.models import (
+    TERMINAL_STATES,
+    Delivery,
+    Job,
+    JobQuery,
+    JobState,
+    LogChunk,
+    Page,
+    RunBucket,
+    ScriptVersion,
+)
+from gateway.store.debounce import Debounce, joined
+from gateway.store.postgres.base import ACTIVE, TERMINAL, PostgresBase, Tx
 from gateway.store.protocol import (
     JOBS_TOPIC,
     QUEUE_TOPIC,
@@ -20,21 +32,93 @@ from gateway.store.protocol import (
     job_topic,
 )
 from gateway.store.rows import (
-    decode_cursor,
     encode_column,
     encode_cursor,
+    job_conditions,
     job_to_row,
+    loads,
     row_to_job,
     row_to_script_version,
+    run_buckets,
+    search_words,
+    tsquery,
 )
 from gateway.store.sqlite import RESTART_ERROR
 
 __all__ = ["PostgresJobs"]
 
 
+# The words of the arguments, and the jobs that are searchable: the index's expression and condition,
+# written the same here so that the planner uses it.
+_WORDS = "to_tsvector('simple', regexp_replace(coalesce(args, ''), '[^[:alnum:]]+', ' ', 'g'))"
+_SEARCHABLE = "(options::jsonb ->> 'delete_after_use') IS DISTINCT FROM 'true'"
+# The oldest chunks beyond the limit go: everything up to the newest chunk that no longer fits.
+_TRIM_CHUNKS = (
+    "DELETE FROM job_log_chunks WHERE job_id = $1 AND seq <= ("
+    "SELECT seq FROM (SELECT seq, SUM(size) OVER (ORDER BY seq DESC) AS kept "
+    "FROM job_log_chunks WHERE job_id = $1) AS c WHERE kept > $2 ORDER BY seq DESC LIMIT 1)"
+)
+
+
+def _job_where(query: JobQuery) -> tuple[list[str], list[Any]]:
+    where: list[str] = []
+    params: list[Any] = []
+    for condition, value in job_conditions(query):
+        params.append(value)
+        where.append(condition.format(f"${len(params)}"))
+    if query.triggered_by is not None:
+        params.append(list(query.triggered_by))
+        where.append(f"principal = ANY(${len(params)}::text[])")
+    if query.text:
+        params.append(tsquery(search_words(query.text)))
+        where.append(f"{_WORDS} @@ to_tsquery('simple', ${len(params)}) AND {_SEARCHABLE}")  # the index
+    return where, params
+
+
+# A job not yet started gives way; its sealed values go with it, since it will never run.
+_SUPERSEDE = (
+    "UPDATE jobs SET state = 'debounced', superseded_by = $1, finished_at = $2, sealed_args = NULL "
+    "WHERE id = $3 AND state = 'queued' RETURNING args"
+)
+
+
+async def _join_burst(tx: Tx, job: Job, debounce: Debounce) -> Job:
+    """Supersede the burst's pending job if it is still queued; ``job`` as it is to be inserted.
+
+    The burst's row is created or locked first, so that the calls of one key, on any replica, join
+    it one after the other; a claim that took the pending job first leaves it running (the update
+    finds it no longer queued) and this call begins a new burst."""
+    conn = tx.conn
+    await conn.execute(
+        "INSERT INTO debounces (key, job_id, first_at) VALUES ($1, $2, $3) ON CONFLICT (key) DO NOTHING",
+        debounce.key,
+        job.id,
+        debounce.now,
+    )
+    pending = await conn.fetchrow(
+        "SELECT job_id, first_at FROM debounces WHERE key = $1 FOR UPDATE", debounce.key
+    )
+    superseded = None
+    if pending["job_id"] != job.id:
+        superseded = await conn.fetchrow(_SUPERSEDE, job.id, debounce.now, pending["job_id"])
+        if superseded is not None:
+            tx.touch(job_topic(pending["job_id"]))
+    first_at = pending["first_at"] if superseded is not None else debounce.now
+    await conn.execute(
+        "UPDATE debounces SET job_id = $2, first_at = $3 WHERE key = $1", debounce.key, job.id, first_at
+    )
+    previous = loads(superseded["args"]) if superseded is not None else None
+    return joined(job, debounce, previous_args=previous, first_at=first_at)
+
+
 class PostgresJobs(PostgresBase):
     async def create_jobs(
-        self, jobs: Sequence[Job], *, max_queued: int | None = None, idempotency: Idempotency | None = None
+        self,
+        jobs: Sequence[Job],
+        *,
+        max_queued: int | None = None,
+        idempotency: Idempotency | None = None,
+        debounces: Sequence[Debounce | None] | None = None,
     ) -> None:
         rows = [job_to_row(job) for job in jobs]
         if not rows:
@@ -61,38 +145,49 @@ class PostgresJobs(PostgresBase):
                 queued = await tx.conn.fetchval("SELECT count(*) FROM jobs WHERE state = 'queued'")
                 if queued + len(rows) > max_queued:
                     raise QueueFull()
-            await tx.conn.executemany(sql, [tuple(r.values()) for r in rows])
+            if debounces and any(d is not None for d in debounces):
+                for job, debounce in zip(jobs, debounces, strict=True):  # in order, as they arrived
+                    if debounce is not None:
+                        job = await _join_burst(tx, job, debounce)
+                    await tx.conn.execute(sql, *job_to_row(job).values())
+            else:
+                await tx.conn.executemany(sql, [tuple(r.values()) for r in rows])
             tx.touch(QUEUE_TOPIC, JOBS_TOPIC, *(job_topic(job.id) for job in jobs))
 
     async def get_job(self, job_id: str) -> Job | None:
         row = await self._fetchrow("SELECT * FROM jobs WHERE id = $1", job_id)
         return row_to_job(row) if row else None
 
+    async def get_jobs(self, job_ids: Collection[str]) -> list[Job]:
+        rows = await self._fetch("SELECT * FROM jobs WHERE id = ANY($1::text[])", list(job_ids))
+        return [row_to_job(row) for row in rows]
+
     async def list_jobs(self, query: JobQuery) -> Page:
-        where: list[str] = []
-        params: list[Any] = []
-        for column, value in (
-            ("state", query.state.value if query.state else None),
-            ("script", query.script),
-            ("principal", query.principal),
-            ("route", query.route),
-        ):
-            if value is not None:
-                params.append(value)
-                where.append(f"{column} = ${len(params)}")
-        if query.cursor:
-            params.append(decode_cursor(query.cursor))
-            where.append(f"seq < ${len(params)}")
+        where, params = _job_where(query)
         params.append(query.limit + 1)
         sql = "SELECT * FROM jobs" + (" WHERE " + " AND ".join(where) if where else "")
-        sql += f" ORDER BY seq DESC LIMIT ${len(params)}"
+        sql += f" ORDER BY seq {'ASC' if query.newer_than is not None else 'DESC'} LIMIT ${len(params)}"
         rows = await self._fetch(sql, *params)
         more = len(rows) > query.limit
         rows = rows[: query.limit]
         return Page(
             items=[row_to_job(r) for r in rows],
             next_cursor=encode_cursor(rows[-1]["seq"]) if more and rows else None,
+            newest=max((int(r["seq"]) for r in rows), default=None),
         )
+
+    async def run_histogram(
+        self, query: JobQuery, *, start: float, end: float, buckets: int
+    ) -> list[RunBucket]:
+        where, params = _job_where(replace(query, created_after=start, created_before=end, cursor=None))
+        params += [start, (end - start) / buckets]
+        sql = (
+            f"SELECT floor((created_at - ${len(params) - 1}) / ${len(params)})::int AS bucket, state, count(*), "
+            "sum(finished_at - started_at), count(finished_at - started_at) FROM jobs "
+            f"WHERE {' AND '.join(where)} GROUP BY bucket, state"
+        )
+        rows = [tuple(r) for r in await self._fetch(sql, *params)]
+        return run_buckets(rows, start=start, end=end, buckets=buckets)
 
     async def count_jobs(self, states: Collection[JobState]) -> int:
         row = await self._fetchrow(
@@ -239,13 +334,29 @@ class PostgresJobs(PostgresBase):
         )
         return float(row[0]) if row and row[0] is not None else None
 
-    async def save_live_logs(self, job_id: str, logs: str) -> None:
+    async def append_job_logs(self, job_id: str, text: str, *, limit: int) -> None:
         async with self._transaction() as tx:
-            status = await tx.conn.execute(
-                "UPDATE jobs SET logs = $1 WHERE id = $2 AND state = ANY($3::text[])", logs, job_id, ACTIVE
+            # FOR SHARE: the job cannot stop running before this commits, so its end (whose trigger
+            # deletes its chunks) never leaves this chunk behind.
+            running = await tx.conn.fetchval(
+                "SELECT 1 FROM jobs WHERE id = $1 AND state = ANY($2::text[]) FOR SHARE", job_id, ACTIVE
             )
-            if status.split()[-1] != "0":
-                tx.touch(job_topic(job_id))
+            if running is None:
+                return
+            await tx.conn.execute(
+                "INSERT INTO job_log_chunks (job_id, text, size) VALUES ($1, $2, $3)",
+                job_id,
+                text,
+                len(text.encode()),
+            )
+            await tx.conn.execute(_TRIM_CHUNKS, job_id, limit)
+            tx.touch(job_topic(job_id))
+
+    async def job_log_chunks(self, job_id: str, *, after: int = 0) -> list[LogChunk]:
+        rows = await self._fetch(
+            "SELECT seq, text FROM job_log_chunks WHERE job_id = $1 AND seq > $2 ORDER BY seq", job_id, after
+        )
+        return [LogChunk(int(row["seq"]), row["text"]) for row in rows]
 
     async def erase_job_data(self, job_id: str) -> None:
         async with self._transaction() as tx:
@@ -269,6 +380,8 @@ class PostgresJobs(PostgresBase):
             )
             await tx.conn.execute("DELETE FROM idempotency_keys WHERE expires_at < $1", time.time())
             await tx.conn.execute("DELETE FROM rate_events WHERE at < $1", time.time() - 86400)
+            await tx.conn.execute("DELETE FROM debounces WHERE first_at < $1", before)
+            await tx.conn.execute("DELETE FROM signing_secrets WHERE retire_at < $1", before)
         return int(status.split()[-1])
 
     async def save_script_version(self, version: ScriptVersion) -> None:

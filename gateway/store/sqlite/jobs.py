@@ -5,11 +5,23 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import Callable, Collection, Iterable, Sequence
+from dataclasses import replace
 from typing import Any
 
 import orjson
 
-from gateway.models import TERMINAL_STATES, Delivery, Job, JobQuery, JobState, Page, ScriptVersion
+from gateway.models import (
+    TERMINAL_STATES,
+    Delivery,
+    Job,
+    JobQuery,
+    JobState,
+    LogChunk,
+    Page,
+    RunBucket,
+    ScriptVersion,
+)
+from gateway.store.debounce import Debounce, joined
 from gateway.store.group_commit import Batch
 from gateway.store.protocol import (
     JOBS_TOPIC,
@@ -22,12 +34,16 @@ from gateway.store.protocol import (
 )
 from gateway.store.rows import (
     JOB_COLUMNS,
-    decode_cursor,
     encode_column,
     encode_cursor,
+    fts_query,
+    job_conditions,
     job_to_row,
+    loads,
     row_to_job,
     row_to_script_version,
+    run_buckets,
+    search_words,
 )
 from gateway.store.sqlite.base import ACTIVE_SQL, TERMINAL_SQL, SQLiteBase
 from gateway.store.sqlite.deliveries import insert_deliveries
@@ -60,23 +76,84 @@ def _active_with_key(conn: sqlite3.Connection, key: str) -> int:
     return int(conn.execute(sql, (key,)).fetchone()[0])
 
 
+_APPEND_CHUNK = (
+    "INSERT INTO job_log_chunks (job_id, text, size) SELECT ?, ?, ? "
+    f"WHERE EXISTS (SELECT 1 FROM jobs WHERE id = ? AND state IN {ACTIVE_SQL})"
+)
+# The oldest chunks beyond the limit go: everything up to the newest chunk that no longer fits.
+_TRIM_CHUNKS = (
+    "DELETE FROM job_log_chunks WHERE job_id = ? AND seq <= ("
+    "SELECT seq FROM (SELECT seq, SUM(size) OVER (ORDER BY seq DESC) AS kept "
+    "FROM job_log_chunks WHERE job_id = ?) WHERE kept > ? ORDER BY seq DESC LIMIT 1)"
+)
+
+
+def _job_where(query: JobQuery) -> tuple[list[str], list[object]]:
+    where = [sql.format("?") for sql, _ in job_conditions(query)]
+    params: list[object] = [value for _, value in job_conditions(query)]
+    if query.triggered_by is not None:
+        where.append(f"principal IN ({', '.join('?' for _ in query.triggered_by)})")
+        params.extend(query.triggered_by)
+    if query.text:
+        where.append("seq IN (SELECT rowid FROM jobs_args_text WHERE jobs_args_text MATCH ?)")
+        params.append(fts_query(search_words(query.text)))
+    return where, params
+
+
+def _join_burst(conn: sqlite3.Connection, batch: Batch, job: Job, debounce: Debounce) -> Job:
+    """Supersede the burst's pending job if it is still queued; ``job`` as it is to be inserted."""
+    pending = conn.execute("SELECT job_id, first_at FROM debounces WHERE key = ?", (debounce.key,)).fetchone()
+    superseded = None
+    if pending is not None:
+        superseded = conn.execute(_SUPERSEDE, (job.id, debounce.now, pending[0])).fetchone()
+        if superseded is not None:
+            batch.touch(job_topic(pending[0]))
+    first_at = pending[1] if superseded is not None else debounce.now
+    conn.execute(
+        "INSERT INTO debounces (key, job_id, first_at) VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE "
+        "SET job_id = excluded.job_id, first_at = excluded.first_at",
+        (debounce.key, job.id, first_at),
+    )
+    previous = loads(superseded[0]) if superseded is not None else None
+    return joined(job, debounce, previous_args=previous, first_at=first_at)
+
+
+# A job not yet started gives way; its sealed values go with it, since it will never run.
+_SUPERSEDE = (
+    "UPDATE jobs SET state = 'debounced', superseded_by = ?, finished_at = ?, sealed_args = NULL "
+    "WHERE id = ? AND state = 'queued' RETURNING args"
+)
+
+
 class SQLiteJobs(SQLiteBase):
     async def create_jobs(
-        self, jobs: Sequence[Job], *, max_queued: int | None = None, idempotency: Idempotency | None = None
+        self,
+        jobs: Sequence[Job],
+        *,
+        max_queued: int | None = None,
+        idempotency: Idempotency | None = None,
+        debounces: Sequence[Debounce | None] | None = None,
     ) -> None:
         """Committed with whatever other jobs are being created at the same moment (group commit)."""
         if not jobs:
             return
-        rows = [tuple(job_to_row(job).values()) for job in jobs]
+        plain = not debounces or all(d is None for d in debounces)
+        rows = [tuple(job_to_row(job).values()) for job in jobs] if plain else []
 
         def insert(conn: sqlite3.Connection, batch: Batch) -> None:
             if idempotency is not None:
                 _hold_idempotency_key(conn, idempotency, held_job_ids(jobs))
             if max_queued is not None:
                 found = conn.execute("SELECT n FROM job_counts WHERE state = 'queued'").fetchone()
-                if (found[0] if found else 0) + len(rows) > max_queued:
+                if (found[0] if found else 0) + len(jobs) > max_queued:
                     raise QueueFull()
-            conn.executemany(_INSERT_JOB, rows)
+            if plain:
+                conn.executemany(_INSERT_JOB, rows)
+            else:  # in order: a burst's later call supersedes what an earlier one just created
+                for job, debounce in zip(jobs, debounces or (), strict=True):
+                    if debounce is not None:
+                        job = _join_burst(conn, batch, job, debounce)
+                    conn.execute(_INSERT_JOB, tuple(job_to_row(job).values()))
             batch.touch(QUEUE_TOPIC, JOBS_TOPIC)  # job topics: nobody can wait on an id not handed out yet
 
         await self._grouped().write(insert, one_statement=len(rows) == 1 and idempotency is None)
@@ -86,35 +163,44 @@ class SQLiteJobs(SQLiteBase):
             row = await cur.fetchone()
         return row_to_job(row) if row else None
 
+    async def get_jobs(self, job_ids: Collection[str]) -> list[Job]:
+        found: list[Job] = []
+        ids = list(job_ids)
+        for start in range(0, len(ids), 500):  # within SQLite's limit on parameters
+            batch = ids[start : start + 500]
+            sql = f"SELECT * FROM jobs WHERE id IN ({', '.join('?' for _ in batch)})"
+            async with self._db().execute(sql, batch) as cur:
+                found.extend(row_to_job(row) for row in await cur.fetchall())
+        return found
+
     async def list_jobs(self, query: JobQuery) -> Page:
-        where: list[str] = []
-        params: list[object] = []
-        if query.state is not None:
-            where.append("state = ?")
-            params.append(query.state.value)
-        if query.script is not None:
-            where.append("script = ?")
-            params.append(query.script)
-        if query.principal is not None:
-            where.append("principal = ?")
-            params.append(query.principal)
-        if query.route is not None:
-            where.append("route = ?")
-            params.append(query.route)
-        if query.cursor:
-            where.append("seq < ?")
-            params.append(decode_cursor(query.cursor))
+        where, params = _job_where(query)
         sql = "SELECT * FROM jobs"
         if where:
             sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY seq DESC LIMIT ?"
+        sql += f" ORDER BY seq {'ASC' if query.newer_than is not None else 'DESC'} LIMIT ?"
         params.append(query.limit + 1)
         async with self._db().execute(sql, params) as cur:
             rows = list(await cur.fetchall())
         more = len(rows) > query.limit
         rows = rows[: query.limit]
         cursor = encode_cursor(rows[-1]["seq"]) if more and rows else None
-        return Page(items=[row_to_job(r) for r in rows], next_cursor=cursor)
+        newest = max((int(r["seq"]) for r in rows), default=None)
+        return Page(items=[row_to_job(r) for r in rows], next_cursor=cursor, newest=newest)
+
+    async def run_histogram(
+        self, query: JobQuery, *, start: float, end: float, buckets: int
+    ) -> list[RunBucket]:
+        where, params = _job_where(replace(query, created_after=start, created_before=end, cursor=None))
+        width = (end - start) / buckets
+        sql = (
+            "SELECT CAST((created_at - ?) / ? AS INTEGER) AS bucket, state, COUNT(*), "
+            "SUM(finished_at - started_at), COUNT(finished_at - started_at) FROM jobs "
+            f"WHERE {' AND '.join(where)} GROUP BY bucket, state"
+        )
+        async with self._db().execute(sql, (start, width, *params)) as cur:
+            rows = [tuple(r) for r in await cur.fetchall()]
+        return run_buckets(rows, start=start, end=end, buckets=buckets)
 
     async def count_jobs(self, states: Collection[JobState]) -> int:
         marks = ", ".join("?" for _ in states)
@@ -274,14 +360,19 @@ class SQLiteJobs(SQLiteBase):
             row = await cur.fetchone()
         return float(row[0]) if row and row[0] is not None else None
 
-    async def save_live_logs(self, job_id: str, logs: str) -> None:
-        sql = f"UPDATE jobs SET logs = ? WHERE id = ? AND state IN {ACTIVE_SQL}"
-
-        def save(conn: sqlite3.Connection, batch: Batch) -> None:
-            if conn.execute(sql, (logs, job_id)).rowcount:
+    async def append_job_logs(self, job_id: str, text: str, *, limit: int) -> None:
+        def append(conn: sqlite3.Connection, batch: Batch) -> None:
+            inserted = conn.execute(_APPEND_CHUNK, (job_id, text, len(text.encode()), job_id)).rowcount
+            if inserted:
+                conn.execute(_TRIM_CHUNKS, (job_id, job_id, limit))
                 batch.touch(job_topic(job_id))
 
-        await self._grouped().write(save, one_statement=True)
+        await self._grouped().write(append)
+
+    async def job_log_chunks(self, job_id: str, *, after: int = 0) -> list[LogChunk]:
+        sql = "SELECT seq, text FROM job_log_chunks WHERE job_id = ? AND seq > ? ORDER BY seq"
+        async with self._db().execute(sql, (job_id, after)) as cur:
+            return [LogChunk(int(row[0]), row[1]) for row in await cur.fetchall()]
 
     async def erase_job_data(self, job_id: str) -> None:
         async with self._transaction() as db:
@@ -308,6 +399,8 @@ class SQLiteJobs(SQLiteBase):
                 (before,),
             )
             await db.execute("DELETE FROM idempotency_keys WHERE expires_at < ?", (time.time(),))
+            await db.execute("DELETE FROM debounces WHERE first_at < ?", (before,))
+            await db.execute("DELETE FROM signing_secrets WHERE retire_at < ?", (before,))
             return cur.rowcount
 
     async def save_script_version(self, version: ScriptVersion) -> None:

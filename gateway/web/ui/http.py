@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Mapping
 from importlib import resources
 from typing import Any
 from urllib.parse import urlencode
@@ -19,65 +19,33 @@ from aiohttp import web
 
 from gateway.errors import BadRequest, Conflict, Forbidden, GatewayError, JobNotFound
 from gateway.flows.definition import Flow
-from gateway.http.answers import delivery_view, job_view
+from gateway.http.answers import delivery_view, iso_time, job_view
 from gateway.jobs import lifecycle as jobs
 from gateway.models import FLOW_ENGINE, Job, JobQuery, JobState
 from gateway.state import CATALOG, FLOW_LIBRARY, STORE
 from gateway.web.api import cancel_as, job_page, readable_job
+from gateway.web.job_filters import FILTER_NAMES, job_query
 from gateway.web.streams import stream_changes, stream_job
 from gateway.web.ui import pages
 from gateway.web.ui import sessions as ui
+from gateway.web.ui.access import add_access_routes
+from gateway.web.ui.chart import BUCKETS, runs_chart
+from gateway.web.ui.deliveries import add_delivery_routes
+from gateway.web.ui.responses import CSP, html, page, redirect
 from gateway.web.ui.sessions import Signed
+from gateway.web.ui.subscriptions import add_subscription_routes
+from gateway.web.ui.waiting import add_waiting_routes
 
-__all__ = ["add_ui_routes", "security_headers"]
+__all__ = ["add_ui_routes"]
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-CSP = (
-    "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; "
-    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
-)
 STATIC = {"app.js": "application/javascript", "app.css": "text/css"}
 PAGE_SIZE = 50
 
 
-def security_headers(response: web.StreamResponse) -> None:
-    response.headers["Content-Security-Policy"] = CSP
-    response.headers["X-Frame-Options"] = "DENY"
-    response.headers["Referrer-Policy"] = "same-origin"
-    response.headers["Cache-Control"] = "no-store"
-
-
-def _html(text: str, *, status: int = 200) -> web.Response:
-    response = web.Response(text=text, status=status, content_type="text/html")
-    security_headers(response)
-    return response
-
-
-def _redirect(location: str) -> web.Response:
-    response = web.Response(status=303, headers={"Location": location})
-    security_headers(response)
-    return response
-
-
-def _page(handler: Callable[[web.Request, Signed], Awaitable[web.StreamResponse]]) -> Handler:
-    """A page for a signed-in person; anybody else is sent to the sign-in form."""
-
-    async def page(request: web.Request) -> web.StreamResponse:
-        signed = await ui.signed_in(request)
-        if signed is None:
-            if request.method == "GET" and "text/html" in request.headers.get("Accept", "text/html"):
-                return _redirect("/ui/login")
-            ui.require(None)
-        assert signed is not None
-        return await handler(request, signed)
-
-    return page
-
-
 async def login_form(request: web.Request) -> web.StreamResponse:
     if await ui.signed_in(request) is not None:
-        return _redirect("/ui/")
-    return _html(pages.login_page())
+        return redirect("/ui/")
+    return html(pages.login_page())
 
 
 async def login(request: web.Request) -> web.StreamResponse:
@@ -85,8 +53,8 @@ async def login(request: web.Request) -> web.StreamResponse:
     try:
         _, session_id = await ui.open_session(request, str(form.get("token", "")))
     except GatewayError as exc:
-        return _html(pages.login_page(exc.message), status=exc.status)
-    response = _redirect("/ui/")
+        return html(pages.login_page(exc.message), status=exc.status)
+    response = redirect("/ui/")
     response.set_cookie(
         ui.COOKIE,
         session_id,
@@ -101,41 +69,33 @@ async def login(request: web.Request) -> web.StreamResponse:
 async def logout(request: web.Request, signed: Signed) -> web.StreamResponse:
     await ui.check_action(request, signed)
     await ui.end(request, signed)
-    response = _redirect("/ui/login")
+    response = redirect("/ui/login")
     response.del_cookie(ui.COOKIE, path="/ui/")
     return response
 
 
 def _filters(request: web.Request) -> dict[str, str]:
-    return {k: request.query[k] for k in ("state", "script", "route") if request.query.get(k)}
+    return {k: request.query[k] for k in FILTER_NAMES if request.query.get(k)}
 
 
 async def runs(request: web.Request, signed: Signed) -> web.StreamResponse:
     principal = signed.principal
     filters = _filters(request)
-    state = filters.get("state")
-    if state is not None and state not in pages.STATES:
-        raise BadRequest(f"unknown state {state!r}; expected one of {', '.join(pages.STATES)}")
-    query = JobQuery(
-        state=JobState(state) if state else None,
-        script=filters.get("script"),
-        route=filters.get("route"),
-        limit=PAGE_SIZE,
-        cursor=request.query.get("cursor"),
-        principal=None if principal.allows("jobs:read") else principal.id,
-    )
+    query = await job_query(request, principal, limit=PAGE_SIZE, cursor=request.query.get("cursor"))
+    store = request.app[STORE]
     try:
-        page = await request.app[STORE].list_jobs(query)
+        page = await store.list_jobs(query)
     except ValueError as exc:
         raise BadRequest(str(exc)) from None
-    listed = [job_view(job) | {"principal_label": job.principal or ""} for job in page.items]
+    labels: dict[str, str | None] = {f"token:{t.jti}": t.label for t in await store.list_tokens()}
+    listed = [job_view(job) | {"principal_label": _who(job.principal, labels)} for job in page.items]
     next_url = f"/ui/?{urlencode({**filters, 'cursor': page.next_cursor})}" if page.next_cursor else None
-    if request.query.get("fragment"):
-        return _html(pages.runs_table(listed, next_url=next_url))
-    store = request.app[STORE]
     counts = {s.value: await store.count_jobs([s]) for s in JobState}
+    chart = await _chart(request, query)
+    if request.query.get("fragment"):
+        return html(pages.runs_list(listed, filters=filters, counts=counts, next_url=next_url, chart=chart))
     live = not request.query.get("cursor")  # an older page stays as it is
-    return _html(
+    return html(
         pages.runs_page(
             listed,
             filters=filters,
@@ -144,8 +104,26 @@ async def runs(request: web.Request, signed: Signed) -> web.StreamResponse:
             csrf=signed.session.csrf,
             who=principal.id,
             live=live,
+            chart=chart,
         )
     )
+
+
+async def _chart(request: web.Request, query: JobQuery) -> str:
+    """Over the filter's time range (the last 24 hours when it names none), in equal slices."""
+    end = query.created_before or time.time()
+    start = query.created_after or end - 86400
+    if end <= start:
+        return ""
+    buckets = await request.app[STORE].run_histogram(query, start=start, end=end, buckets=BUCKETS)
+    return runs_chart(buckets, end=end)
+
+
+def _who(principal: str | None, labels: Mapping[str, str | None]) -> str:
+    """A token's label where it has one; a configured user's name; else the principal's id."""
+    if principal is None:
+        return ""
+    return labels.get(principal) or principal.removeprefix("user:")
 
 
 async def run(request: web.Request, signed: Signed) -> web.StreamResponse:
@@ -154,10 +132,11 @@ async def run(request: web.Request, signed: Signed) -> web.StreamResponse:
     deliveries = await request.app[STORE].list_deliveries(job_id=job.id, limit=200)
     attempts = await request.app[STORE].list_attempts([d.id for d in deliveries])
     shown = [delivery_view(d, [a for a in attempts if a.delivery_id == d.id]) for d in deliveries]
-    return _html(
+    return html(
         pages.run_page(
             view,
             deliveries=shown,
+            callbacks=await _callbacks(request, job, view),
             levels=await _levels(request, job, view),
             can_cancel=signed.principal.can_cancel(job),
             can_run_again=_may_run(signed, job) and not _has_redacted(job),
@@ -165,6 +144,39 @@ async def run(request: web.Request, signed: Signed) -> web.StreamResponse:
             who=signed.principal.id,
         )
     )
+
+
+async def _callbacks(request: web.Request, job: Job, view: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """What the run and its steps wait for or received: endpoints and their calls' bodies."""
+    steps = {s["job_id"]: s["id"] for s in view.get("steps") or () if s.get("job_id")}
+    store = request.app[STORE]
+    endpoints = await store.job_callbacks([job.id, *steps])
+    calls = await store.callback_calls([e.id for e in endpoints])
+    now = time.time()
+    shown = []
+    for endpoint in endpoints:
+        received = [call for callback_id, call in calls if callback_id == endpoint.id]
+        if endpoint.accepted >= endpoint.max_calls:
+            state = "received"
+        elif endpoint.expired(now):
+            state = "expired"
+        else:
+            state = "waiting"
+        shown.append(
+            {
+                "id": endpoint.id,
+                "step": steps.get(endpoint.job_id),
+                "method": endpoint.method,
+                "state": state,
+                "approval": (endpoint.approval or {}).get("title"),
+                "expires_at": iso_time(endpoint.expires_at),
+                "calls": [
+                    {"received_at": iso_time(c.received_at), "method": c.method, "body": c.body}
+                    for c in received
+                ],
+            }
+        )
+    return shown
 
 
 async def run_events(request: web.Request, signed: Signed) -> web.StreamResponse:
@@ -181,7 +193,7 @@ async def cancel(request: web.Request, signed: Signed) -> web.StreamResponse:
     job = await readable_job(request, signed.principal)
     with contextlib.suppress(Conflict):  # it ended meanwhile: the page shows how
         await cancel_as(request, signed.principal, job, "cancelled from the dashboard")
-    return _redirect(f"/ui/runs/{job.id}")
+    return redirect(f"/ui/runs/{job.id}")
 
 
 async def again(request: web.Request, signed: Signed) -> web.StreamResponse:
@@ -206,7 +218,7 @@ async def again(request: web.Request, signed: Signed) -> web.StreamResponse:
         principal_scopes=signed.principal.delegable_scopes(),
         options=job.options if kind == "script" else None,
     )
-    return _redirect(f"/ui/runs/{started.id}")
+    return redirect(f"/ui/runs/{started.id}")
 
 
 def _run_scope(job: Job) -> str:
@@ -255,17 +267,21 @@ async def static(request: web.Request) -> web.StreamResponse:
 
 def add_ui_routes(router: web.UrlDispatcher) -> None:
     router.add_get("/ui", _to_ui)
-    router.add_get("/ui/", _page(runs))
+    router.add_get("/ui/", page(runs))
     router.add_get("/ui/login", login_form)
     router.add_post("/ui/login", login)
-    router.add_post("/ui/logout", _page(logout))
-    router.add_get("/ui/events", _page(changes))
-    router.add_get("/ui/runs/{id}", _page(run))
-    router.add_get("/ui/runs/{id}/events", _page(run_events))
-    router.add_post("/ui/runs/{id}/cancel", _page(cancel))
-    router.add_post("/ui/runs/{id}/again", _page(again))
+    router.add_post("/ui/logout", page(logout))
+    router.add_get("/ui/events", page(changes))
+    router.add_get("/ui/runs/{id}", page(run))
+    router.add_get("/ui/runs/{id}/events", page(run_events))
+    router.add_post("/ui/runs/{id}/cancel", page(cancel))
+    router.add_post("/ui/runs/{id}/again", page(again))
     router.add_get("/ui/static/{name}", static)
+    add_delivery_routes(router)
+    add_subscription_routes(router)
+    add_waiting_routes(router)
+    add_access_routes(router)
 
 
 async def _to_ui(request: web.Request) -> web.StreamResponse:
-    return _redirect("/ui/")
+    return redirect("/ui/")

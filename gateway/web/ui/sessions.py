@@ -24,7 +24,7 @@ from gateway.http.request import origin_of
 from gateway.models import UiSession
 from gateway.state import AUTH, STORE
 
-__all__ = ["COOKIE", "Signed", "check_action", "end", "open_session", "signed_in"]
+__all__ = ["COOKIE", "Signed", "check_action", "end", "open_session", "require_admin", "signed_in"]
 
 COOKIE = "hookgate_session"
 TOUCH_EVERY = 60.0
@@ -112,6 +112,12 @@ def _same_origin(request: web.Request) -> None:
         raise Forbidden(
             "a dashboard action must come from the dashboard itself", details={"origin": "foreign"}
         )
+
+
+def require_admin(signed: Signed, what: str) -> None:
+    """Pages over everybody's records (deliveries, routes, tokens) are the operator's."""
+    if not signed.principal.is_admin:
+        raise Forbidden(f"{what} are the operator's: an admin token's session sees them")
 
 
 def require(signed: Signed | None) -> Signed:

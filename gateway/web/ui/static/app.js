@@ -32,14 +32,42 @@ function liveRun(box) {
     const state = field("state");
     state.textContent = job.state;
     state.className = `state ${job.state}`;
-    field("logs").textContent = job.logs || "";
+    if ("logs" in job) field("logs").textContent = job.logs || ""; // finished: its logs whole
     field("outcome-title").textContent = job.error ? "Error" : "Result";
-    field("outcome").textContent = JSON.stringify(job.error || job.result, null, 2);
+    const finished = ["succeeded", "failed", "cancelled"].includes(job.state);
+    const outcome = job.error || job.result;
+    field("outcome").textContent = outcome == null && !finished ? "not finished yet" : JSON.stringify(outcome, null, 2);
     for (const step of job.steps || []) {
       const cell = box.querySelector(`[data-step="${CSS.escape(step.id)}"] [data-field="step-state"]`);
       if (cell) { cell.textContent = step.state; cell.className = `state ${step.state}`; }
     }
-    if (["succeeded", "failed", "cancelled"].includes(job.state)) {
+    if (finished) {
+      for (const form of box.querySelectorAll("[data-hide-when-done]")) form.remove();
+      events.close();
+    }
+  });
+  // The first chunks hold all the output so far: they replace what the page was rendered with.
+  // A reconnect sends Last-Event-ID, and then only what is new.
+  let fresh = true;
+  events.addEventListener("log", (message) => {
+    const logs = field("logs");
+    if (fresh) { logs.textContent = ""; fresh = false; }
+    logs.textContent += JSON.parse(message.data).text;
+  });
+}
+
+function liveOperation(box) {
+  const events = new EventSource(box.dataset.liveOperation);
+  const field = (name) => box.querySelector(`[data-field="${name}"]`);
+  events.addEventListener("operation", (message) => {
+    const op = JSON.parse(message.data);
+    field("state").textContent = op.state;
+    field("state").className = `state ${op.state}`;
+    for (const name of ["done", "failed", "matched"]) field(name).textContent = String(op[name]);
+    const bar = field("progress");
+    bar.max = Math.max(op.matched, 1);
+    bar.value = op.done + op.failed;
+    if (op.state !== "running") {
       for (const form of box.querySelectorAll("[data-hide-when-done]")) form.remove();
       events.close();
     }
@@ -52,4 +80,6 @@ document.addEventListener("DOMContentLoaded", () => {
   if (list) liveList(list);
   const run = document.querySelector("[data-live-run]");
   if (run) liveRun(run);
+  const operation = document.querySelector("[data-live-operation]");
+  if (operation) liveOperation(operation);
 });

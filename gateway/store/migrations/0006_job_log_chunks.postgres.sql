@@ -1,0 +1,25 @@
+-- What running jobs print, in the chunks the dispatcher writes every half second, so that a
+-- browser on any replica follows a job running on another. seq grows across all jobs: a stream
+-- resumes after the last chunk it sent. Chunks live only while their job runs: its end's logs are
+-- kept on the job, and the trigger deletes the chunks when it stops running or is deleted.
+CREATE TABLE job_log_chunks (
+    seq     BIGSERIAL PRIMARY KEY,
+    job_id  TEXT NOT NULL,
+    text    TEXT NOT NULL,
+    size    INTEGER NOT NULL
+);
+CREATE INDEX job_log_chunks_job ON job_log_chunks (job_id, seq);
+
+CREATE FUNCTION job_log_chunks_stop() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'DELETE' THEN
+        DELETE FROM job_log_chunks WHERE job_id = OLD.id;
+    ELSIF OLD.state IS DISTINCT FROM NEW.state AND NEW.state NOT IN ('running', 'suspended') THEN
+        DELETE FROM job_log_chunks WHERE job_id = NEW.id;
+    END IF;
+    RETURN NULL;
+END;
+$$;
+
+CREATE TRIGGER job_log_chunks_stop AFTER UPDATE OF state OR DELETE ON jobs
+FOR EACH ROW EXECUTE FUNCTION job_log_chunks_stop();
