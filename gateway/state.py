@@ -21,19 +21,25 @@ if TYPE_CHECKING:
     from gateway.flows.runner import FlowRunner
     from gateway.http.forwarded import Networks
     from gateway.http.live import Live, Served
+    from gateway.http.stream_clock import StreamClock
     from gateway.jobs.catalog import Catalog
     from gateway.jobs.dispatcher import Dispatcher
     from gateway.jobs.engine import Engine
     from gateway.jobs.slots import WaitSlots
+    from gateway.operations.runner import OperationRunner
     from gateway.outbound.outbox import Outbox
+    from gateway.outbound.signing import SigningKeys
     from gateway.store import Store
+    from gateway.triggers.pausing import RoutePauses
     from gateway.triggers.sealing import Sealer
+    from gateway.web.activity import RouteActivity
     from gateway.web.metrics import Metrics
 
 __all__ = [
     "AUTH",
     "BODY_READS",
     "CATALOG",
+    "CORS_HEADERS",
     "DISPATCHER",
     "ENGINES",
     "ENGINES_STARTED",
@@ -42,11 +48,17 @@ __all__ = [
     "HTTP",
     "LIVE",
     "METRICS",
+    "OPEN_STREAMS",
+    "OPERATIONS",
     "OUTBOX",
     "RATE_LIMITER",
+    "ROUTE_ACTIVITY",
+    "ROUTE_PAUSES",
     "SEALER",
     "SERVED",
+    "SIGNING_KEYS",
     "STORE",
+    "STREAM_CLOCK",
     "SUSPENSIONS",
     "SYNC_WAITS",
     "TRUSTED_PROXIES",
@@ -71,9 +83,16 @@ SUSPENSIONS: web.AppKey[Suspensions] = web.AppKey("suspensions")
 HTTP: web.AppKey[aiohttp.ClientSession] = web.AppKey("http")
 OUTBOX: web.AppKey[Outbox] = web.AppKey("outbox")
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
+OPERATIONS: web.AppKey[OperationRunner] = web.AppKey("operations")
+ROUTE_ACTIVITY: web.AppKey[RouteActivity] = web.AppKey("route_activity")
+ROUTE_PAUSES: web.AppKey[RoutePauses] = web.AppKey("route_pauses")
+OPEN_STREAMS: web.AppKey[set[asyncio.Task[object]]] = web.AppKey("open_streams")
+STREAM_CLOCK: web.AppKey[StreamClock] = web.AppKey("stream_clock")
+SIGNING_KEYS: web.AppKey[SigningKeys] = web.AppKey("signing_keys")
 ENGINES_STARTED: web.AppKey[asyncio.Event] = web.AppKey("engines_started")
 TRUSTED_PROXIES: web.AppKey[Networks] = web.AppKey("trusted_proxies")
 LIVE: web.AppKey[Live] = web.AppKey("live")
 """The configuration being served (http/live.py); a reload swaps what it holds."""
 SERVED: web.RequestKey[Served] = web.RequestKey("served")
+CORS_HEADERS: web.RequestKey[dict[str, str]] = web.RequestKey("cors_headers")
 """The snapshot a request started with, pinned on first use (``http.live.served``)."""

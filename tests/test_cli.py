@@ -24,7 +24,7 @@ def test_check_config_prints_every_problem_and_exits_1(tmp_path: Path, capsys) -
     )
     assert main(["check-config", str(bad)]) == 1
     err = capsys.readouterr().err
-    assert 'routes[0].mode: expected "async", "sync" or "both", got "fast"' in err
+    assert 'routes[0].mode: expected "async", "sync", "both" or "stream", got "fast"' in err
     bad.write_text('[[routes]]\npath = "/b"\nscript = "ghost"\n')
     assert main(["check-config", str(bad)]) == 1
     assert 'routes[0].script: no engine has a script "ghost"' in capsys.readouterr().err

@@ -17,6 +17,8 @@ from gateway.models import (
     Job,
     JobQuery,
     JobState,
+    Operation,
+    RouteMinute,
     ScriptVersion,
     TokenRecord,
 )
@@ -84,6 +86,17 @@ async def seed(path: Path) -> None:
     await store.settle_delivery(
         Attempt("msg_1", 1, 2.0, 3.0, status=503), state="pending", next_attempt_at=9.0
     )
+    await store.transition("job-1", from_states=[JobState.QUEUED], to=JobState.RUNNING)
+    await store.append_job_logs("job-1", "one\n", limit=1024)
+    await store.append_job_logs("job-1", "two\n", limit=1024)
+    await store.create_operation(
+        Operation(
+            id="op-1", kind="retry_deliveries", params={"subscription": "ops"}, matched=1, created_at=4.0
+        )
+    )
+    await store.add_route_minutes(
+        [RouteMinute("/r", 7, requests=3, errors=1, last_error="x", last_error_at=420.0)]
+    )
     await store.close()
 
 
@@ -115,6 +128,14 @@ async def test_copy_is_complete_and_idempotent(tmp_path: Path, capsys) -> None: 
             assert call is not None and call.body == {"x": 1}
             assert [a.status for a in await target.list_attempts(["msg_1"])] == [503]
             assert (await target.get_delivery("msg_1")).next_attempt_at == 9.0  # type: ignore[union-attr]
+            operation = await target.get_operation("op-1")
+            assert operation is not None and operation.params == {"subscription": "ops"}
+            (activity,) = await target.route_activity(since_minute=0)
+            assert (activity.route, activity.requests, activity.last_error) == ("/r", 3, "x")
+            copied = await target.job_log_chunks("job-1")
+            assert [c.text for c in copied] == ["one\n", "two\n"]
+            await target.append_job_logs("job-1", "three\n", limit=1024)  # numbered after the copied
+            assert [c.seq for c in await target.job_log_chunks("job-1", after=copied[-1].seq)] != []
         finally:
             await target.close()
         conn = await asyncpg.connect(DSN, server_settings={"search_path": schema})

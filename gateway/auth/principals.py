@@ -27,7 +27,7 @@ import secrets
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -219,6 +219,15 @@ class Authenticator:
             return
         self._key_file_version = stamp
         log.info("JWT keys reloaded after a rotation (%d keys)", len(self._keys.keys))
+
+    def take_tokens(self, config: AuthConfig) -> None:
+        """A reload: the configured admin and user tokens from now on. A token taken out of the file
+        stops working at once, and so do the dashboard sessions it opened. With no admin token
+        left in the file, the current ones stay (the generated one comes back only at a start)."""
+        if config.admin_token_hashes:
+            self._admin_hashes = config.admin_token_hashes
+        self._users = {u.token_hash: u for u in config.users}
+        self.config = replace(self.config, admin_token_hashes=config.admin_token_hashes, users=config.users)
 
     def is_revoked(self, jti: str) -> bool:
         return jti in self._revoked

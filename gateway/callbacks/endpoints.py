@@ -30,6 +30,7 @@ __all__ = [
     "create_endpoint",
     "hash_callback_token",
     "receive_call",
+    "receive_call_hashed",
 ]
 
 METHODS = ("POST", "GET", "PUT", "PATCH", "DELETE", "ANY")
@@ -85,7 +86,11 @@ async def create_endpoint(
 
 async def receive_call(store: Store, token: str, call: CallbackCall) -> CallbackEndpoint:
     """Store an outside caller's call, or raise the error it must get (404, 405, 410, 422)."""
-    token_hash = hash_callback_token(token)
+    return await receive_call_hashed(store, hash_callback_token(token), call)
+
+
+async def receive_call_hashed(store: Store, token_hash: str, call: CallbackCall) -> CallbackEndpoint:
+    """The same, for who knows the endpoint but not its URL (the dashboard deciding an approval)."""
     endpoint = await store.find_callback(token_hash)
     if endpoint is None:
         raise NotFound("no such callback endpoint")

@@ -33,7 +33,7 @@ from gateway.state import AUTH, DISPATCHER, FLOWS, STORE, SUSPENSIONS
 from gateway.store import Store
 from gateway.triggers.payload import RequestData, ShapeOptions, shape
 
-__all__ = ["await_callback", "call_callback", "create_callback"]
+__all__ = ["await_callback", "call_callback", "create_callback", "decide"]
 
 log = logging.getLogger("hookgate.callbacks")
 
@@ -96,6 +96,25 @@ async def call_callback(request: web.Request) -> web.StreamResponse:
     if accepted.approval is not None and _wants_html(request):
         return _html(approval_done(_approved(call.body)), status=202)
     return json_response({"accepted": True, "callback_id": accepted.id}, status=202)
+
+
+async def decide(
+    request: web.Request,
+    endpoint: CallbackEndpoint,
+    *,
+    approve: bool,
+    comment: str | None,
+    by: str,
+    fields: dict[str, str] | None = None,
+) -> CallbackEndpoint:
+    """An approval decided from the dashboard: the same call the approval page would record (its
+    form's fields, ``decision`` and ``comment``), and who decided, then the run moves on."""
+    body: dict[str, Any] = {**(fields or {}), "decision": "approve" if approve else "reject"}
+    body.update(comment=comment or "", decided_by=by)
+    call = CallbackCall(method="POST", headers={}, query={}, body=body, received_at=time.time())
+    accepted = await callbacks.receive_call_hashed(request.app[STORE], endpoint.token_hash, call)
+    await _tell_the_flow(request, accepted)
+    return accepted
 
 
 async def _tell_the_flow(request: web.Request, endpoint: CallbackEndpoint) -> None:

@@ -7,6 +7,7 @@ import asyncio
 import time
 from datetime import UTC, datetime
 
+from gateway.auth.issuing import issue_target_token, target_scopes
 from gateway.auth.principals import hash_token, new_opaque_token
 from gateway.auth.tokens import KeyRing, rotate_key_file
 from gateway.cli.common import with_store
@@ -62,28 +63,13 @@ def _issue(args: argparse.Namespace) -> int:
     if args.route is not None and args.route not in {r.path for r in config.routes}:
         print(f"hookgate: no route {args.route} in {args.config}")
         return 1
-    if args.route is not None:
-        subject, scopes = f"route:{args.route}", [f"jobs:run:routes:{args.route}"]
-    elif args.flow is not None:
-        path = args.flow.strip("/")
-        subject, scopes = f"flow:{path}", [f"jobs:run:flows:{path}"]
-    else:
-        path = args.script.strip("/")
-        subject, scopes = f"script:{path}", [f"jobs:run:scripts:{path}"]
-    if not args.no_read:
-        scopes.append("jobs:read:own")
+    subject, scopes = target_scopes(
+        route=args.route, flow=args.flow, script=args.script, read=not args.no_read
+    )
     keys = KeyRing.load(config.auth, config.server.data_dir)
     ttl = parse_duration(args.ttl) if args.ttl else None
-    token, claims = keys.issue(
-        subject=subject, scopes=scopes, ttl=ttl, label=args.label, rate_limit=args.rate_limit
-    )
-    record = TokenRecord(
-        jti=claims["jti"],
-        label=args.label,
-        subject=subject,
-        scopes=tuple(scopes),
-        expires_at=claims.get("exp"),
-        created_at=claims["iat"],
+    token, record = issue_target_token(
+        keys, subject=subject, scopes=scopes, ttl=ttl, label=args.label, rate_limit=args.rate_limit
     )
     asyncio.run(with_store(config, lambda store: store.record_token(record)))
     print(token)

@@ -33,6 +33,16 @@ TABLES: list[tuple[str, str, str]] = [
     ("delivery_attempts", "delivery_id, number", "delivery_id, number"),
     ("disabled_subscriptions", "name", "name"),
     ("ui_sessions", "id_hash", "id_hash"),
+    ("job_log_chunks", "seq", "seq"),
+    ("operations", "id", "created_at"),
+    ("route_minutes", "route, minute", "route, minute"),
+    ("ignored_requests", "id", "received_at"),
+    ("route_captures", "id", "received_at"),
+    ("route_states", "route", "route"),
+    ("debounces", "key", "key"),
+    ("subscription_health", "name", "name"),
+    ("subscription_pace", "name", "name"),
+    ("signing_secrets", "subscription, kid", "subscription, kid"),
 ]
 SKIPPED_COLUMNS = {"jobs": {"seq"}}  # numbered anew by PostgreSQL
 BATCH = 500
@@ -62,10 +72,11 @@ async def copy_sqlite_to_postgres(
                 results.append(copied)
                 if progress is not None:
                     progress(copied)
-            await conn.execute(
-                "SELECT setval(pg_get_serial_sequence('callback_calls', 'seq'), "
-                "GREATEST((SELECT max(seq) FROM callback_calls), 1))"
-            )
+            for numbered in ("callback_calls", "job_log_chunks"):  # copied with their numbers
+                await conn.execute(
+                    f"SELECT setval(pg_get_serial_sequence('{numbered}', 'seq'), "
+                    f"GREATEST((SELECT max(seq) FROM {numbered}), 1))"
+                )
         finally:
             await conn.close()
     finally:

@@ -20,7 +20,7 @@ from gateway.http.live import config_of, served
 from gateway.http.request import read_body
 from gateway.jobs import lifecycle as jobs
 from gateway.jobs.engine import STEP_STATUSES, Step
-from gateway.models import FLOW_ENGINE, Job, JobQuery, JobState
+from gateway.models import ACTIVE_STATES, FLOW_ENGINE, Job, JobState
 from gateway.outbound.notify import CROMWELL
 from gateway.state import (
     AUTH,
@@ -36,6 +36,7 @@ from gateway.state import (
 )
 from gateway.triggers.payload import RequestData, shape
 from gateway.triggers.results import render_job_result
+from gateway.web import job_filters
 from gateway.web.metrics import CONTENT_TYPE_LATEST
 from gateway.web.openapi import describe
 
@@ -47,7 +48,6 @@ __all__ = [
     "healthz",
     "list_jobs",
     "readable_job",
-    "revoke_token",
 ]
 
 
@@ -74,10 +74,16 @@ async def get_job(request: web.Request) -> web.StreamResponse:
     return json_response(await job_page(request, await readable_job(request)))
 
 
-async def job_page(request: web.Request, job: Job) -> dict[str, Any]:
-    """Everything ``GET /api/jobs/{id}`` shows of a job: its view, a run's steps, its callback."""
-    if not job.finished and (live := request.app[DISPATCHER].live_logs(job.id)) is not None:
-        job = job.evolve(logs=live)  # runs here: fresher than what the store has of its output
+async def job_page(request: web.Request, job: Job, *, live_logs: bool = True) -> dict[str, Any]:
+    """Everything ``GET /api/jobs/{id}`` shows of a job: its view, a run's steps, its callback;
+    while it runs, the output it printed so far (unless ``live_logs`` is false: a stream sends it
+    in chunks)."""
+    if (
+        live_logs
+        and job.state in ACTIVE_STATES
+        and (chunks := await request.app[STORE].job_log_chunks(job.id))
+    ):
+        job = job.evolve(logs="".join(c.text for c in chunks))  # its output so far, from any replica
     view = job_view(job)
     if job.engine == FLOW_ENGINE and (run := await request.app[STORE].get_flow_run(job.id)) is not None:
         view.update(flow_run_view(run, erased=job.erased))
@@ -91,16 +97,31 @@ async def job_page(request: web.Request, job: Job) -> dict[str, Any]:
 
 
 async def get_job_result(request: web.Request) -> web.StreamResponse:
-    """The result, or ``202`` while it runs; ``?wait=N`` long-polls up to N seconds (any replica)."""
+    """The result, or ``202`` while it runs; ``?wait=N`` long-polls up to N seconds (any replica).
+
+    A debounced job's result is that of the job that ran its burst in its place."""
     job = await readable_job(request)
     wait = _wait_seconds(request)
-    if not job.finished and wait > 0:
+    if (not job.finished or job.superseded_by) and wait > 0:
         with request.app[SYNC_WAITS].hold():
-            job = await jobs.wait_finished(request.app[STORE], job.id, wait) or job
-    if not job.finished:
+            job = await jobs.wait_settled(request.app[STORE], job.id, wait) or job
+    job = await _in_its_place(request, job)
+    if not job.finished or job.state is JobState.DEBOUNCED:
         body = {"job_id": job.id, "state": job.state.value}
         return json_response(body, status=202, headers={"Retry-After": "1"})
     return render_job_result(job)
+
+
+async def _in_its_place(request: web.Request, job: Job) -> Job:
+    """The job that runs (or ran) a debounced job's burst, as it is now."""
+    seen = {job.id}
+    while job.state is JobState.DEBOUNCED and job.superseded_by and job.superseded_by not in seen:
+        newer = await request.app[STORE].get_job(job.superseded_by)
+        if newer is None:
+            break
+        job = newer
+        seen.add(job.id)
+    return job
 
 
 def _wait_seconds(request: web.Request) -> float:
@@ -148,26 +169,16 @@ async def _cancel_reason(request: web.Request) -> str | None:
 
 
 async def list_jobs(request: web.Request) -> web.StreamResponse:
+    """Newest first, filtered (``gateway.web.job_filters``), a page at a time by cursor."""
     principal = await request.app[AUTH].require(request, scopes=("jobs:read", "jobs:read:own"))
-    query = request.query
     try:
-        state = JobState(query["state"]) if query.get("state") else None
+        limit = int(request.query.get("limit", "50"))
     except ValueError:
-        raise BadRequest(
-            f"unknown state {query['state']!r}; expected one of {', '.join(s.value for s in JobState)}"
-        ) from None
-    try:
-        limit = int(query.get("limit", "50"))
-    except ValueError:
-        raise BadRequest(f"limit must be an integer, got {query['limit']!r}") from None
+        raise BadRequest(f"limit must be an integer, got {request.query['limit']!r}") from None
     if not 1 <= limit <= 500:
         raise BadRequest(f"limit must be between 1 and 500, got {limit}")
-    job_query = JobQuery(
-        state=state,
-        script=query.get("script") or None,
-        limit=limit,
-        cursor=query.get("cursor"),
-        principal=None if principal.allows("jobs:read") else principal.id,
+    job_query = await job_filters.job_query(
+        request, principal, limit=limit, cursor=request.query.get("cursor")
     )
     try:
         page = await request.app[STORE].list_jobs(job_query)
@@ -201,15 +212,6 @@ async def report_step(request: web.Request) -> web.StreamResponse:
 
 
 # --- tokens and health ----------------------------------------------------------------------------
-
-
-async def revoke_token(request: web.Request) -> web.StreamResponse:
-    auth = request.app[AUTH]
-    await auth.require(request, scopes=("admin",))
-    jti = request.match_info["jti"]
-    await request.app[STORE].revoke_token(jti, now=time.time())
-    auth.revoked_here(jti)
-    return json_response({"jti": jti, "revoked": True})
 
 
 async def readyz(request: web.Request) -> web.StreamResponse:

@@ -23,16 +23,21 @@ from gateway.flows.library import FlowLibrary, FlowShelf, check_flows
 from gateway.flows.runner import FlowRunner
 from gateway.http.forwarded import listening_url
 from gateway.http.live import Live, Served
+from gateway.http.open_streams import end_open_streams
+from gateway.http.stream_clock import StreamClock, stream_clock_ctx
 from gateway.jobs.catalog import Catalog, check_scripts
 from gateway.jobs.dispatcher import Dispatcher
 from gateway.jobs.engine import Engine, create_engines
 from gateway.jobs.engine import unchecked_options as unchecked_engine_options
 from gateway.jobs.slots import WaitSlots
 from gateway.models import Job
+from gateway.operations.runner import OperationRunner
 from gateway.outbound.notify import Subscriptions, load_notifiers
 from gateway.outbound.notify import unchecked_options as unchecked_notifier_options
 from gateway.outbound.outbox import Outbox
+from gateway.outbound.signing import SigningKeys
 from gateway.outbound.ssrf import GuardedResolver
+from gateway.outbound.transports import load_transports
 from gateway.state import (
     AUTH,
     BODY_READS,
@@ -45,17 +50,25 @@ from gateway.state import (
     HTTP,
     LIVE,
     METRICS,
+    OPEN_STREAMS,
+    OPERATIONS,
     OUTBOX,
     RATE_LIMITER,
+    ROUTE_ACTIVITY,
+    ROUTE_PAUSES,
     SEALER,
+    SIGNING_KEYS,
     STORE,
+    STREAM_CLOCK,
     SUSPENSIONS,
     SYNC_WAITS,
     TRUSTED_PROXIES,
     VERIFY_FAILURES,
 )
 from gateway.store import create_store, postgres_store_class
+from gateway.triggers.pausing import RoutePauses, pauses_ctx
 from gateway.triggers.sealing import Sealer
+from gateway.web.activity import RouteActivity, activity_ctx
 from gateway.web.metrics import Metrics
 from gateway.web.middlewares import gateway_middleware
 from gateway.web.reload import Reloader, Reloading
@@ -136,6 +149,7 @@ def create_app(config: Config, *, reloading: Reloading | None = None) -> web.App
     app[BODY_READS] = WaitSlots(config.server.max_reading, holders="requests are already sending bodies")
     sealer = Sealer(key=config.server.secret_key, data_dir=config.server.data_dir)
     app[SEALER] = sealer
+    app[SIGNING_KEYS] = SigningKeys(store, seal=sealer.seal, unseal=sealer.unseal)
     auth = Authenticator(config.auth, store=store, data_dir=config.server.data_dir)
     app[AUTH] = auth
     app[RATE_LIMITER] = RateLimiter(store=store if isinstance(store, SharedWindows) else None)
@@ -163,9 +177,30 @@ def create_app(config: Config, *, reloading: Reloading | None = None) -> web.App
         public_base=_public_base(config),
     )
     app[DISPATCHER].step_ended = app[FLOWS].step_ended
+    app[OPERATIONS] = OperationRunner(
+        store=store, lease=config.server.lease, batch=config.operations.batch, pause=config.operations.pause
+    )
+    app[ROUTE_ACTIVITY] = RouteActivity()
+    app[ROUTE_PAUSES] = RoutePauses(store)
+    app[OPEN_STREAMS] = set()
+    app[STREAM_CLOCK] = StreamClock()
+    app.on_shutdown.append(end_open_streams)
     add_routes(app)
     app.cleanup_ctx.extend(
-        [_store_ctx, _auth_ctx, _http_ctx, _outbox_ctx, _engines_ctx, _dispatcher_ctx, _flows_ctx, _purge_ctx]
+        [
+            _store_ctx,
+            _auth_ctx,
+            _http_ctx,
+            _outbox_ctx,
+            _engines_ctx,
+            _dispatcher_ctx,
+            _flows_ctx,
+            _operations_ctx,
+            activity_ctx,
+            pauses_ctx,
+            stream_clock_ctx,
+            _purge_ctx,
+        ]
     )
     if reloading is not None:
         app.cleanup_ctx.append(_reload_ctx(reloading))
@@ -222,6 +257,8 @@ async def _outbox_ctx(app: web.Application) -> AsyncIterator[None]:
         session=app[HTTP],
         keys=lambda: auth.keys,
         observe=lambda name, seconds: app[METRICS].delivery_duration.labels(name).observe(seconds),
+        signing=app[SIGNING_KEYS],
+        transports=load_transports(),
     )
     app[OUTBOX] = outbox
     outbox.start()
@@ -264,6 +301,13 @@ async def _flows_ctx(app: web.Application) -> AsyncIterator[None]:
     await runner.stop()
 
 
+async def _operations_ctx(app: web.Application) -> AsyncIterator[None]:
+    runner = app[OPERATIONS]
+    await runner.start()
+    yield
+    await runner.stop()
+
+
 def _reload_ctx(reloading: Reloading) -> Callable[[web.Application], AsyncIterator[None]]:
     async def reload_ctx(app: web.Application) -> AsyncIterator[None]:
         engines: dict[str, Engine] = app[ENGINES]
@@ -275,6 +319,7 @@ def _reload_ctx(reloading: Reloading) -> Callable[[web.Application], AsyncIterat
             metrics=app[METRICS],
             data_dir=app[LIVE].config.server.data_dir,
             flows=app[FLOW_LIBRARY],
+            auth=app[AUTH],
         )
         async with reloader.listening():
             yield
@@ -298,6 +343,8 @@ async def _purge_forever(app: web.Application) -> None:
         try:
             purged = await app[STORE].purge_finished(before=time.time() - retention)
             await app[STORE].purge_ui_sessions(idle_before=time.time() - app[LIVE].config.ui.idle_timeout)
+            await app[STORE].purge_operations(before=time.time() - retention)
+            await app[STORE].purge_route_records(before=time.time() - retention)
             if purged:
                 log.info("purged %d finished jobs older than the retention of %gs", purged, retention)
         except Exception:
