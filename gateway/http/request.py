@@ -8,16 +8,18 @@ all of them; nothing here knows what a trigger or a job is beyond the job's reco
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
+import orjson
 from aiohttp import web
 
-from gateway.errors import PayloadTooLarge, RequestTimeout
+from gateway.errors import BadRequest, PayloadTooLarge, RequestTimeout
 from gateway.http.forwarded import listening_url, public_origin
 from gateway.http.live import config_of
 from gateway.models import Job
 from gateway.state import BODY_READS, TRUSTED_PROXIES
 
-__all__ = ["base_url", "check_size", "origin_of", "read_body", "route_template"]
+__all__ = ["base_url", "check_size", "origin_of", "read_body", "read_json_object", "route_template"]
 
 _READ_CHUNK = 65536
 
@@ -53,6 +55,17 @@ async def _read_limited(request: web.Request, limit: int) -> bytes:
         body += chunk
         check_size(len(body), limit)
     return bytes(body)
+
+
+async def read_json_object(request: web.Request) -> dict[str, Any]:
+    """An API body that must be a JSON object (an empty body is ``{}``), within the body limits."""
+    try:
+        value = orjson.loads(await read_body(request) or b"{}")
+    except orjson.JSONDecodeError:
+        raise BadRequest("the body must be a JSON object") from None
+    if not isinstance(value, dict):
+        raise BadRequest("the body must be a JSON object")
+    return value
 
 
 def origin_of(request: web.Request) -> str:

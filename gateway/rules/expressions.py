@@ -34,6 +34,7 @@ __all__ = [
     "Expression",
     "ExpressionError",
     "Template",
+    "compile_condition",
 ]
 
 MAX_LENGTH = 2000
@@ -64,6 +65,9 @@ class ExpressionError(ValueError):
 class Expression:
     source: str
     _program: Any
+    variables: frozenset[str] = frozenset()
+    """The names it reads: only those are checked and handed to the library, so a value it never
+    reads (a request's headers, say) costs nothing."""
 
     @classmethod
     def compile(cls, source: str, *, names: Collection[str]) -> Expression:
@@ -78,13 +82,14 @@ class Expression:
         unknown = sorted(set(program.variables()) - set(names) - set(_ITERATOR.findall(source)))
         if unknown:
             raise ExpressionError(f"unknown name {unknown[0]!r} (known: {', '.join(sorted(names))})")
-        return cls(source, program)
+        return cls(source, program, frozenset(program.variables()))
 
     def evaluate(self, values: Mapping[str, Any], *, clock: Callable[[], float] = time.perf_counter) -> Any:
-        _check_values(values)
+        read = {name: value for name, value in values.items() if name in self.variables}
+        _check_values(read)
         started = clock()
         try:
-            result = self._program.execute(dict(values))
+            result = self._program.execute(read)
         except (RuntimeError, TypeError, KeyError, ValueError, ZeroDivisionError, OverflowError) as exc:
             raise ExpressionError(
                 f"{self.source!r} failed: {_first_line(str(exc)) or type(exc).__name__}"
@@ -111,6 +116,15 @@ class Template:
 
     def render(self, values: Mapping[str, Any]) -> Any:
         return _render(self._compiled, values)
+
+
+def compile_condition(source: str, *, names: Collection[str], example: str) -> Template:
+    """A filter: exactly one ``${…}`` expression (a route's or a subscription's). Raises
+    ``ExpressionError`` with the problem, shown by check-config and every reload."""
+    stripped = source.strip()
+    if not (stripped.startswith("${") and stripped.endswith("}")):
+        raise ExpressionError(f'a filter is one expression written "${{…}}", such as "{example}"')
+    return Template(stripped, names=names)
 
 
 @dataclass(frozen=True)

@@ -77,8 +77,13 @@ def verify_signature(request: web.Request, policy: TriggerPolicy, body: bytes) -
     raise Unauthorized("the request's signature does not verify", code="signature_invalid")
 
 
+IGNORED_EVENT = "ignored_event"
+"""Set on the request when its provider's event is not one the route takes: why."""
+
+
 def provider_answer(request: web.Request, policy: TriggerPolicy, body: bytes) -> web.Response | None:
-    """Answers a provider expects without a job: GitHub's ping, event filters, Slack's challenge."""
+    """Answers a provider expects without a job: GitHub's ping, event filters, Slack's challenge.
+    An event the list leaves out is an ignored request like a filter's (``IGNORED_EVENT``)."""
     if policy.verify is None:
         return None
     if policy.verify.scheme == "github":
@@ -86,7 +91,9 @@ def provider_answer(request: web.Request, policy: TriggerPolicy, body: bytes) ->
         if event == "ping":
             return json_response({"ok": True, "event": "ping"})
         if policy.verify.events is not None and event not in policy.verify.events:
-            return json_response({"ok": True, "ignored": True, "event": event})
+            response = json_response({"ok": True, "ignored": True, "event": event})
+            request[IGNORED_EVENT] = f"the GitHub event {event!r} is not in verify.events"
+            return response
     if policy.verify.scheme == "slack" and b"url_verification" in body:
         args = shape(request_data(request, body, policy)).single
         if args.get("type") == "url_verification":

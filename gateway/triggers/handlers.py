@@ -31,23 +31,41 @@ from gateway.outbound.ssrf import allowed_target
 from gateway.state import (
     AUTH,
     CATALOG,
+    ENGINES,
     FLOW_LIBRARY,
+    ROUTE_PAUSES,
     SEALER,
     STORE,
     SYNC_WAITS,
 )
-from gateway.store import DuplicateRequest, job_topic
-from gateway.triggers.admission import Admission, admit, idempotency_for, provider_answer, verify_signature
+from gateway.store import Debounce, DuplicateRequest, job_topic
+from gateway.triggers.admission import (
+    IGNORED_EVENT,
+    Admission,
+    admit,
+    idempotency_for,
+    provider_answer,
+    verify_signature,
+)
+from gateway.triggers.debouncing import RouteDebounce
 from gateway.triggers.params import JobParameters, parse_job_parameters
 from gateway.triggers.payload import RequestData, Shaped, ShapeOptions, shape
 from gateway.triggers.policy import GENERIC, GENERIC_SYNC, TriggerPolicy, request_data
+from gateway.triggers.preprocessing import EVENT_KEY, request_event, wants_event
+from gateway.triggers.records import apply_filter, capture, ignored_answer, record_ignored
 from gateway.triggers.results import render_job_result
 from gateway.triggers.sealing import split_redacted
+from gateway.triggers.streaming import stream_windmill
 
 __all__ = [
     "make_route_handler",
     "run_async",
     "run_sync",
+    "shape_off_loop",
+    "submission_for",
+    "windmill_run_and_stream",
+    "windmill_run_and_stream_flow",
+    "windmill_run_and_stream_hash",
     "windmill_run_flow",
     "windmill_run_flow_wait",
     "windmill_run_hash",
@@ -120,15 +138,48 @@ async def trigger(
     verify_signature(request, policy, body)
     answer = provider_answer(request, policy, body)
     if answer is not None:
+        if IGNORED_EVENT in request and policy.custom:
+            await record_ignored(request, policy, [({}, request[IGNORED_EVENT])])
         return answer
     server = config_of(request).server
     options = policy.shape.for_request(
         request.query, instance_headers=server.include_headers, max_parts=server.max_form_parts
     )
     shaped = await shape_off_loop(request_data(request, body, policy), options)
-    response = await _submit_and_answer(
-        request, policy, target, shaped, admission, params, sync=sync, answer_async=answer_async
+    shaped, ignored = apply_filter(
+        policy,
+        shaped,
+        method=request.method,
+        headers=request.headers,
+        query=request.query,
+        params=dict(request.match_info) if policy.custom else {},
     )
+    if ignored:
+        ignored_ids = await record_ignored(request, policy, ignored)
+        if not shaped.arguments:  # nothing passed: the request starts nothing
+            if policy.capture:
+                everything = Shaped([args for args, _ in ignored], batch=shaped.batch)
+                await capture(request, policy, body, everything, verdict="ignored", reason=ignored[0][1])
+            return ignored_answer(policy, ignored[0][1], ignored_ids)
+    held = policy.custom and request.app[ROUTE_PAUSES].paused(policy.name, policy.state)
+    if held:  # accepted and committed, but it waits for the route to resume: the caller is told so
+        sync, answer_async = False, accepted_held
+        request["held"] = True
+    event = _preprocessor_event(request, policy, target, body, options)
+    response = await _submit_and_answer(
+        request,
+        policy,
+        target,
+        shaped,
+        admission,
+        params,
+        sync=sync,
+        answer_async=answer_async,
+        held=held,
+        event=event,
+    )
+    if policy.capture:
+        await capture(request, policy, body, shaped, verdict="job", job_ids=request.get("job_ids", ()))
     if not response.prepared:
         response.headers.update(admission.headers)
     return response
@@ -144,6 +195,8 @@ async def _submit_and_answer(
     *,
     sync: bool,
     answer_async: Callable[[web.Request, Job], web.Response],
+    held: bool = False,
+    event: dict[str, Any] | None = None,
 ) -> web.StreamResponse:
     app = request.app
     if shaped.batch and sync:
@@ -178,8 +231,19 @@ async def _submit_and_answer(
         "lineage": await _lineage(request, admission, params),
         "scheduled_for": params.scheduled_for,
         "principal_scopes": admission.principal.delegable_scopes() if admission.principal else (),
+        "held": held,
     }
-    submissions = [_submission(request, policy, args) for args in shaped.arguments]
+    debounced = policy.debounce if not held else None  # a held call waits for the resume as it is
+    submissions = [
+        submission_for(
+            request,
+            policy,
+            args,
+            event=event,
+            debounce=_debounce_of(request, debounced, args, now) if debounced else None,
+        )
+        for args in shaped.arguments
+    ]
     ids = [jobs.new_job_id() for _ in submissions]
     store = app[STORE]
     # A sync caller listens before its job exists: every change of it is then seen, none read back.
@@ -194,6 +258,7 @@ async def _submit_and_answer(
             submitted = [await _original(request, job_id) for job_id in duplicate.job_ids]
             replayed = True
         request["job_id"] = submitted[0].id  # for the access log
+        request["job_ids"] = [j.id for j in submitted]  # for a capture
         if not sync:
             response = (
                 batch_accepted(request, submitted) if shaped.batch else answer_async(request, submitted[0])
@@ -208,17 +273,21 @@ async def _submit_and_answer(
             if finished is not None and early is not EARLY_NONE:
                 finished = finished.evolve(state=JobState.SUCCEEDED, result=early, error=None)
         elif replayed or changes is None:
-            finished = await jobs.wait_finished(store, job.id, timeout)
+            finished = await jobs.wait_settled(store, job.id, timeout)
         else:
-            finished = await jobs.wait_finished(store, job.id, timeout, listening=(changes, job))
-    if finished is None or not finished.finished:
+            finished = await jobs.wait_settled(store, job.id, timeout, listening=(changes, job))
+    if finished is None or not finished.finished or finished.state is JobState.DEBOUNCED:
+        waited = finished or job  # a debounced call: the job that runs its burst
         raise SyncTimeout(
-            f"job {job.id} did not finish within the sync timeout; it keeps running and its result "
-            f"stays available at {base_url(request, job)}/api/jobs/{job.id}/result",
-            job_id=job.id,
+            f"job {waited.id} did not finish within the sync timeout; it keeps running and its result "
+            f"stays available at {base_url(request, waited)}/api/jobs/{waited.id}/result",
+            job_id=waited.id,
         )
     response = render_job_result(
-        finished, error_status=policy.error_status, allow_active_content=policy.allow_active_content
+        finished,
+        error_status=policy.error_status,
+        allow_active_content=policy.allow_active_content,
+        allow_set_cookie=policy.allow_set_cookie,
     )
     if replayed:
         response.headers["Idempotent-Replayed"] = "true"
@@ -299,13 +368,54 @@ def checked_callback_uri(uri: str, outbound: OutboundConfig) -> str:
     return uri
 
 
-def _submission(request: web.Request, policy: TriggerPolicy, args: dict[str, Any]) -> jobs.Submission:
-    """Concurrency keys see the real arguments; the store sees redacted ones, the real values sealed."""
+def _preprocessor_event(
+    request: web.Request, policy: TriggerPolicy, target: Target, body: bytes, options: ShapeOptions
+) -> dict[str, Any] | None:
+    """The whole request for the script's ``preprocessor``, when it has one (or the route asks)."""
+    if target.engine == FLOW_ENGINE:
+        return None
+    engine = request.app[ENGINES].get(target.engine)
+    if not wants_event(policy.preprocessor, engine, target.version):
+        return None
+    return request_event(
+        request_data(request, body, policy),
+        options,
+        kind="http" if policy.custom else "webhook",
+        route=route_template(request),
+        path=request.path,
+    )
+
+
+def _debounce_of(request: web.Request, debounce: RouteDebounce, args: dict[str, Any], now: float) -> Debounce:
+    return debounce.for_call(
+        args,
+        now=now,
+        method=request.method,
+        headers=request.headers,
+        query=request.query,
+        params=dict(request.match_info),
+    )
+
+
+def submission_for(
+    request: web.Request,
+    policy: TriggerPolicy,
+    args: dict[str, Any],
+    *,
+    event: dict[str, Any] | None = None,
+    debounce: Debounce | None = None,
+) -> jobs.Submission:
+    """Concurrency keys see the real arguments; the store sees redacted ones, the real values sealed.
+
+    A preprocessor's ``event`` joins the shaped arguments as ``WEBHOOK__EVENT__``: an engine that
+    runs the preprocessor gives ``main`` what it returns instead; any other passes both on."""
     limited = policy.options.max_concurrent is not None
     key = jobs.render_concurrency_key(policy.route, policy.concurrency_key, args, limited=limited)
+    if event is not None:
+        args = {**args, EVENT_KEY: event}
     shown, hidden = split_redacted(args, policy.redact)
     sealed = request.app[SEALER].seal(hidden) if hidden else None
-    return jobs.Submission(args=shown, concurrency_key=key, sealed_args=sealed)
+    return jobs.Submission(args=shown, concurrency_key=key, sealed_args=sealed, debounce=debounce)
 
 
 def batch_accepted(request: web.Request, submitted: list[Job]) -> web.Response:
@@ -319,6 +429,16 @@ def accepted(request: web.Request, job: Job) -> web.Response:
     status_url = f"{base_url(request, job)}/api/jobs/{job.id}"
     return json_response(
         {"job_id": job.id, "status_url": status_url}, status=202, headers={"Location": status_url}
+    )
+
+
+def accepted_held(request: web.Request, job: Job) -> web.Response:
+    """A paused route's answer, sync or not: ``202`` with the job id and ``"held": true``."""
+    status_url = f"{base_url(request, job)}/api/jobs/{job.id}"
+    return json_response(
+        {"job_id": job.id, "status_url": status_url, "held": True},
+        status=202,
+        headers={"Location": status_url},
     )
 
 
@@ -337,12 +457,39 @@ def make_route_handler(policy: TriggerPolicy) -> Handler:
             kind = "flow" if policy.flow else "script"
             return await request.app[CATALOG].resolve(script, engine=policy.engine, kind=kind)
 
+        if policy.mode == "stream":
+            return await _then_stream(
+                request,
+                trigger(
+                    request,
+                    policy,
+                    script=script,
+                    load_target=load_target,
+                    sync=False,
+                    answer_async=_to_stream,
+                ),
+            )
         sync = _wants_wait(request, policy)
         return await trigger(
             request, policy, script=script, load_target=load_target, sync=sync, answer_async=accepted
         )
 
     return handle
+
+
+def _to_stream(request: web.Request, job: Job) -> web.Response:
+    """Stands for the answer until the stream replaces it (``_then_stream``)."""
+    return web.Response(status=202)
+
+
+async def _then_stream(request: web.Request, triggered: Awaitable[web.StreamResponse]) -> web.StreamResponse:
+    """Trigger, then answer with the job's stream; an answer without a job (ignored) as it is."""
+    response = await triggered
+    job_id = request.get("job_id")
+    if job_id is None or response.status != 202 or response.prepared or request.get("held"):
+        return response
+    streamed = await stream_windmill(request, job_id)
+    return streamed
 
 
 # --- generic endpoints and Windmill aliases -------------------------------------------------------
@@ -395,6 +542,23 @@ async def windmill_run_flow_wait(request: web.Request) -> web.StreamResponse:
 
 async def windmill_run_script_wait(request: web.Request) -> web.StreamResponse:
     return await _generic(request, pinned=False, sync=True, kind="script")
+
+
+async def windmill_run_and_stream(request: web.Request) -> web.StreamResponse:
+    """Windmill's SSE stream webhook: the job starts, and its answer is its stream."""
+    return await _then_stream(
+        request, _generic(request, pinned=False, sync=False, answer_async=_to_stream, kind="script")
+    )
+
+
+async def windmill_run_and_stream_flow(request: web.Request) -> web.StreamResponse:
+    return await _then_stream(
+        request, _generic(request, pinned=False, sync=False, answer_async=_to_stream, kind="flow")
+    )
+
+
+async def windmill_run_and_stream_hash(request: web.Request) -> web.StreamResponse:
+    return await _then_stream(request, _generic(request, pinned=True, sync=False, answer_async=_to_stream))
 
 
 async def windmill_run_hash(request: web.Request) -> web.StreamResponse:

@@ -43,7 +43,10 @@ from gateway.triggers.forms import decode_text, form_fields, multipart_fields, p
 __all__ = [
     "CONTROL_PARAMS",
     "CREDENTIAL_HEADERS",
+    "FORM_TYPE",
     "MAX_DEPTH",
+    "MULTIPART_TYPE",
+    "TEXT_TYPES",
     "RequestData",
     "ShapeOptions",
     "Shaped",

@@ -13,7 +13,11 @@ from aiohttp import web
 from gateway.auth.verify import credential_names
 from gateway.config import CREDENTIAL_HEADERS, Mode, RouteConfig, VerifyConfig
 from gateway.durations import Rate, parse_rate
+from gateway.errors import ConfigError
 from gateway.models import JobOptions
+from gateway.rules.expressions import ExpressionError, Template
+from gateway.triggers.debouncing import RouteDebounce, compile_debounce
+from gateway.triggers.filtering import compile_filter
 from gateway.triggers.payload import RequestData, ShapeOptions
 
 __all__ = [
@@ -47,15 +51,35 @@ class TriggerPolicy:
     shape: ShapeOptions = field(default_factory=ShapeOptions)
     redact: tuple[str, ...] = ()
     allow_active_content: bool = False
+    allow_set_cookie: bool = False
     public: bool = False
     verify: VerifyConfig | None = None
     allow_query_token: bool | None = None
     rate_limit: Rate | None = None
     idempotency_key: tuple[str, ...] = ()
     idempotency_ttl: float = 86400.0
+    name: str = ""
+    """The route's name (custom routes)."""
+    filter: Template | None = None
+    filter_source: str = ""
+    ignored_status: int = 202
+    capture: int = 0
+    state: str = "active"
+    debounce: RouteDebounce | None = None
+    preprocessor: bool | None = None
+    """None: send the request as ``WEBHOOK__EVENT__`` when the script defines ``preprocessor``."""
 
 
 def policy_for_route(route: RouteConfig) -> TriggerPolicy:
+    """Raises ``ConfigError`` for a filter that does not compile (checked at start and each reload)."""
+    try:
+        compiled = compile_filter(route.filter) if route.filter else None
+    except ExpressionError as exc:
+        raise ConfigError(f'routes "{route.name}" ({route.path}).filter: {exc}') from None
+    try:
+        debounce = compile_debounce(route.path, route.debounce) if route.debounce else None
+    except ExpressionError as exc:
+        raise ConfigError(f'routes "{route.name}" ({route.path}).debounce.key: {exc}') from None
     idempotency = route.idempotency_key
     if idempotency is None:
         idempotency = DEFAULT_IDEMPOTENCY.get(route.verify.scheme, ()) if route.verify else ()
@@ -80,12 +104,21 @@ def policy_for_route(route: RouteConfig) -> TriggerPolicy:
         ),
         redact=route.redact,
         allow_active_content=route.allow_active_content,
+        allow_set_cookie=route.allow_set_cookie,
         public=route.public,
         verify=route.verify,
         allow_query_token=route.allow_query_token,
         rate_limit=parse_rate(route.rate_limit) if route.rate_limit else None,
         idempotency_key=idempotency,
         idempotency_ttl=route.idempotency_ttl,
+        name=route.name,
+        filter=compiled,
+        filter_source=route.filter or "",
+        ignored_status=route.ignored_status,
+        capture=route.capture,
+        state=route.state,
+        preprocessor=route.preprocessor,
+        debounce=debounce,
         options=JobOptions(
             timeout=route.timeout,
             retries=route.retries,

@@ -16,6 +16,8 @@ from typing import Any
 import orjson
 from cryptography.fernet import Fernet, InvalidToken
 
+from gateway.triggers.preprocessing import EVENT_KEY
+
 __all__ = ["REDACTED", "Sealer", "split_redacted"]
 
 REDACTED = "***"
@@ -85,6 +87,12 @@ def split_redacted(args: dict[str, Any], names: tuple[str, ...]) -> tuple[dict[s
     if "raw_string" in args and args.get("body") == args["raw_string"]:
         bare.add("body")  # a text body is the raw string again
     paths = [tuple(name.split(".")) for name in names if "." in name]
+    event = args.get(EVENT_KEY)
+    if isinstance(event, dict):  # a preprocessor's event holds the body again, and the headers
+        paths += [(EVENT_KEY, "body", *path) for path in paths]
+        if not isinstance(event.get("body"), dict | list):
+            paths.append((EVENT_KEY, "body"))
+        bare |= {name.replace("_", "-") for name in bare}
     shown, changed = _redacted(args, bare, paths)
     return (shown, args) if changed else (args, {})
 

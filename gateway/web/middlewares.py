@@ -12,8 +12,9 @@ from aiohttp.typedefs import Handler
 
 from gateway.errors import GatewayError
 from gateway.http.answers import json_response
+from gateway.http.live import served
 from gateway.http.request import route_template
-from gateway.state import METRICS
+from gateway.state import CORS_HEADERS, METRICS, ROUTE_ACTIVITY
 
 __all__ = ["gateway_middleware"]
 
@@ -43,15 +44,19 @@ async def gateway_middleware(request: web.Request, handler: Handler) -> web.Stre
     request_id = asked if _REQUEST_ID.match(asked) else os.urandom(16).hex()
     request["request_id"] = request_id
     started = time.perf_counter()
+    error: str | None = None
     try:
         response = await handler(request)
     except GatewayError as exc:
         response = json_response(exc.body(), status=exc.status, headers=exc.headers())
+        error = exc.message
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
         response = _http_error(request, exc)
+        error = exc.reason
     except Exception:
+        error = "internal error"
         route = request.match_info.route.resource
         template = route.canonical if route is not None else "(no route)"
         log.exception("unhandled error on %s %s", request.method, template)
@@ -59,13 +64,17 @@ async def gateway_middleware(request: web.Request, handler: Handler) -> web.Stre
         response = json_response(body, status=500)
     if not response.prepared:
         response.headers["X-Request-ID"] = request_id
+        response.headers.update(request.get(CORS_HEADERS) or {})
         response.headers["X-Content-Type-Options"] = "nosniff"
         if response.status >= 400 and request.body_exists and not request.content.is_eof():
             # Refused before its body was read: close rather than wait for the rest of it.
             response.force_close()
+    template = route_template(request)
     request.app[METRICS].observe_request(
-        route_template(request), request.method, response.status, time.perf_counter() - started
+        template, request.method, response.status, time.perf_counter() - started
     )
+    if template in served(request).route_paths:
+        request.app[ROUTE_ACTIVITY].record(template, response.status, error)
     return response
 
 

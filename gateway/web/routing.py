@@ -17,12 +17,15 @@ from aiohttp.web_urldispatcher import AbstractResource, AbstractRoute, UrlMappin
 from yarl import URL
 
 from gateway.callbacks import http as callback_api
-from gateway.config import Config
+from gateway.config import Config, CorsConfig
+from gateway.http.cors import allowed_headers, preflight
+from gateway.operations import http as operations_api
 from gateway.outbound import http as delivery_api
-from gateway.state import LIVE, SERVED
+from gateway.state import CORS_HEADERS, LIVE, SERVED
 from gateway.triggers import handlers as h
+from gateway.triggers.handlers import Handler
 from gateway.triggers.policy import policy_for_route
-from gateway.web import api, streams, windmill_api
+from gateway.web import api, routes_api, streams, tokens_api, windmill_api
 from gateway.web.ui.http import add_ui_routes
 
 __all__ = ["WINDMILL_PREFIX", "LiveRoutes", "add_routes", "compile_routes"]
@@ -60,6 +63,11 @@ def add_routes(app: web.Application) -> None:
     r.add_get(f"{wm}/jobs/run_wait_result/h/{_HASH}", h.windmill_run_wait_hash)
     r.add_post(f"{wm}/jobs/run_wait_result/{_BARE_PATH}", h.run_sync)
     r.add_get(f"{wm}/jobs/run_wait_result/{_BARE_PATH}", h.run_sync)
+    for method in ("POST", "GET"):
+        r.add_route(method, f"{wm}/jobs/run_and_stream/p/{_PATH}", h.windmill_run_and_stream)
+        r.add_route(method, f"{wm}/jobs/run_and_stream/f/{_PATH}", h.windmill_run_and_stream_flow)
+        r.add_route(method, f"{wm}/jobs/run_and_stream/h/{_HASH}", h.windmill_run_and_stream_hash)
+    r.add_get(f"{wm}/jobs_u/getupdate_sse/{{id}}", windmill_api.windmill_getupdate_sse)
     r.add_get(f"{wm}/jobs/list", windmill_api.windmill_list_jobs)
     r.add_get(f"{wm}/jobs_u/get_root_job_id/{{id}}", windmill_api.windmill_root_job_id)
     r.add_get(f"{wm}/jobs_u/completed/get_result_maybe/{{id}}", windmill_api.windmill_get_result_maybe)
@@ -69,15 +77,36 @@ def add_routes(app: web.Application) -> None:
 
     # Jobs.
     r.add_get("/api/jobs", api.list_jobs)
+    r.add_get("/api/jobs/events", streams.jobs_events)  # before /api/jobs/{id}
     r.add_get("/api/jobs/{id}", api.get_job)
     r.add_get("/api/jobs/{id}/result", api.get_job_result)
     r.add_get("/api/jobs/{id}/events", streams.job_events)
     r.add_post("/api/jobs/{id}/cancel", api.cancel_job)
-    r.add_post("/api/tokens/{jti}/revoke", api.revoke_token)
+    r.add_get("/api/routes", routes_api.list_routes)
+    r.add_get("/api/routes/{name}", routes_api.get_route)
+    r.add_get("/api/routes/{name}/ignored", routes_api.list_ignored)
+    r.add_get("/api/routes/{name}/captures", routes_api.list_captures)
+    r.add_post("/api/routes/{name}/captures/{id}/replay", routes_api.replay)
+    r.add_post("/api/routes/{name}/pause", routes_api.pause)
+    r.add_post("/api/routes/{name}/resume", routes_api.resume)
+    r.add_get("/api/routes/{name}/held", routes_api.list_held)
+    r.add_post("/api/routes/{name}/held/cancel", routes_api.cancel_held)
+    r.add_get("/api/tokens", tokens_api.list_tokens)
+    r.add_post("/api/tokens", tokens_api.issue_token)
+    r.add_post("/api/tokens/{jti}/revoke", tokens_api.revoke_token)
     r.add_get("/api/jobs/{id}/deliveries", delivery_api.job_deliveries)
     r.add_post("/api/jobs/{id}/steps", api.report_step)
     r.add_get("/api/deliveries", delivery_api.list_deliveries)
+    r.add_post("/api/deliveries/retry", operations_api.retry_deliveries)  # before …/{id}/retry
+    r.add_post("/api/deliveries/recover", operations_api.recover_deliveries)
     r.add_post("/api/deliveries/{id}/retry", delivery_api.retry_delivery)
+    r.add_get("/api/subscriptions", delivery_api.list_subscriptions)
+    r.add_post("/api/subscriptions/{name}/enable", delivery_api.enable_subscription)
+    r.add_post("/api/subscriptions/{name}/secrets", delivery_api.rotate_secret)
+    r.add_get("/api/subscriptions/{name}/public-key", delivery_api.public_keys)
+    r.add_get("/api/operations", operations_api.list_operations)
+    r.add_get("/api/operations/{id}", operations_api.get_operation)
+    r.add_delete("/api/operations/{id}", operations_api.cancel_operation)
 
     # Callback endpoints: the job creates and awaits; the outside caller needs only the URL.
     r.add_post("/api/jobs/{id}/callbacks", callback_api.create_callback)
@@ -99,10 +128,33 @@ def compile_routes(config: Config) -> web.UrlDispatcher:
         if not route.enabled:  # answered 404 like any path with no route
             continue
         handler = h.make_route_handler(policy_for_route(route))
+        cors = route.cors or config.server.cors
+        if cors is not None:
+            handler = _with_cors(handler, cors)
+            if "OPTIONS" not in route.methods:
+                router.add_route("OPTIONS", route.path, _preflight_handler(cors, route.methods))
         for method in sorted(route.methods):
             router.add_route(method, route.path, handler)
     router.freeze()
     return router
+
+
+def _with_cors(handler: Handler, cors: CorsConfig) -> Handler:
+    """The route's CORS headers, worked out before anything can fail, go on whatever it answers
+    (the middleware adds them, errors included)."""
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        request[CORS_HEADERS] = allowed_headers(cors, request.headers.get("Origin"))
+        return await handler(request)
+
+    return handle
+
+
+def _preflight_handler(cors: CorsConfig, methods: frozenset[str]) -> Handler:
+    async def handle(request: web.Request) -> web.StreamResponse:
+        return preflight(request, cors, methods)
+
+    return handle
 
 
 class LiveRoutes(AbstractResource):
