@@ -106,3 +106,17 @@ def test_config_changed_reaches_only_subscriptions_listing_it_and_every_format_r
     deliveries = Subscriptions(cfg, load_notifiers()).deliveries_for(event)
     assert sorted(d.subscription for d in deliveries) == sorted(h["name"] for h in hooks)
     assert all(d.job_id is None and d.body for d in deliveries)
+
+
+def test_admin_and_user_tokens_are_taken_at_a_reload_and_the_rest_of_auth_waits() -> None:
+    user = {"label": "ci", "token_hash": "a" * 64, "scopes": ["jobs:read"]}
+    started = config({"path": "/a", "script": "t/echo"}, auth={"users": [user]})
+    new = config(
+        {"path": "/a", "script": "t/echo"},
+        auth={"users": [], "admin_token_hashes": ["b" * 64], "allow_query_token": False},
+    )
+    changes = changes_between(started, new, started=started)
+    assert changes.tokens == ("auth.admin_token_hashes", "auth.users")
+    assert changes.waiting_for_restart == ("auth.allow_query_token",)
+    assert changes.applied and "tokens changed: auth.admin_token_hashes, auth.users" in changes.summary()
+    assert "a" * 64 not in str(changes.to_json())  # names what changed, never a hash

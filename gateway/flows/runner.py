@@ -383,8 +383,11 @@ class FlowRunner:
             deliveries += [] if waits else self._announce(ended.job)  # the call ends that step
             children[ended.job.id] = ended.job
         state = _with_ended_children(flow, state, children)
+        # Compared with the steps as the ends above left them, not as stored: a step whose job ends
+        # and whose call arrives in one advance went from running to waiting to done in it.
+        waiting = state
         state, consumes = await self._with_calls(flow, state, now)
-        deliveries += self._announce_calls(run, flow_run.state, state)
+        deliveries += self._announce_calls(run, waiting, state)
         if halt is not None and not run.finished:
             progress = stop(flow, state, outcome=halt[0], why=halt[1])
         elif run.finished or state.get("ended"):

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 from gateway.errors import Overloaded
 
-__all__ = ["WaitSlots"]
+__all__ = ["Held", "WaitSlots"]
 
 
 class WaitSlots:
@@ -18,12 +15,25 @@ class WaitSlots:
         self.holders = holders
         self.in_use = 0
 
-    @contextmanager
-    def hold(self) -> Iterator[None]:
-        if self.in_use >= self.limit:
-            raise Overloaded(f"{self.limit} {self.holders}; try again later", retry_after=1)
-        self.in_use += 1
-        try:
-            yield
-        finally:
-            self.in_use -= 1
+    def hold(self) -> Held:
+        """``with slots.hold():`` one slot for the block, or ``Overloaded`` when none is free."""
+        return Held(self)
+
+
+class Held:
+    """One slot while the block runs. A class rather than a generator: thousands of open streams
+    and waiting calls each hold one, and a suspended generator costs a frame."""
+
+    __slots__ = ("_slots",)
+
+    def __init__(self, slots: WaitSlots) -> None:
+        self._slots = slots
+
+    def __enter__(self) -> None:
+        slots = self._slots
+        if slots.in_use >= slots.limit:
+            raise Overloaded(f"{slots.limit} {slots.holders}; try again later", retry_after=1)
+        slots.in_use += 1
+
+    def __exit__(self, *exc: object) -> None:
+        self._slots.in_use -= 1

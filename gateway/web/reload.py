@@ -3,7 +3,9 @@
 A reload is all or nothing. The file is parsed and checked against the running engines, its routes
 compiled and its subscriptions resolved before anything is swapped; any problem leaves the old
 configuration serving and says why in the log (and in the status file ``hookgate reload`` reads).
-Routes, webhooks and ``workflow_state_callback`` are taken at once. The other sections hold what was
+Routes, webhooks, ``workflow_state_callback`` and the admin and user tokens of ``[auth]`` are taken
+at once (a token taken out of the file stops working, with its dashboard sessions). The other
+sections hold what was
 opened at start (the listener, the store, the engines, the keys), so a change there is reported as
 waiting for a restart rather than half-applied.
 """
@@ -24,6 +26,7 @@ from typing import Any
 
 import orjson
 
+from gateway.auth.principals import Authenticator
 from gateway.config import Config, RouteConfig, WebhookConfig
 from gateway.errors import ConfigError
 from gateway.flows.library import FlowLibrary, FlowShelf, check_flows
@@ -51,7 +54,9 @@ log = logging.getLogger("hookgate.reload")
 
 PID_FILE = "hookgate.pid"
 STATUS_FILE = "reload.json"
-RESTART_SECTIONS = ("server", "store", "auth", "engines", "outbound")
+RESTART_SECTIONS = ("server", "store", "auth", "engines", "outbound", "operations")
+TAKEN_AT_RELOAD = {"auth": ("admin_token_hashes", "users")}
+"""Settings of the restart sections that a reload applies all the same."""
 
 
 @dataclass(frozen=True)
@@ -64,6 +69,8 @@ class Changes:
     subscriptions_added: tuple[str, ...] = ()
     subscriptions_removed: tuple[str, ...] = ()
     subscriptions_modified: tuple[str, ...] = ()
+    tokens: tuple[str, ...] = ()
+    """``auth.users`` and ``auth.admin_token_hashes`` when they changed (never the tokens themselves)."""
     waiting_for_restart: tuple[str, ...] = ()
     """Settings that differ from the ones the process started with; they apply at the next start."""
 
@@ -81,6 +88,8 @@ class Changes:
             ]
             if counts:
                 parts.append(f"{kind} {', '.join(counts)}")
+        if self.tokens:
+            parts.append(f"tokens changed: {', '.join(self.tokens)}")
         return "; ".join(parts) or "nothing served changed"
 
     def to_json(self) -> dict[str, Any]:
@@ -95,6 +104,7 @@ class Changes:
                 "removed": list(self.subscriptions_removed),
                 "modified": list(self.subscriptions_modified),
             },
+            "tokens": list(self.tokens),
             "waiting_for_restart": list(self.waiting_for_restart),
         }
 
@@ -102,9 +112,15 @@ class Changes:
 def changes_between(old: Config, new: Config, *, started: Config) -> Changes:
     routes = _compare(_routes_by_key(old), _routes_by_key(new))
     subscriptions = _compare(_subscriptions_by_name(old), _subscriptions_by_name(new))
+    tokens = tuple(
+        f"auth.{name}"
+        for name in TAKEN_AT_RELOAD["auth"]
+        if getattr(old.auth, name) != getattr(new.auth, name)
+    )
     return Changes(
         *routes,
         *subscriptions,
+        tokens=tokens,
         waiting_for_restart=tuple(_restart_only(started, new)),
     )
 
@@ -144,7 +160,10 @@ def _restart_only(started: Config, new: Config) -> list[str]:
             names.append(section)
             continue
         names += [
-            f"{section}.{f.name}" for f in fields(before) if getattr(before, f.name) != getattr(after, f.name)
+            f"{section}.{f.name}"
+            for f in fields(before)
+            if getattr(before, f.name) != getattr(after, f.name)
+            and f.name not in TAKEN_AT_RELOAD.get(section, ())
         ]
     return names
 
@@ -241,6 +260,7 @@ class Reloader:
         metrics: Metrics,
         data_dir: Path,
         flows: FlowShelf | None = None,
+        auth: Authenticator | None = None,
     ) -> None:
         self.live = live
         self.reloading = reloading
@@ -249,6 +269,7 @@ class Reloader:
         self.metrics = metrics
         self.data_dir = data_dir
         self.flows = flows
+        self.auth = auth
         self.started = live.config
         self._lock = asyncio.Lock()
         self._pending: set[asyncio.Task[Outcome]] = set()
@@ -280,6 +301,8 @@ class Reloader:
             return Outcome(ok=False, generation=current.generation, problems=tuple(exc.problems))
         if self.flows is not None:
             self.flows.current = library
+        if self.auth is not None and changes.tokens:
+            self.auth.take_tokens(new.auth)
         self.live.swap(following)
         log.info("configuration reloaded (generation %d): %s", following.generation, changes.summary())
         if changes.waiting_for_restart:

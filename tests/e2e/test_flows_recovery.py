@@ -8,7 +8,6 @@ at most once more, after its lease expires (docs/flows.md, "Crashes").
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -173,19 +172,22 @@ async def test_a_job_running_on_one_replica_streams_its_growing_output_from_the_
     await wait_for_state(session, a, job_id, "running")
     b = pair({})
     await b.start()  # it runs on A: B only ever sees it through the store
-    outputs: list[str] = []
+    chunks: list[str] = []
     async with session.get(f"{b.url}/api/jobs/{job_id}/events") as resp:
         assert resp.status == 200
+        event = None
         async for raw in resp.content:
             line = raw.decode()
-            if line.startswith("data: "):
-                logs = json.loads(line[6:]).get("logs") or ""
-                if not outputs or logs != outputs[-1]:
-                    outputs.append(logs)
-                if "line 5" in logs:
+            if line.startswith("event: "):
+                event = line[7:].strip()
+            elif line.startswith("data: ") and event == "log":
+                chunks.append(json.loads(line[6:])["text"])
+                if "line 5" in chunks[-1]:
                     break
-    grown = [o for o in outputs if o]
-    assert len(grown) >= 2 and all(later.startswith(earlier) for earlier, later in itertools.pairwise(grown))
-    assert "line 0" in grown[0] and "line 5" in grown[-1]
+    # It arrived as it was printed, in several chunks, each only what was new.
+    assert len(chunks) >= 2 and "line 0" in chunks[0] and "line 0" not in chunks[-1]
+    assert [n for n in range(6) if f"line {n}" in "".join(chunks)] == list(range(6))
+    async with session.get(f"{b.url}/api/jobs/{job_id}") as resp:
+        assert (await resp.json())["logs"] == "".join(chunks)  # the API shows the same, from B
     done.write_text("go")
     assert (await wait_for_state(session, b, job_id, "succeeded"))["logs"].count("line") == 6

@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 
 import aiohttp
+import pytest
 from e2e.harness import ADMIN_TOKEN, Gateway
 
 ROUTES = """
@@ -67,6 +68,7 @@ def multipart(parts: int, size: int) -> tuple[bytes, str]:
     return (body + "--b--\r\n").encode(), "multipart/form-data; boundary=b"
 
 
+@pytest.mark.serial  # it times the event loop: other tests' load on the same cores is not its to measure
 async def test_hostile_bodies_do_not_stall_the_loop(make_gateway: Callable[..., Gateway]) -> None:
     gateway = make_gateway(server_extra='max_body_size = "2MiB"')
     await gateway.start()
