@@ -153,3 +153,16 @@ async def test_the_resolver_refuses_names_that_resolve_inside() -> None:
             await resolver.resolve("localhost", 80)
     finally:
         await resolver.close()
+
+
+def test_a_broker_password_is_masked_where_the_api_shows_a_url_or_an_error() -> None:
+    from gateway.http.answers import masked_url, without_url_password
+
+    assert (
+        masked_url("amqp://hook:s3cret@[::1]:5672/%2F?exchange=x")
+        == "amqp://hook:***@[::1]:5672/%2F?exchange=x"
+    )
+    assert masked_url("redis://:s3cret@127.0.0.1:6379/0?stream=s") == "redis://:***@127.0.0.1:6379/0?stream=s"
+    assert masked_url("https://hooks.example.com/x?a=1") == "https://hooks.example.com/x?a=1"
+    url = "amqp://hook:s3cret@host/"
+    assert without_url_password("refused for hook:s3cret", url) == "refused for hook:***"

@@ -17,6 +17,7 @@ from gateway.models import Job, JobState
 
 __all__ = [
     "JOB_EVENTS",
+    "OPERATIONAL_EVENTS",
     "STEP_EVENTS",
     "Event",
     "EventType",
@@ -38,9 +39,28 @@ class EventType(enum.StrEnum):
     RULE_SKIPPED = "RuleSkipped"
     APPROVAL_REQUESTED = "ApprovalRequested"
     CONFIG_CHANGED = "ConfigChanged"
+    # Operational events: about hookgate's own outbound, to subscriptions that list them.
+    DELIVERY_EXHAUSTED = "DeliveryExhausted"
+    SUBSCRIPTION_DISABLED = "SubscriptionDisabled"
+    SUBSCRIPTION_ENABLED = "SubscriptionEnabled"
+    CIRCUIT_OPENED = "CircuitOpened"
+    CIRCUIT_CLOSED = "CircuitClosed"
+    JOB_SUBMIT_FAILED = "JobSubmitFailed"
 
 
 JOB_EVENTS = frozenset({t for t in EventType if t.value.startswith("Workflow")})
+OPERATIONAL_EVENTS = frozenset(
+    {
+        EventType.DELIVERY_EXHAUSTED,
+        EventType.SUBSCRIPTION_DISABLED,
+        EventType.SUBSCRIPTION_ENABLED,
+        EventType.CIRCUIT_OPENED,
+        EventType.CIRCUIT_CLOSED,
+        EventType.JOB_SUBMIT_FAILED,
+    }
+)
+"""Never announced about a delivery of their own kind: a failing operational subscription does not
+report its own failures in a loop."""
 STEP_EVENTS = frozenset({t for t in EventType if t.value.startswith("Rule")})
 TERMINAL_EVENTS = {
     JobState.SUCCEEDED: EventType.WORKFLOW_COMPLETED,

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 from gateway import entrypoints
 from gateway.config import Config, WebhookConfig
 from gateway.config.plugin_options import check_options, declared_options
+from gateway.durations import parse_rate
 from gateway.errors import ConfigError
 from gateway.models import Delivery, Job
 from gateway.outbound.events import (
@@ -28,6 +29,10 @@ from gateway.outbound.events import (
     job_event,
     skipped_step_event,
 )
+from gateway.outbound.filtering import accepts, compile_subscription_filter
+from gateway.outbound.transports import transport_schemes
+from gateway.rules.expressions import ExpressionError, Template
+from gateway.store import Pace
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -92,10 +97,26 @@ class Subscriptions:
         problems += [
             p for s in subscriptions if s.format in notifiers for p in check_options(notifiers[s.format], s)
         ]
+        schemes = {"http", "https"} | transport_schemes()
+        problems += [
+            f"{s.path}.url: no transport sends to {s.url.partition(':')[0]}:// URLs "
+            f"(known: {', '.join(sorted(schemes))})"
+            for s in subscriptions
+            if s.url and s.url.partition(":")[0].lower() not in schemes
+        ]
+        self.filters: dict[str, Template] = {}
+        for s in subscriptions:
+            if s.filter is not None:
+                try:
+                    self.filters[s.name] = compile_subscription_filter(s.filter)
+                except ExpressionError as exc:
+                    problems.append(f"{s.path}.filter: {exc}")
         if problems:
             raise ConfigError(problems)
         self.by_name = {s.name: s for s in subscriptions}
         self.notifiers = notifiers
+        self.paces = {s.name: _pace(s) for s in subscriptions if s.fifo or s.max_rate}
+        """The subscriptions claimed on their own terms (``fifo``, ``max_rate``)."""
 
     def for_job(self, job: Job) -> list[Delivery]:
         """Deliveries announcing a job's new state (a job's own Cromwell endpoint overrides the default)."""
@@ -155,6 +176,29 @@ class Subscriptions:
         chosen = [self.by_name[name] for name in to if name in self.by_name and self.by_name[name].enabled]
         return [d for subscription in chosen for d in self._render(event, subscription, subscription.url)]
 
+    def operational(
+        self,
+        event_type: EventType,
+        *,
+        about: str | None,
+        message: str,
+        details: Mapping[str, Any] | None = None,
+        job_id: str | None = None,
+    ) -> list[Delivery]:
+        """An event about hookgate itself (``OPERATIONAL_EVENTS``) to the subscriptions that list
+        it, never to the subscription ``about`` itself: a failing receiver hears nothing of its
+        own failures, so nothing goes round in a loop."""
+        if not self.by_name:
+            return []
+        event = Event(
+            type=event_type,
+            timestamp=time.time(),
+            job_id=job_id,
+            message=message,
+            details={**({"subscription": about} if about else {}), **(details or {})},
+        )
+        return [d for s in self.matching(event) if s.name != about for d in self._render(event, s, s.url)]
+
     def for_start(self, job: Job) -> list[Delivery]:
         """``WorkflowStarted`` once per job: a retry's second claim is not a new start."""
         return self.for_job(job) if job.attempts <= 1 else []
@@ -162,7 +206,13 @@ class Subscriptions:
     def matching(self, event: Event) -> list[WebhookConfig]:
         """Disabled subscriptions hear nothing new; they stay in ``by_name`` so that deliveries
         already queued for them are still sent (nothing accepted is dropped)."""
-        return [s for s in self.by_name.values() if s.enabled and _wants(s, event)]
+        return [
+            s
+            for s in self.by_name.values()
+            if s.enabled
+            and _wants(s, event)
+            and (s.name not in self.filters or accepts(self.filters[s.name], event, subscription=s.name))
+        ]
 
     def deliveries_for(self, event: Event, *, overrides: Mapping[str, str] | None = None) -> list[Delivery]:
         """Render ``event`` for every subscription that wants it, as deliveries to write at once."""
@@ -194,6 +244,15 @@ class Subscriptions:
                 erase_on_settle=event.private,
             )
         ]
+
+
+def _pace(subscription: WebhookConfig) -> Pace:
+    rate = parse_rate(subscription.max_rate) if subscription.max_rate else None
+    return Pace(
+        fifo=subscription.fifo,
+        rate=rate.limit / rate.window if rate else None,
+        burst=float(rate.limit) if rate else 1.0,
+    )
 
 
 def _wants(subscription: WebhookConfig, event: Event) -> bool:

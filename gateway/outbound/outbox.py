@@ -19,7 +19,7 @@ import random
 import socket
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import aiohttp
@@ -28,10 +28,15 @@ from yarl import URL
 from gateway.auth.tokens import KeyRing
 from gateway.auth.verify import hub_signature, standard_webhooks_signature
 from gateway.config import BackoffConfig, OutboundConfig, WebhookConfig
-from gateway.models import Attempt, Delivery
+from gateway.http.answers import without_url_password
+from gateway.models import Attempt, Delivery, SubscriptionHealth
+from gateway.outbound.events import OPERATIONAL_EVENTS, EventType
+from gateway.outbound.health import after_attempt
 from gateway.outbound.notify import Subscriptions
+from gateway.outbound.signing import ED25519, Keys, SigningKeys, ed25519_signature
 from gateway.outbound.ssrf import BlockedAddress, allowed_target, check_literal_host, same_origin
-from gateway.store import OUTBOX_TOPIC, Store
+from gateway.outbound.transports import Message, Sent, Transport
+from gateway.store import OUTBOX_TOPIC, Settled, Store
 from gateway.store.signals import Signal
 
 __all__ = ["Outbox", "Verdict", "classify", "next_delay", "signed_headers"]
@@ -87,24 +92,41 @@ def classify(
 
 
 def signed_headers(
-    delivery: Delivery, subscription: WebhookConfig, *, now: float, keys: KeyRing | None
+    delivery: Delivery,
+    subscription: WebhookConfig,
+    *,
+    now: float,
+    keys: KeyRing | None,
+    secrets: Keys | None = None,
 ) -> dict[str, str]:
-    """Every header of one attempt: the notifier's, the subscription's, identity, signatures, auth."""
+    """Every header of one attempt: the notifier's, the subscription's, identity, signatures, auth.
+
+    ``secrets``: the subscription's live signing keys (gateway/outbound/signing.py); without them,
+    the configured secret alone."""
     headers = {**delivery.headers, **subscription.headers}
     headers["Content-Type"] = delivery.content_type
     headers["X-Hookgate-Delivery"] = delivery.id
     headers["X-Hookgate-Event"] = delivery.event_type
     body = delivery.body or b""
     timestamp = int(now)
-    if "standard-webhooks" in subscription.signing or subscription.format != "cromwell":
+    signing = subscription.signing
+    if "standard-webhooks" in signing or ED25519 in signing or subscription.format != "cromwell":
         headers["webhook-id"] = delivery.id
         headers["webhook-timestamp"] = str(timestamp)
-    if subscription.secret and "hub" in subscription.signing:
-        headers["X-Hub-Signature-256"] = hub_signature(subscription.secret, body)
-    if subscription.secret and "standard-webhooks" in subscription.signing:
-        headers["webhook-signature"] = standard_webhooks_signature(
-            subscription.secret, delivery.id, timestamp, body
-        )
+    hmac_keys = (
+        secrets.hmac
+        if secrets is not None and secrets.hmac
+        else ((subscription.secret,) if subscription.secret else ())
+    )
+    if hmac_keys and "hub" in signing:
+        headers["X-Hub-Signature-256"] = hub_signature(hmac_keys[0], body)  # one value: the newest
+    entries = []
+    if hmac_keys and "standard-webhooks" in signing:
+        entries += [standard_webhooks_signature(k, delivery.id, timestamp, body) for k in hmac_keys]
+    if secrets is not None and ED25519 in signing:
+        entries += [ed25519_signature(k, delivery.id, timestamp, body) for k in secrets.ed25519]
+    if entries:
+        headers["webhook-signature"] = " ".join(entries)
     if subscription.bearer:
         headers["Authorization"] = f"Bearer {subscription.bearer}"
     elif subscription.mint_jwt and keys is not None:
@@ -141,6 +163,8 @@ class Outbox:
         keys: Callable[[], KeyRing | None] = lambda: None,
         clock: Callable[[], float] = time.time,
         observe: Callable[[str, float], None] | None = None,
+        signing: SigningKeys | None = None,
+        transports: Mapping[str, Transport] | None = None,
     ) -> None:
         self.store = store
         self.subscriptions = subscriptions
@@ -149,6 +173,8 @@ class Outbox:
         self.keys = keys
         self.clock = clock
         self.observe = observe
+        self.signing = signing
+        self.transports = dict(transports or {})
         self.worker = f"{socket.gethostname()}:{os.getpid()}:outbox:{uuid.uuid4().hex[:6]}"
         self._in_flight: set[asyncio.Task[None]] = set()
         self._per_subscription: dict[tuple[str, int], asyncio.Semaphore] = {}
@@ -171,6 +197,9 @@ class Outbox:
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
+        for transport in {id(t): t for t in self.transports.values()}.values():
+            with contextlib.suppress(Exception):
+                await transport.close()
 
     async def _run(self) -> None:
         with self.store.listen(OUTBOX_TOPIC) as wake:
@@ -191,7 +220,11 @@ class Outbox:
         """Claim due deliveries for the free slots; True when slots are left (nothing more is due)."""
         free = self.config.concurrency - len(self._in_flight)
         claimed = await self.store.claim_due_deliveries(
-            worker=self.worker, now=self.clock(), lease=self.config.lease, limit=free
+            worker=self.worker,
+            now=self.clock(),
+            lease=self.config.lease,
+            limit=free,
+            paces=self.subscriptions().paces,
         )
         for delivery in claimed:
             task = asyncio.create_task(self.deliver(delivery))
@@ -227,21 +260,127 @@ class Outbox:
         semaphore = self._per_subscription.setdefault(
             (subscription.name, subscription.concurrency), asyncio.Semaphore(subscription.concurrency)
         )
+        try:
+            transport = self._transport_for(delivery.url)
+        except LookupError as exc:
+            attempt = Attempt(delivery.id, number, started, 0.0, error=str(exc))
+            await self.store.settle_delivery(attempt, state="failed", next_attempt_at=None)
+            return
         async with semaphore:
-            attempt, retry_after = await self._attempt(delivery, subscription, number)
+            if transport is None:
+                attempt, retry_after = await self._attempt(delivery, subscription, number)
+            else:
+                attempt, sent = await self._broker_attempt(transport, delivery, subscription, number)
         if self.observe is not None:
             self.observe(subscription.name, attempt.duration_ms / 1000)
-        verdict = classify(
-            subscription, number, status=attempt.status, retry_after=retry_after, now=self.clock()
-        )
-        if verdict.disable:
-            await self.store.disable_subscription(
-                subscription.name, reason="the receiver answered 410 Gone", now=self.clock()
-            )
-            log.warning("subscription %s disabled: its receiver answered 410 Gone", subscription.name)
+        now = self.clock()
+        if transport is None:
+            verdict = classify(subscription, number, status=attempt.status, retry_after=retry_after, now=now)
+        elif sent.delivered:
+            verdict = Verdict("succeeded")
+        elif not sent.retryable:
+            verdict = Verdict("failed")
+        else:
+            verdict = classify(subscription, number, status=None, retry_after=sent.retry_after, now=now)
         await self.store.settle_delivery(
-            attempt, state=verdict.state, next_attempt_at=verdict.next_attempt_at
+            attempt,
+            state=verdict.state,
+            next_attempt_at=verdict.next_attempt_at,
+            subscription=subscription.name,
+            health=lambda before: self._health_after(before, delivery, subscription, attempt, verdict, now),
         )
+
+    def _health_after(
+        self,
+        before: SubscriptionHealth,
+        delivery: Delivery,
+        subscription: WebhookConfig,
+        attempt: Attempt,
+        verdict: Verdict,
+        now: float,
+    ) -> Settled:
+        """Run inside the settling transaction, with the health as the store holds it now."""
+        ok = verdict.state == "succeeded"
+        moved = after_attempt(
+            before, subscription, ok=ok, status=attempt.status, error=attempt.error, now=now
+        )
+        subscriptions = self.subscriptions()
+        announce: list[Delivery] = []
+        reason = None
+        if verdict.disable:
+            reason = "the receiver answered 410 Gone"
+        elif moved.disable and before.failing_since is not None:
+            reason = f"failing without a success for {subscription.disable_after:g}s (disable_after)"
+        for name in moved.events:
+            if name == "SubscriptionDisabled" and reason is None:
+                continue
+            announce += subscriptions.operational(
+                EventType(name),
+                about=subscription.name,
+                message=_MESSAGES[name],
+                details=moved.health.to_json(),
+            )
+        if reason is not None:
+            log.warning("subscription %s disabled: %s", subscription.name, reason)
+            if "SubscriptionDisabled" not in moved.events:
+                announce += subscriptions.operational(
+                    EventType.SUBSCRIPTION_DISABLED,
+                    about=subscription.name,
+                    message=reason,
+                    details=moved.health.to_json(),
+                )
+        if verdict.state == "failed" and delivery.event_type not in _OPERATIONAL:
+            announce += subscriptions.operational(
+                EventType.DELIVERY_EXHAUSTED,
+                about=subscription.name,
+                message=f"delivery {delivery.id} failed for good after {attempt.number} attempts",
+                details={
+                    "delivery_id": delivery.id,
+                    "event_type": delivery.event_type,
+                    "job_id": delivery.job_id,
+                    "attempts": attempt.number,
+                    "last_status": attempt.status,
+                    "last_error": attempt.error,
+                },
+            )
+        return Settled(moved.health, announce, reason)
+
+    def _transport_for(self, url: str) -> Transport | None:
+        """None for http(s), which the outbox sends itself; the scheme's transport otherwise."""
+        scheme = url.partition(":")[0].lower()
+        if scheme in ("http", "https"):
+            return None
+        transport = self.transports.get(scheme)
+        if transport is None:  # check-config refuses such a URL; a plugin uninstalled since then
+            raise LookupError(f"no transport for {scheme}:// URLs (is its plugin installed?)")
+        return transport
+
+    async def _broker_attempt(
+        self, transport: Transport, delivery: Delivery, subscription: WebhookConfig, number: int
+    ) -> tuple[Attempt, Sent]:
+        """One attempt through a broker: delivered when the broker acknowledged it."""
+        started = self.clock()
+        clock_start = time.monotonic()
+        try:
+            secrets = await self.signing.keys(subscription) if self.signing is not None else None
+            headers = signed_headers(delivery, subscription, now=started, keys=self.keys(), secrets=secrets)
+            message = Message(
+                delivery_id=delivery.id,
+                url=delivery.url,
+                body=delivery.body or b"",
+                content_type=delivery.content_type,
+                headers=headers,
+                event_type=delivery.event_type,
+            )
+            async with asyncio.timeout(subscription.timeout):
+                sent = await transport.send(message)
+        except TimeoutError:
+            sent = Sent(False, error=f"no acknowledgement within {subscription.timeout:g}s")
+        except Exception as exc:  # a transport's own failure: retried, as a connection error is
+            sent = Sent(False, error=f"{type(exc).__name__}: {exc}")
+        duration = (time.monotonic() - clock_start) * 1000
+        error = None if sent.delivered else without_url_password(sent.error or "not delivered", delivery.url)
+        return Attempt(delivery.id, number, started, duration, error=error, response=sent.detail), sent
 
     async def _attempt(
         self, delivery: Delivery, subscription: WebhookConfig, number: int
@@ -253,7 +392,8 @@ class Outbox:
         response_text: str | None = None
         retry_after: float | None = None
         try:
-            headers = signed_headers(delivery, subscription, now=started, keys=self.keys())
+            secrets = await self.signing.keys(subscription) if self.signing is not None else None
+            headers = signed_headers(delivery, subscription, now=started, keys=self.keys(), secrets=secrets)
             url = delivery.url
             async with asyncio.timeout(subscription.timeout):
                 for _hop in range(MAX_REDIRECTS + 1):
@@ -301,6 +441,14 @@ class Outbox:
             return None
         host = URL(target).host
         return f"redirected to {host}, which [outbound] allowed_callback_hosts does not allow; not followed"
+
+
+_OPERATIONAL = frozenset(t.value for t in OPERATIONAL_EVENTS)
+_MESSAGES = {
+    "CircuitOpened": "deliveries paused: the receiver keeps failing",
+    "CircuitClosed": "deliveries resumed: the receiver answered again",
+    "SubscriptionDisabled": "the subscription is disabled",
+}
 
 
 def _retry_after(value: str | None, *, now: float) -> float | None:

@@ -31,6 +31,12 @@ class Metrics:
             registry=self.registry,
         )
         self.jobs = Gauge("hookgate_jobs", "Jobs in the store by state", ["state"], registry=self.registry)
+        self.ignored = Counter(
+            "hookgate_ignored_requests",
+            "Requests a route's filter or event list turned away, by route name",
+            ["route"],
+            registry=self.registry,
+        )
         self.sync_waits = Gauge(
             "hookgate_sync_waits", "Sync calls waiting for their jobs", registry=self.registry
         )

@@ -3,12 +3,24 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
-from gateway.models import Attempt, Delivery
+from gateway.models import Attempt, Delivery, SigningSecret, SubscriptionHealth
 from gateway.store.group_commit import Batch
-from gateway.store.protocol import OUTBOX_TOPIC
-from gateway.store.rows import DELIVERY_COLUMNS, delivery_values, row_to_attempt, row_to_delivery
+from gateway.store.protocol import OUTBOX_TOPIC, HealthUpdate, Pace
+from gateway.store.rows import (
+    DELIVERY_COLUMNS,
+    HEALTH_COLUMNS,
+    SECRET_COLUMNS,
+    delivery_values,
+    health_values,
+    refilled,
+    row_to_attempt,
+    row_to_delivery,
+    row_to_health,
+    row_to_secret,
+    secret_values,
+)
 from gateway.store.sqlite.base import SQLiteBase
 
 __all__ = ["INSERT_DELIVERY", "SQLiteDeliveries", "insert_deliveries"]
@@ -25,15 +37,100 @@ def insert_deliveries(conn: sqlite3.Connection, batch: Batch, deliveries: Sequen
         batch.touch(OUTBOX_TOPIC)
 
 
+def _probes(conn: sqlite3.Connection, *, now: float, lease: float, limit: int) -> list[sqlite3.Row]:
+    """One delivery per subscription whose open circuit may try again: it goes half-open."""
+    probes: list[sqlite3.Row] = []
+    due = conn.execute(
+        "SELECT name FROM subscription_health WHERE state != 'closed' AND retry_at <= ? "
+        "AND name NOT IN (SELECT name FROM disabled_subscriptions) ORDER BY retry_at",
+        (now,),
+    ).fetchall()
+    for (name,) in due[: max(limit, 0)]:
+        row = conn.execute(
+            "SELECT * FROM deliveries WHERE subscription = ? AND state = 'pending' "
+            "AND (lease_expires IS NULL OR lease_expires < ?) ORDER BY next_attempt_at LIMIT 1",
+            (name, now),
+        ).fetchone()
+        if row is None:
+            continue  # nothing waits: it stays open until there is something to probe with
+        conn.execute(
+            "UPDATE subscription_health SET state = 'half_open', retry_at = ? WHERE name = ?",
+            (now + lease, name),
+        )
+        probes.append(row)
+    return probes
+
+
+def _paced(conn: sqlite3.Connection, name: str, pace: Pace, *, now: float, limit: int) -> list[sqlite3.Row]:
+    """A fifo or rate-limited subscription's claims (SQLite has one writer: no lock to take)."""
+    if limit <= 0 or _held_back(conn, name):
+        return []
+    if pace.fifo:
+        head = conn.execute(
+            "SELECT * FROM deliveries WHERE subscription = ? AND state = 'pending' "
+            "ORDER BY created_at, id LIMIT 1",
+            (name,),
+        ).fetchone()
+        due = head is not None and head["next_attempt_at"] <= now
+        in_flight = head is not None and head["lease_expires"] is not None and head["lease_expires"] >= now
+        candidates = [head] if due and not in_flight else []
+    else:
+        candidates = conn.execute(
+            "SELECT * FROM deliveries WHERE subscription = ? AND state = 'pending' AND next_attempt_at <= ? "
+            "AND (lease_expires IS NULL OR lease_expires < ?) ORDER BY next_attempt_at LIMIT ?",
+            (name, now, now, limit),
+        ).fetchall()
+    if pace.rate is None or not candidates:
+        return candidates
+    bucket = conn.execute("SELECT tokens, at FROM subscription_pace WHERE name = ?", (name,)).fetchone()
+    tokens = refilled(*(bucket or (None, None)), rate=pace.rate, burst=pace.burst, now=now)
+    taken = candidates[: int(tokens)]
+    conn.execute(
+        "INSERT OR REPLACE INTO subscription_pace (name, tokens, at) VALUES (?, ?, ?)",
+        (name, tokens - len(taken), now),
+    )
+    return taken
+
+
+def _held_back(conn: sqlite3.Connection, name: str) -> bool:
+    """Disabled, or its circuit is not closed (its probe is ``_probes``'s)."""
+    return (
+        conn.execute(
+            "SELECT 1 FROM disabled_subscriptions WHERE name = ? UNION ALL "
+            "SELECT 1 FROM subscription_health WHERE name = ? AND state != 'closed'",
+            (name, name),
+        ).fetchone()
+        is not None
+    )
+
+
+def _settle_health(conn: sqlite3.Connection, batch: Batch, name: str, update: HealthUpdate) -> None:
+    row = conn.execute("SELECT * FROM subscription_health WHERE name = ?", (name,)).fetchone()
+    settled = update(row_to_health(row) if row is not None else SubscriptionHealth(name=name))
+    marks = ", ".join("?" for _ in HEALTH_COLUMNS)
+    conn.execute(
+        f"INSERT OR REPLACE INTO subscription_health ({', '.join(HEALTH_COLUMNS)}) VALUES ({marks})",
+        health_values(settled.health),
+    )
+    if settled.disable_reason is not None:
+        conn.execute(
+            "INSERT OR REPLACE INTO disabled_subscriptions (name, reason, disabled_at) VALUES (?, ?, ?)",
+            (name, settled.disable_reason, settled.health.last_attempt_at or 0.0),
+        )
+    insert_deliveries(conn, batch, settled.deliveries)
+
+
 class SQLiteDeliveries(SQLiteBase):
     async def enqueue_deliveries(self, deliveries: Sequence[Delivery]) -> None:
         await self._grouped().write(lambda conn, batch: insert_deliveries(conn, batch, deliveries))
 
     async def claim_due_deliveries(
-        self, *, worker: str, now: float, lease: float, limit: int
+        self, *, worker: str, now: float, lease: float, limit: int, paces: Mapping[str, Pace] | None = None
     ) -> list[Delivery]:
         if limit <= 0:
             return []
+        paced = dict(paces or {})
+        skip = f"AND subscription NOT IN ({', '.join('?' for _ in paced)}) " if paced else ""
 
         def claim(conn: sqlite3.Connection, batch: Batch) -> list[Delivery]:
             rows = conn.execute(
@@ -43,9 +140,13 @@ class SQLiteDeliveries(SQLiteBase):
                 "WHERE state = 'pending' AND next_attempt_at <= ? "
                 "AND (lease_expires IS NULL OR lease_expires < ?) "
                 "AND subscription NOT IN (SELECT name FROM disabled_subscriptions) "
-                "ORDER BY next_attempt_at LIMIT ?",
-                (now, now, limit),
+                "AND subscription NOT IN (SELECT name FROM subscription_health WHERE state != 'closed') "
+                f"{skip}ORDER BY next_attempt_at LIMIT ?",
+                (now, now, *paced, limit),
             ).fetchall()
+            rows += _probes(conn, now=now, lease=lease, limit=limit - len(rows))
+            for name, pace in paced.items():
+                rows += _paced(conn, name, pace, now=now, limit=limit - len(rows))
             conn.executemany(
                 "UPDATE deliveries SET lease_owner = ?, lease_expires = ? WHERE id = ?",
                 [(worker, now + lease, row["id"]) for row in rows],
@@ -54,7 +155,15 @@ class SQLiteDeliveries(SQLiteBase):
 
         return await self._grouped().write(claim)
 
-    async def settle_delivery(self, attempt: Attempt, *, state: str, next_attempt_at: float | None) -> None:
+    async def settle_delivery(
+        self,
+        attempt: Attempt,
+        *,
+        state: str,
+        next_attempt_at: float | None,
+        subscription: str | None = None,
+        health: HealthUpdate | None = None,
+    ) -> None:
         settled = state != "pending"
 
         def settle(conn: sqlite3.Connection, batch: Batch) -> None:
@@ -88,10 +197,60 @@ class SQLiteDeliveries(SQLiteBase):
                     attempt.delivery_id,
                 ),
             )
+            if health is not None and subscription is not None:
+                _settle_health(conn, batch, subscription, health)
             if not settled:
                 batch.touch(OUTBOX_TOPIC)
 
         await self._grouped().write(settle)
+
+    async def signing_secrets(self, subscription: str | None = None) -> list[SigningSecret]:
+        sql = "SELECT * FROM signing_secrets"
+        params: tuple[str, ...] = ()
+        if subscription is not None:
+            sql += " WHERE subscription = ?"
+            params = (subscription,)
+        async with self._db().execute(sql + " ORDER BY created_at DESC, kid", params) as cur:
+            return [row_to_secret(row) for row in await cur.fetchall()]
+
+    async def add_signing_secret(self, secret: SigningSecret, *, retire_others_at: float | None) -> bool:
+        def add(conn: sqlite3.Connection, batch: Batch) -> bool:
+            marks = ", ".join("?" for _ in SECRET_COLUMNS)
+            added = (
+                conn.execute(
+                    f"INSERT OR IGNORE INTO signing_secrets ({', '.join(SECRET_COLUMNS)}) VALUES ({marks})",
+                    secret_values(secret),
+                ).rowcount
+                > 0
+            )
+            if added and retire_others_at is not None:
+                conn.execute(
+                    "UPDATE signing_secrets SET retire_at = ? WHERE subscription = ? AND kind = ? "
+                    "AND kid != ? AND (retire_at IS NULL OR retire_at > ?)",
+                    (retire_others_at, secret.subscription, secret.kind, secret.kid, retire_others_at),
+                )
+            return added
+
+        return await self._grouped().write(add)
+
+    async def subscription_health(self) -> list[SubscriptionHealth]:
+        async with self._db().execute("SELECT * FROM subscription_health ORDER BY name") as cur:
+            return [row_to_health(row) for row in await cur.fetchall()]
+
+    async def enable_subscription(self, name: str, *, deliveries: Sequence[Delivery] = ()) -> bool:
+        def enable(conn: sqlite3.Connection, batch: Batch) -> bool:
+            was = conn.execute("DELETE FROM disabled_subscriptions WHERE name = ?", (name,)).rowcount > 0
+            conn.execute(
+                "UPDATE subscription_health SET state = 'closed', attempts = 0, failures = 0, "
+                "opened_at = NULL, retry_at = NULL, failing_since = NULL WHERE name = ?",
+                (name,),
+            )
+            if was:
+                insert_deliveries(conn, batch, deliveries)
+            batch.touch(OUTBOX_TOPIC)
+            return was
+
+        return await self._grouped().write(enable)
 
     async def count_deliveries(self, *, state: str, due_before: float | None = None) -> int:
         sql = "SELECT COUNT(*) FROM deliveries WHERE state = ?"
