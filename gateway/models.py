@@ -26,6 +26,8 @@ __all__ = [
     "JobState",
     "Page",
     "ScriptVersion",
+    "SigningSecret",
+    "SubscriptionHealth",
     "TokenRecord",
     "UiSession",
 ]
@@ -38,9 +40,11 @@ class JobState(enum.StrEnum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     CANCELLED = "cancelled"
+    DEBOUNCED = "debounced"
+    """A newer call with the same debounce key took its place (``superseded_by``); it never ran."""
 
 
-TERMINAL_STATES = frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED})
+TERMINAL_STATES = frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED, JobState.DEBOUNCED})
 ACTIVE_STATES = frozenset({JobState.RUNNING, JobState.SUSPENDED})
 
 
@@ -58,10 +62,13 @@ class JobOptions:
     max_concurrent: int | None = None
     callback_uri: str | None = None
     """This job's own Cromwell-style terminal-state callback URL (``workflow_callback_uri``)."""
+    replay: bool = False
+    """Started by replaying a captured request (``POST /api/routes/{name}/captures/{id}/replay``)."""
 
     def to_json(self) -> dict[str, Any]:
         return {
             "callback_uri": self.callback_uri,
+            **({"replay": True} if self.replay else {}),
             "timeout": self.timeout,
             "retries": self.retries,
             "retry_backoff": self.retry_backoff,
@@ -118,6 +125,8 @@ class Job:
     """The scopes of the principal that started it: the most its own token may carry."""
     flow_step: str | None = None
     """The id of the flow step this job runs (its ``parent_job`` is the run); None for other jobs."""
+    superseded_by: str | None = None
+    """A debounced job: the newer job that runs in its place (its arguments accumulated there)."""
 
     @property
     def root(self) -> str:
@@ -126,6 +135,11 @@ class Job:
     @property
     def finished(self) -> bool:
         return self.state in TERMINAL_STATES
+
+    @property
+    def held(self) -> bool:
+        """Queued behind a paused route: it runs when the route resumes."""
+        return self.state is JobState.QUEUED and self.run_after >= HOLD
 
     def evolve(self, **changes: Any) -> Job:
         return replace(self, **changes)
@@ -264,6 +278,107 @@ class Delivery:
 
 
 @dataclass(frozen=True)
+class DeliveryFilter:
+    """Which deliveries a page lists or an operation retries; every field narrows."""
+
+    state: str | None = None
+    subscription: str | None = None
+    event_type: str | None = None
+    created_after: float | None = None
+    created_before: float | None = None
+    event_types: tuple[str, ...] | None = None
+    """Any of these (``event_type`` narrows to one)."""
+
+    def to_json(self) -> dict[str, Any]:
+        found = {k: v for k, v in self.__dict__.items() if v is not None}
+        if self.event_types is not None:
+            found["event_types"] = list(self.event_types)
+        return found
+
+    @classmethod
+    def from_json(cls, value: dict[str, Any]) -> DeliveryFilter:
+        fields = {k: value[k] for k in cls.__dataclass_fields__ if k in value}
+        if fields.get("event_types") is not None:
+            fields["event_types"] = tuple(fields["event_types"])
+        return cls(**fields)
+
+
+@dataclass(frozen=True)
+class RouteMinute:
+    """One route's requests in one minute (``minute`` = Unix time // 60), added up across replicas."""
+
+    route: str
+    minute: int
+    requests: int = 0
+    errors: int = 0
+    last_error: str | None = None
+    last_error_at: float | None = None
+
+
+@dataclass(frozen=True)
+class IgnoredRequest:
+    """A request a route's filter (or its provider's event list) turned away: it started nothing."""
+
+    id: str
+    route: str
+    method: str
+    reason: str
+    received_at: float
+    arguments: dict[str, Any] | None = None
+    """What the job would have got (redacted values as ``***``)."""
+    request_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Capture:
+    """A request as a route received it, kept to be looked at and replayed: its headers without
+    credentials, its body (sealed when the route redacts), what it became."""
+
+    id: str
+    route: str
+    method: str
+    received_at: float
+    query: dict[str, str] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes | None = None
+    sealed_body: str | None = None
+    path_params: dict[str, str] = field(default_factory=dict)
+    arguments: list[dict[str, Any]] = field(default_factory=list)
+    verdict: str = "job"
+    """"job" (it started one or more) or "ignored" (with ``reason``)."""
+    reason: str | None = None
+    job_ids: tuple[str, ...] = ()
+
+
+OPERATION_STATES = ("running", "succeeded", "cancelled", "failed")
+
+
+@dataclass(frozen=True)
+class Operation:
+    """Work over many records (retrying every failed delivery that matches), run in batches by
+    one replica at a time under a lease. ``cursor`` is where the next batch starts, written with
+    each batch, so a crash or a restart resumes there; any replica reports or cancels it."""
+
+    id: str
+    kind: str
+    params: dict[str, Any]
+    matched: int
+    created_at: float
+    state: str = "running"
+    done: int = 0
+    failed: int = 0
+    cursor: str | None = None
+    principal: str | None = None
+    error: str | None = None
+    updated_at: float | None = None
+    finished_at: float | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.state != "running"
+
+
+@dataclass(frozen=True)
 class Attempt:
     delivery_id: str
     number: int
@@ -305,17 +420,118 @@ class UiSession:
     """The opaque token's hash it was opened with: its removal from the configuration ends it."""
 
 
+HOLD = 1e12
+"""Added to a held job's ``run_after`` (its route is paused): it is never due until its route
+resumes and takes it off again, so claims, counts and order need nothing of their own."""
+
+
 @dataclass(frozen=True)
 class JobQuery:
     state: JobState | None = None
     script: str | None = None
     principal: str | None = None
+    """Only this principal's jobs (a caller that may read only its own)."""
     limit: int = 50
     cursor: str | None = None
     route: str | None = None
+    created_after: float | None = None
+    created_before: float | None = None
+    triggered_by: tuple[str, ...] | None = None
+    """Jobs started by any of these principals (a token's label becomes its principals' ids)."""
+    text: str | None = None
+    """Text found in the arguments (at least three characters: the index is of trigrams). Redacted
+    values are stored as ``***``, so they are never found."""
+    newer_than: int | None = None
+    """Only jobs created after the job numbered so (a stream's high-water mark), oldest first."""
+    held: bool | None = None
+    """Only the jobs a paused route holds (True), or none of them (False)."""
+
+
+@dataclass(frozen=True)
+class LogChunk:
+    """Output a running job printed between two writes; ``seq`` grows across every job, so a
+    stream resumes after the last chunk it sent."""
+
+    seq: int
+    text: str
+
+
+@dataclass(frozen=True)
+class RunBucket:
+    """The runs created in one slice of a time range: how many ended how, and how long they took."""
+
+    start: float
+    counts: dict[str, int]
+    """By state."""
+    mean_duration: float | None = None
+    """Seconds from start to end, of those that ran and finished."""
 
 
 @dataclass(frozen=True)
 class Page:
     items: list[Job]
     next_cursor: str | None
+    newest: int | None = None
+    """The number of the newest job in the page: a stream asks next for jobs newer than that."""
+
+
+CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
+
+
+@dataclass(frozen=True)
+class SubscriptionHealth:
+    """A subscription's circuit breaker and failure record (gateway/outbound/health.py)."""
+
+    name: str
+    state: str = CLOSED
+    window_start: float = 0.0
+    attempts: int = 0
+    failures: int = 0
+    opened_at: float | None = None
+    retry_at: float | None = None
+    """Open: when a probe may go. Half-open: when the probe's claim lapses (its sender died)."""
+    failing_since: float | None = None
+    """The first failure since the last success."""
+    last_status: int | None = None
+    last_error: str | None = None
+    last_attempt_at: float | None = None
+
+    @property
+    def failure_ratio(self) -> float:
+        return self.failures / self.attempts if self.attempts else 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "state": self.state,
+            "attempts": self.attempts,
+            "failures": self.failures,
+            "failure_ratio": round(self.failure_ratio, 3),
+            "opened_at": self.opened_at,
+            "retry_at": self.retry_at,
+            "failing_since": self.failing_since,
+            "last_status": self.last_status,
+            "last_error": self.last_error,
+            "last_attempt_at": self.last_attempt_at,
+        }
+
+
+@dataclass(frozen=True)
+class SigningSecret:
+    """One of a subscription's signing keys, shared by every replica through the store.
+
+    ``sealed`` is the secret (an HMAC secret, or an Ed25519 private key) sealed with the gateway's
+    ``secret_key``: the store never holds it in the clear. A key signs until ``retire_at`` (None:
+    for as long as it is the newest); during a rotation's overlap every live key signs."""
+
+    subscription: str
+    kid: str
+    kind: str  # "hmac" or "ed25519"
+    sealed: str
+    created_at: float
+    public: str | None = None
+    """An Ed25519 key's public half, ``whpk_…``: what receivers verify with."""
+    retire_at: float | None = None
+    source: str = "rotated"  # "config": the secret the configuration gives; "generated"; "rotated"
+
+    def live(self, now: float) -> bool:
+        return self.retire_at is None or self.retire_at > now

@@ -88,7 +88,7 @@ def test_bad_values_are_reported_with_dotted_paths_all_at_once() -> None:
     assert "server.port: expected an integer, got 'eighty'" in found
     assert any(p.startswith("server.sync_timeout: expected a duration") for p in found)
     assert "server.colour: unknown key" in found
-    assert 'routes[1].mode: expected "async", "sync" or "both", got "fast"' in found
+    assert 'routes[1].mode: expected "async", "sync", "both" or "stream", got "fast"' in found
     assert "routes[1].error_status: expected an HTTP status 100-599, got 700" in found
     assert any(p.startswith("routes[1].methods:") for p in found)
     assert "routes[3]: give script or flow (exactly one): what the route runs" in found

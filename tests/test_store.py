@@ -200,6 +200,43 @@ async def test_listing_is_newest_first_with_cursor_and_filters(store: Store) -> 
         await store.list_jobs(JobQuery(cursor="***"))
 
 
+async def test_listing_filters_by_time_who_started_it_and_text_in_the_arguments(store: Store) -> None:
+    await store.create_jobs(
+        [
+            job("a", created_at=10.0, principal="user:ci", args={"repo": "Hookgate/Core", "n": 1}),
+            job("b", created_at=20.0, principal="token:j1", args={"repo": "other"}),
+            job("c", created_at=30.0, principal="admin", args={"note": "100% sure_thing"}),
+            job("d", created_at=40.0, args={"repo": "gone"}, options=JobOptions(delete_after_use=True)),
+        ]
+    )
+
+    async def ids(**filters: object) -> list[str]:
+        return [j.id for j in (await store.list_jobs(JobQuery(**filters))).items]  # type: ignore[arg-type]
+
+    assert await ids(created_after=20.0, created_before=40.0) == ["c", "b"]
+    assert await ids(triggered_by=("user:ci", "admin")) == ["c", "a"]
+    assert await ids(text="hookgate/co") == ["a"]  # each word starts a word of theirs, any case
+    assert await ids(text="gate") == []  # words, not text anywhere: the same on both stores
+    assert await ids(text="100% sure_th") == ["c"]  # the query language's own signs are only text
+    assert await ids(text="repo", created_before=30.0) == ["b", "a"]
+    assert await ids(text='"other" OR core') == []  # every word must be there: no OR, no quotes
+    assert await ids(text="gone") == []  # erased after use: never indexed
+    await store.erase_job_data("a")
+    assert await ids(text="hookgate") == []
+    await store.purge_finished(before=1e12)  # nothing finished: nothing goes
+    assert await ids(text="other") == ["b"]
+
+
+async def test_jobs_newer_than_a_mark_come_oldest_first_with_the_newest_number(store: Store) -> None:
+    for n in range(4):
+        await store.create_jobs([job(f"j{n}")])
+    first = await store.list_jobs(JobQuery(limit=2, newer_than=0))
+    assert [j.id for j in first.items] == ["j0", "j1"] and first.newest is not None
+    rest = await store.list_jobs(JobQuery(limit=10, newer_than=first.newest))
+    assert [j.id for j in rest.items] == ["j2", "j3"]
+    assert (await store.list_jobs(JobQuery(newer_than=rest.newest))).items == []
+
+
 async def test_erase_keeps_only_the_skeleton(sqlite_store: SQLiteStore, tmp_path: Path) -> None:
     store = sqlite_store
     await store.create_jobs([job("j", args={"secret": "s3cr3t-value"})])

@@ -18,7 +18,19 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictFloat, StrictInt, model_validator
 from pydantic import WithJsonSchema as Schema
 
-from gateway.config.values import Duration, Flag, Names, Positive, Rate, RelativePath, Size, Status, Text, Url
+from gateway.config.values import (
+    Destination,
+    Duration,
+    Flag,
+    Names,
+    Positive,
+    Rate,
+    RelativePath,
+    Size,
+    Status,
+    Text,
+    Url,
+)
 
 __all__ = [
     "EVENT_TYPES",
@@ -40,7 +52,7 @@ __all__ = [
     "WebhookFile",
 ]
 
-Mode = Literal["async", "sync", "both"]
+Mode = Literal["async", "sync", "both", "stream"]
 Method = Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
 VERIFY_SCHEMES = ("github", "stripe", "slack", "standard-webhooks", "hmac", "basic", "api_key")
 JWT_ALGORITHMS = ("HS256", "HS384", "HS512", "RS256", "EdDSA", "ES256")
@@ -54,9 +66,15 @@ EVENT_TYPES = (
     "RuleFailed",
     "RuleSkipped",
     "ConfigChanged",
+    "DeliveryExhausted",
+    "SubscriptionDisabled",
+    "SubscriptionEnabled",
+    "CircuitOpened",
+    "CircuitClosed",
+    "JobSubmitFailed",
 )
 EventType = Literal[EVENT_TYPES]  # type: ignore[valid-type]
-SIGNING = ("hub", "standard-webhooks")
+SIGNING = ("hub", "standard-webhooks", "standard-webhooks-ed25519")
 
 
 _METHODS = ("DELETE", "GET", "PATCH", "POST", "PUT")
@@ -148,6 +166,8 @@ class ServerFile(FileModel):
     internal_url: Url | None = None
     """Where jobs reach the gateway with their tokens; unset: the listening address."""
     allowed_hosts: Names = ()
+    cors: CorsFile | None = None
+    """CORS for every route that has none of its own."""
     """Without public_url: hosts a trusted proxy may name in handed-out URLs."""
     body_timeout: Annotated[Duration, Field(gt=0)] = 30.0
     """A body slower than this to arrive is refused with 408."""
@@ -248,6 +268,17 @@ class BackoffFile(FileModel):
     max_retries: Annotated[StrictInt, Field(ge=0)] | None = None
 
 
+class BreakerFile(FileModel):
+    enabled: Flag = True
+    failure_ratio: Annotated[StrictFloat | StrictInt, Field(gt=0, le=1)] = 0.5
+    """The circuit opens when this share of the window's attempts failed..."""
+    min_attempts: Positive = 5
+    """...and the window holds at least this many attempts."""
+    window: Annotated[Duration, Field(gt=0)] = 60.0
+    cooldown: Annotated[Duration, Field(gt=0)] = 30.0
+    """How long it stays open before one probe goes (half-open)."""
+
+
 class WebhookAuth(FileModel):
     bearer: Text | None = None
     jwt: Flag = False
@@ -262,6 +293,12 @@ class _Subscription(FileModel):
     timeout: Duration = 15.0
     enabled: Flag = True
     """False: answers 404 (a route) or sends nothing new (a subscription)."""
+    breaker: BreakerFile = Field(default_factory=BreakerFile)
+    """Deliveries pause while the receiver keeps failing, instead of burning their retries."""
+    filter: Text | None = None
+    """``${…}`` over the event (type, route, job, details…): it gets only the events this accepts."""
+    disable_after: Duration | None = 5 * 86400.0
+    """Failing without a success this long disables the subscription (as Svix does); none: never."""
 
 
 class WebhookFile(_Subscription):
@@ -269,10 +306,15 @@ class WebhookFile(_Subscription):
 
     model_config = ConfigDict(extra="allow")
     name: Text
-    url: Url
+    url: Destination
+    """An http(s) URL, or a broker: redis://…?stream=… (docs/outbound.md, "Destinations")."""
     format: Text = "json"
     backoff: BackoffFile | None = None
     concurrency: Positive = 4
+    fifo: Flag = False
+    """Strict order: a delivery waits until the one before it to this subscription has settled."""
+    max_rate: Rate | None = None
+    """At most this many attempts (``"50/s"``), across every replica."""
 
 
 class CromwellFile(_Subscription):
@@ -292,8 +334,54 @@ class EngineFile(FileModel):
     type: Text
 
 
+class DebounceFile(FileModel):
+    key: Text = ""
+    """``${…}`` over the arguments before any preprocessor (body, headers, query, params, method,
+    event, as a filter sees them): one burst per distinct value. Default: the whole route is one."""
+    delay: Annotated[Duration, Field(gt=0)]
+    """The job runs this long after the last call of its burst."""
+    max_delay: Duration | None = None
+    """...or this long after the first, whichever comes first: a steady stream still runs."""
+    accumulate: Text | None = None
+    """This argument of every call of the burst, concatenated in arrival order, is the job's."""
+
+    @model_validator(mode="after")
+    def _delays(self) -> DebounceFile:
+        if self.max_delay is not None and self.max_delay < self.delay:
+            raise ValueError("max_delay must be at least delay")
+        return self
+
+
+class CorsFile(FileModel):
+    origins: Annotated[tuple[Text, ...], Field(min_length=1)]
+    """Origins allowed to call from a browser: ``https://app.example.com`` (scheme, host, port), or "*"."""
+    methods: Methods | None = None
+    """Default: the route's methods."""
+    headers: Names = ("Content-Type", "Authorization")
+    """Request headers a browser may send."""
+    max_age: Duration = 600.0
+    """How long a browser keeps a preflight's answer."""
+    credentials: Flag = False
+    """Browsers send cookies and HTTP auth; never together with "*"."""
+
+    @model_validator(mode="after")
+    def _origins(self) -> CorsFile:
+        for origin in self.origins:
+            if origin != "*" and not re.fullmatch(r"https?://[^/\s?#]+", origin):
+                raise ValueError(
+                    f'origins: {origin!r} is not an origin such as "https://app.example.com" or "*"'
+                )
+        if "*" in self.origins and self.credentials:
+            raise ValueError('origins: "*" cannot be allowed together with credentials = true')
+        return self
+
+
 class RouteFile(FileModel):
     path: Annotated[Text, BeforeValidator(_route_path), Field(pattern=r"^/")]
+    name: Annotated[Text, Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,62}$")] | None = None
+    """How the API, the CLI, the dashboard, the metrics and the events name the route (unique).
+    Default: its path, lower-cased, with every run of other characters a "-" (``/hooks/deploy/{repo}``
+    is ``hooks-deploy-repo``); routes sharing a path add their methods (``x-get``)."""
     script: Text | None = None
     """The script it runs (give script or flow)."""
     flow: Text | None = None
@@ -301,7 +389,8 @@ class RouteFile(FileModel):
     methods: Methods = ("POST",)
     engine: Text | None = None
     mode: Mode = "async"
-    """async: 202 and a job id; sync: the result; both: ?wait=true chooses."""
+    """async: 202 and a job id; sync: the result; both: ?wait=true chooses; stream: the job's output
+    and then its result as Server-Sent Events, in Windmill's format (docs/routes.md)."""
     timeout: Duration | None = None
     """The job's run time (default: the engine's)."""
     retries: Annotated[StrictInt, Field(ge=0)] = 0
@@ -326,6 +415,24 @@ class RouteFile(FileModel):
     redact: Names = ()
     """Argument names (any depth) or dotted paths stored and shown as "***"."""
     allow_active_content: Flag = False
+    allow_set_cookie: Flag = False
+    """A sync result's windmill_headers may set Set-Cookie (refused otherwise)."""
+    debounce: DebounceFile | None = None
+    """A burst of calls with the same key becomes one job (docs/routes.md)."""
+    preprocessor: Flag | None = None
+    """The request reaches the job whole, as WEBHOOK__EVENT__, for a script's preprocessor(event):
+    by default when the script defines one (local and python engines); true for any engine."""
+    cors: CorsFile | None = None
+    """Browsers of these origins may call the route (default: [server] cors); preflights need no token."""
+    filter: Text | None = None
+    """``${…}`` deciding whether a request becomes a job; the others are answered as ignored."""
+    ignored_status: Annotated[Status, BeforeValidator(_status)] = 202
+    """The status of a request the filter ignores."""
+    capture: Annotated[StrictInt, Field(ge=0, le=1000)] = 0
+    """Keep the last N requests as received, to list and replay."""
+    state: Literal["active", "paused"] = "active"
+    """paused: calls are accepted and their jobs held until the route resumes (the API's pause and
+    resume win over this)."""
     enabled: Flag = True
     """False: answers 404 (a route) or sends nothing new (a subscription)."""
     public: Flag = False
@@ -365,6 +472,13 @@ class UiFile(FileModel):
     """A dashboard session unused this long ends."""
 
 
+class OperationsFile(FileModel):
+    batch: int = Field(500, ge=1, le=10_000)
+    """Records per batch of a background operation (a bulk retry): one store transaction each."""
+    pause: Duration = 0.0
+    """Rest between two batches, so that a bulk retry of a million leaves room for the live traffic."""
+
+
 class TomlFile(FileModel):
     """The whole file. Every table is optional: an empty file serves ./scripts on 127.0.0.1:8080."""
 
@@ -375,6 +489,7 @@ class TomlFile(FileModel):
     outbound: OutboundFile = Field(default_factory=OutboundFile)
     flows: FlowsFile = Field(default_factory=FlowsFile)
     ui: UiFile = Field(default_factory=UiFile)
+    operations: OperationsFile = Field(default_factory=OperationsFile)
     engines: tuple[EngineFile, ...] = ()
     routes: tuple[RouteFile, ...] = ()
     webhooks: tuple[WebhookFile, ...] = ()

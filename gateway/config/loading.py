@@ -14,6 +14,7 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -24,9 +25,13 @@ from gateway.config import file as f
 from gateway.config.models import (
     AuthConfig,
     BackoffConfig,
+    BreakerConfig,
     Config,
+    CorsConfig,
+    DebounceConfig,
     EngineConfig,
     KeyConfig,
+    OperationsConfig,
     OutboundConfig,
     RouteConfig,
     ServerConfig,
@@ -110,7 +115,7 @@ def _build(
             base_dir=base_dir,
         ),
     )
-    routes = tuple(_route(r, f"routes[{i}]", problems) for i, r in enumerate(doc.routes))
+    routes = _named(tuple(_route(r, f"routes[{i}]", problems) for i, r in enumerate(doc.routes)), problems)
     webhooks = tuple(_webhook(w, f"webhooks[{i}]", problems) for i, w in enumerate(doc.webhooks))
     cromwell = doc.workflow_state_callback
     config = Config(
@@ -124,6 +129,7 @@ def _build(
         routes=routes,
         flows_dir=doc.flows.dir,
         ui=UiConfig(enabled=doc.ui.enabled, idle_timeout=doc.ui.idle_timeout),
+        operations=OperationsConfig(batch=doc.operations.batch, pause=doc.operations.pause),
         source=source,
     )
     _check_names(config, problems)
@@ -141,7 +147,21 @@ def _server(s: f.ServerFile, env: Mapping[str, str], problems: list[str]) -> Ser
     # Headers every job gets come from the environment (HOOKGATE_INCLUDE_HEADERS, or Windmill's name).
     names = (*_split(env.get("HOOKGATE_INCLUDE_HEADERS", "")), *_split(env.get("INCLUDE_HEADERS", "")))
     return ServerConfig(
-        **s.model_dump(), include_headers=_no_credentials(names, "server.HOOKGATE_INCLUDE_HEADERS", problems)
+        **s.model_dump(exclude={"cors"}),
+        include_headers=_no_credentials(names, "server.HOOKGATE_INCLUDE_HEADERS", problems),
+        cors=_cors(s.cors),
+    )
+
+
+def _cors(c: f.CorsFile | None) -> CorsConfig | None:
+    if c is None:
+        return None
+    return CorsConfig(
+        origins=tuple(c.origins),
+        methods=tuple(c.methods) if c.methods is not None else None,
+        headers=tuple(c.headers),
+        max_age=c.max_age,
+        credentials=c.credentials,
     )
 
 
@@ -204,7 +224,16 @@ def _route(r: f.RouteFile, where: str, problems: list[str]) -> RouteConfig:
             f"{where}.redact: a flow's steps see its input as stored, so redacted values would reach "
             "them as ***; redact is not supported on flow routes yet"
         )
-    fields = r.model_dump(exclude={"verify", "webhooks", "methods", "include_headers", "flow"})
+    if r.flow is not None and r.preprocessor:
+        problems.append(f"{where}.preprocessor: a flow has no preprocessor; only a script route has one")
+    if r.debounce is not None and r.debounce.accumulate and r.redact:
+        problems.append(
+            f"{where}.debounce.accumulate: a redacting route cannot accumulate arguments yet (their "
+            "sealed values are the last call's only)"
+        )
+    fields = r.model_dump(
+        exclude={"verify", "webhooks", "methods", "include_headers", "flow", "cors", "debounce"}
+    )
     return RouteConfig(
         **{
             **fields,
@@ -214,6 +243,8 @@ def _route(r: f.RouteFile, where: str, problems: list[str]) -> RouteConfig:
             "max_concurrent": r.max_concurrent or (1 if r.concurrency_key else None),
             "include_headers": _no_credentials(r.include_headers, f"{where}.include_headers", problems),
             "verify": _verify(r.verify, f"{where}.verify", problems) if r.verify else None,
+            "cors": _cors(r.cors),
+            "debounce": DebounceConfig(**r.debounce.model_dump()) if r.debounce else None,
             "webhooks": tuple(
                 _webhook(w, f"{where}.webhooks[{i}]", problems, route=r.path)
                 for i, w in enumerate(r.webhooks)
@@ -243,8 +274,8 @@ def _backoff(b: f.BackoffFile | None, default: BackoffConfig) -> BackoffConfig:
 
 def _subscription(s: f.WebhookFile | f.CromwellFile, where: str, problems: list[str]) -> dict[str, Any]:
     signing = s.signing if s.signing is not None else (("hub",) if s.secret else ())
-    if signing and not s.secret:
-        problems.append(f"{where}.secret: missing: signing needs a secret")
+    if any(scheme in signing for scheme in ("hub", "standard-webhooks")) and not s.secret:
+        problems.append(f"{where}.secret: missing: signing with a shared secret needs one")
     return {
         "path": where,
         "events": s.events,
@@ -255,6 +286,11 @@ def _subscription(s: f.WebhookFile | f.CromwellFile, where: str, problems: list[
         "mint_jwt": s.auth.jwt,
         "timeout": s.timeout,
         "enabled": s.enabled,
+        "breaker": BreakerConfig(
+            **{**s.breaker.model_dump(), "failure_ratio": float(s.breaker.failure_ratio)}
+        ),
+        "disable_after": s.disable_after,
+        "filter": s.filter,
     }
 
 
@@ -266,6 +302,8 @@ def _webhook(w: f.WebhookFile, where: str, problems: list[str], *, route: str | 
         format=w.format,
         backoff=_backoff(w.backoff, BackoffConfig()),
         concurrency=w.concurrency,
+        fifo=w.fifo,
+        max_rate=w.max_rate,
         options=dict(w.model_extra or {}),
         route=route,
     )
@@ -305,6 +343,32 @@ def _check_names(config: Config, problems: list[str]) -> None:
             f"server.internal_url: required with the {remote[0].type} engine {remote[0].name!r} "
             "(the address its jobs use to reach the gateway with their tokens)"
         )
+
+
+def route_slug(path: str) -> str:
+    """A route's default name: its path lower-cased, every run of other characters one "-"."""
+    return re.sub(r"[^a-z0-9]+", "-", path.lower()).strip("-") or "root"
+
+
+def _named(routes: tuple[RouteConfig, ...], problems: list[str]) -> tuple[RouteConfig, ...]:
+    """Every route with its name: the file's, else its path's slug, with its methods when two share it."""
+    slugs = [route_slug(r.path) for r in routes]
+    named = []
+    for route, slug in zip(routes, slugs, strict=True):
+        if not route.name:
+            shared = slugs.count(slug) > 1
+            suffix = "-" + "-".join(sorted(m.lower() for m in route.methods)) if shared else ""
+            route = replace(route, name=slug + suffix)
+        named.append(route)
+    seen: dict[str, int] = {}
+    for index, route in enumerate(named):
+        if route.name in seen:
+            problems.append(
+                f'routes[{index}].name: "{route.name}" is already the name of routes[{seen[route.name]}]; '
+                "give each route a name of its own"
+            )
+        seen.setdefault(route.name, index)
+    return tuple(named)
 
 
 def _check_routes(config: Config, problems: list[str]) -> None:

@@ -13,8 +13,10 @@ __all__ = [
     "AuthConfig",
     "BackoffConfig",
     "Config",
+    "CorsConfig",
     "EngineConfig",
     "KeyConfig",
+    "OperationsConfig",
     "OutboundConfig",
     "RouteConfig",
     "ServerConfig",
@@ -25,11 +27,28 @@ __all__ = [
     "WebhookConfig",
 ]
 
-Mode = Literal["async", "sync", "both"]
+Mode = Literal["async", "sync", "both", "stream"]
 MODES: tuple[Mode, ...] = ("async", "sync", "both")
 HTTP_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
 # Paths that belong to hookgate itself; a custom route may not shadow them.
 RESERVED_PREFIXES = ("/api/", "/callbacks/", "/healthz", "/readyz", "/metrics", "/openapi.json")
+
+
+@dataclass(frozen=True)
+class CorsConfig:
+    origins: tuple[str, ...]
+    methods: tuple[str, ...] | None = None
+    headers: tuple[str, ...] = ("Content-Type", "Authorization")
+    max_age: float = 600.0
+    credentials: bool = False
+
+
+@dataclass(frozen=True)
+class DebounceConfig:
+    delay: float
+    key: str = ""
+    max_delay: float | None = None
+    accumulate: str | None = None
 
 
 @dataclass(frozen=True)
@@ -42,6 +61,7 @@ class ServerConfig:
     """Where jobs and engine workers reach the gateway (their tokens go there); never a request's Host.
     Default: the listening address; required when an engine runs jobs on other hosts (http, celery)."""
     allowed_hosts: tuple[str, ...] = ()
+    cors: CorsConfig | None = None
     """Without ``public_url``: hosts a trusted proxy may name (X-Forwarded-Host, Host) in handed-out URLs."""
     body_timeout: float = 30.0
     """The longest a request body may take to arrive (408 after it)."""
@@ -151,6 +171,17 @@ class BackoffConfig:
 
 
 @dataclass(frozen=True)
+class BreakerConfig:
+    """A subscription's circuit breaker (gateway/outbound/health.py)."""
+
+    enabled: bool = True
+    failure_ratio: float = 0.5
+    min_attempts: int = 5
+    window: float = 60.0
+    cooldown: float = 30.0
+
+
+@dataclass(frozen=True)
 class WebhookConfig:
     """An outbound subscription: which events go where, in which format, signed how."""
 
@@ -172,6 +203,11 @@ class WebhookConfig:
     """Set for subscriptions declared under a route: only that route's jobs."""
     enabled: bool = True
     """False: no new event goes to it (what is already queued for it is still delivered)."""
+    breaker: BreakerConfig = field(default_factory=BreakerConfig)
+    disable_after: float | None = 5 * 86400.0
+    fifo: bool = False
+    max_rate: str | None = None
+    filter: str | None = None
 
 
 @dataclass(frozen=True)
@@ -215,10 +251,27 @@ class RouteConfig:
     webhooks: tuple[WebhookConfig, ...] = ()
     allow_active_content: bool = False
     """Serve a script's own content type (text/html…) without the sandboxing Content-Security-Policy."""
+    allow_set_cookie: bool = False
+    debounce: DebounceConfig | None = None
+    preprocessor: bool | None = None
+    """None: the engine tells whether the script defines ``preprocessor``."""
+    cors: CorsConfig | None = None
+    filter: str | None = None
+    ignored_status: int = 202
+    capture: int = 0
+    state: str = "active"
+    name: str = ""
+    """Unique; derived from the path when the file gives none (``route_names``)."""
     enabled: bool = True
     """False: the route answers 404, as if it were not configured, without being deleted."""
     flow: bool = False
     """``script`` names a flow (the file said ``flow =``)."""
+
+
+@dataclass(frozen=True)
+class OperationsConfig:
+    batch: int = 500
+    pause: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -240,4 +293,5 @@ class Config:
     flows_dir: Path | None = None
     """``[flows] dir``: where flow files live; None: no flows."""
     ui: UiConfig = field(default_factory=UiConfig)
+    operations: OperationsConfig = field(default_factory=OperationsConfig)
     source: Path | None = field(default=None, compare=False)

@@ -17,9 +17,11 @@ from pydantic import AfterValidator, BeforeValidator, Field, StrictBool, StrictI
 from pydantic import WithJsonSchema as Schema
 
 from gateway.durations import parse_duration, parse_rate, parse_size
+from gateway.entrypoints import TRANSPORTS, registered
 
 __all__ = [
     "CREDENTIAL_HEADERS",
+    "Destination",
     "Duration",
     "Names",
     "Positive",
@@ -97,6 +99,21 @@ Rate = Annotated[
     StrictStr, AfterValidator(_rate), Field(description='a rate such as "100/m", "10/s", "5/10m"')
 ]
 Url = Annotated[StrictStr, AfterValidator(_url), Field(pattern=r"^https?://")]
+
+
+def _destination(value: str) -> str:
+    scheme = value.partition("://")[0]
+    if scheme not in ("http", "https") and re.fullmatch(r"[a-z][a-z0-9+.-]*://\S+", value):
+        (transports,) = registered(TRANSPORTS)
+        if scheme in transports:
+            return value  # a broker's URL (redis://…): its transport reads the rest
+        known = ", ".join(sorted({"http", "https", *transports}))
+        raise ValueError(f"no transport sends to {scheme}:// URLs (known: {known}), got {value!r}")
+    return _url(value)
+
+
+Destination = Annotated[StrictStr, AfterValidator(_destination), Field(pattern=r"^[a-z][a-z0-9+.-]*://")]
+"""Where a subscription delivers: an http(s) URL, or a broker URL that a transport sends to."""
 Names = Annotated[
     tuple[str, ...],
     BeforeValidator(_names),

@@ -1,7 +1,8 @@
 """State behind one ``Store`` Protocol; ``create_store`` picks the implementation from the URL.
 
 Owns: ``protocol`` (the Store Protocol and its errors), ``sqlite`` and ``postgres`` (a package each,
-one module per concern), ``rows`` (the row mapping both share), ``migrations``, ``signals``
+one module per concern), ``rows`` (the row mapping both share), ``debounce`` (how a call joins its
+burst, decided alike by both), ``migrations``, ``signals``
 (wake-ups), ``copy`` (``hookgate store copy``). May import: the top-level modules only.
 """
 
@@ -10,18 +11,25 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from gateway.errors import ConfigError
+from gateway.store.debounce import Debounce
 from gateway.store.protocol import (
     JOBS_TOPIC,
+    OPERATIONS_TOPIC,
     OUTBOX_TOPIC,
     QUEUE_TOPIC,
+    ROUTES_TOPIC,
     CallRefused,
     DuplicateRequest,
+    HealthUpdate,
     Idempotency,
+    Pace,
     QueueFull,
+    Settled,
     Store,
     StoreLocked,
     callback_topic,
     job_topic,
+    operation_topic,
 )
 from gateway.store.sqlite import SQLiteStore, sqlite_path_from_url
 
@@ -30,18 +38,25 @@ if TYPE_CHECKING:
 
 __all__ = [
     "JOBS_TOPIC",
+    "OPERATIONS_TOPIC",
     "OUTBOX_TOPIC",
     "QUEUE_TOPIC",
+    "ROUTES_TOPIC",
     "CallRefused",
+    "Debounce",
     "DuplicateRequest",
+    "HealthUpdate",
     "Idempotency",
+    "Pace",
     "QueueFull",
     "SQLiteStore",
+    "Settled",
     "Store",
     "StoreLocked",
     "callback_topic",
     "create_store",
     "job_topic",
+    "operation_topic",
     "postgres_store_class",
 ]
 

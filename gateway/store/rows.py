@@ -6,48 +6,74 @@ A row is anything indexable by column name: ``sqlite3.Row`` and ``asyncpg.Record
 from __future__ import annotations
 
 import base64
+import re
 from typing import Any, Protocol
 
 import orjson
 
 from gateway.models import (
+    HOLD,
     TERMINAL_STATES,
     Attempt,
     CallbackCall,
     CallbackEndpoint,
+    Capture,
     Delivery,
+    DeliveryFilter,
     FlowRun,
+    IgnoredRequest,
     Job,
     JobOptions,
+    JobQuery,
     JobState,
+    Operation,
+    RunBucket,
     ScriptVersion,
+    SigningSecret,
+    SubscriptionHealth,
     TokenRecord,
     UiSession,
 )
 
 __all__ = [
     "CALLBACK_COLUMNS",
+    "CAPTURE_COLUMNS",
     "DELIVERY_COLUMNS",
+    "HELD_CANCELLED",
     "JOB_COLUMNS",
+    "OPERATION_COLUMNS",
     "UI_SESSION_COLUMNS",
     "callback_values",
+    "capture_values",
     "decode_cursor",
+    "decode_delivery_cursor",
+    "delivery_conditions",
     "delivery_values",
     "dump",
     "encode_column",
     "encode_cursor",
+    "encode_delivery_cursor",
+    "fts_query",
+    "ignored_values",
+    "job_conditions",
     "job_to_row",
     "loads",
     "row_to_attempt",
     "row_to_call",
     "row_to_callback",
+    "row_to_capture",
     "row_to_delivery",
     "row_to_flow_run",
+    "row_to_ignored",
     "row_to_job",
+    "row_to_operation",
     "row_to_script_version",
     "row_to_token",
     "row_to_ui_session",
+    "run_buckets",
+    "search_words",
     "transition_values",
+    "tsquery",
     "ui_session_values",
 ]
 
@@ -104,6 +130,7 @@ def job_to_row(job: Job) -> dict[str, Any]:
         "scheduled_for": job.scheduled_for,
         "principal_scopes": dump(list(job.principal_scopes)) if job.principal_scopes is not None else None,
         "flow_step": job.flow_step,
+        "superseded_by": job.superseded_by,
     }
 
 
@@ -202,6 +229,7 @@ def row_to_job(row: Row) -> Job:
         if row["principal_scopes"] is not None
         else None,
         flow_step=row["flow_step"],
+        superseded_by=row["superseded_by"],
     )
 
 
@@ -352,3 +380,221 @@ def row_to_ui_session(row: Row) -> UiSession:
         jti=row["jti"],
         token_hash=row["token_hash"],
     )
+
+
+def job_conditions(query: JobQuery) -> list[tuple[str, object]]:
+    """The conditions of a job query other than its text, as ``(SQL with {} for the value, value)``:
+    each backend puts in its own placeholder."""
+    found: list[tuple[str, object]] = []
+    for column, value in (
+        ("state", query.state.value if query.state else None),
+        ("script", query.script),
+        ("principal", query.principal),
+        ("route", query.route),
+    ):
+        if value is not None:
+            found.append((f"{column} = {{}}", value))
+    if query.created_after is not None:
+        found.append(("created_at >= {}", query.created_after))
+    if query.created_before is not None:
+        found.append(("created_at < {}", query.created_before))
+    if query.cursor:
+        found.append(("seq < {}", decode_cursor(query.cursor)))
+    if query.newer_than is not None:
+        found.append(("seq > {}", query.newer_than))
+    if query.held is not None:
+        found.append(("run_after >= {}" if query.held else "run_after < {}", HOLD))
+    return found
+
+
+def search_words(text: str) -> list[str]:
+    """The words of a search, as both stores index them: runs of letters and digits, lower-cased."""
+    return [w.lower() for w in re.findall(r"[^\W_]+", text)]
+
+
+def fts_query(words: list[str]) -> str:
+    """Every word as the start of a word (FTS5: ``"word"*``, implicitly AND-ed)."""
+    return " ".join(f'"{w}"*' for w in words)
+
+
+def tsquery(words: list[str]) -> str:
+    """Every word as the start of a word (PostgreSQL: ``word:* & …``)."""
+    return " & ".join(f"{w}:*" for w in words)
+
+
+def delivery_conditions(where: DeliveryFilter) -> list[tuple[str, object]]:
+    """A delivery filter's conditions, as ``(SQL with {} for the value, value)``."""
+    found: list[tuple[str, object]] = []
+    for column, value in (
+        ("state", where.state),
+        ("subscription", where.subscription),
+        ("event_type", where.event_type),
+    ):
+        if value is not None:
+            found.append((f"{column} = {{}}", value))
+    if where.event_types is not None:  # one parameter for the list, alike on SQLite and PostgreSQL
+        found.append(("(',' || {} || ',') LIKE ('%,' || event_type || ',%')", ",".join(where.event_types)))
+    if where.created_after is not None:
+        found.append(("created_at >= {}", where.created_after))
+    if where.created_before is not None:
+        found.append(("created_at < {}", where.created_before))
+    return found
+
+
+def encode_delivery_cursor(created_at: float, delivery_id: str) -> str:
+    return base64.urlsafe_b64encode(f"{created_at!r}|{delivery_id}".encode()).decode().rstrip("=")
+
+
+def decode_delivery_cursor(cursor: str) -> tuple[float, str]:
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        created_at, _, delivery_id = text.partition("|")
+        return float(created_at), delivery_id
+    except (ValueError, UnicodeDecodeError):
+        raise ValueError(f"invalid cursor {cursor!r}") from None
+
+
+OPERATION_COLUMNS = (
+    "id, kind, params, state, matched, done, failed, cursor, principal, created_at, updated_at"
+)
+
+
+def row_to_operation(row: Row) -> Operation:
+    return Operation(
+        id=row["id"],
+        kind=row["kind"],
+        params=loads(row["params"]) or {},
+        state=row["state"],
+        matched=int(row["matched"]),
+        done=int(row["done"]),
+        failed=int(row["failed"]),
+        cursor=row["cursor"],
+        principal=row["principal"],
+        error=row["error"],
+        created_at=float(row["created_at"]),
+        updated_at=row["updated_at"],
+        finished_at=row["finished_at"],
+    )
+
+
+def run_buckets(rows: list[tuple[Any, ...]], *, start: float, end: float, buckets: int) -> list[RunBucket]:
+    """``(bucket, state, count, summed duration, how many timed)`` rows, as every bucket."""
+    width = (end - start) / buckets
+    counts: list[dict[str, int]] = [{} for _ in range(buckets)]
+    durations: list[tuple[float, int]] = [(0.0, 0) for _ in range(buckets)]
+    for index, state, count, summed, timed in rows:
+        if 0 <= index < buckets:
+            counts[index][state] = counts[index].get(state, 0) + int(count)
+            total, n = durations[index]
+            durations[index] = (total + float(summed or 0.0), n + int(timed or 0))
+    return [
+        RunBucket(
+            start=start + i * width,
+            counts=counts[i],
+            mean_duration=durations[i][0] / durations[i][1] if durations[i][1] else None,
+        )
+        for i in range(buckets)
+    ]
+
+
+def row_to_ignored(row: Row) -> IgnoredRequest:
+    return IgnoredRequest(
+        id=row["id"],
+        route=row["route"],
+        method=row["method"],
+        reason=row["reason"],
+        arguments=loads(row["arguments"]),
+        request_id=row["request_id"],
+        received_at=float(row["received_at"]),
+    )
+
+
+def ignored_values(r: IgnoredRequest) -> tuple[Any, ...]:
+    return (r.id, r.route, r.method, r.reason, dump(r.arguments), r.request_id, r.received_at)
+
+
+HELD_CANCELLED = '{"name": "Cancelled", "message": "cancelled while its paused route held it"}'
+"""The error of a held job cancelled with its route's held jobs."""
+
+CAPTURE_COLUMNS = (
+    "id, route, method, query, headers, body, sealed_body, path_params, arguments, verdict, reason, job_ids, "
+    "received_at"
+)
+
+
+def capture_values(c: Capture) -> tuple[Any, ...]:
+    return (
+        c.id,
+        c.route,
+        c.method,
+        dump(c.query),
+        dump(c.headers),
+        c.body,
+        c.sealed_body,
+        dump(c.path_params),
+        dump(c.arguments),
+        c.verdict,
+        c.reason,
+        dump(list(c.job_ids)),
+        c.received_at,
+    )
+
+
+def row_to_capture(row: Row) -> Capture:
+    body = row["body"]
+    return Capture(
+        id=row["id"],
+        route=row["route"],
+        method=row["method"],
+        query=loads(row["query"]) or {},
+        headers=loads(row["headers"]) or {},
+        body=bytes(body) if body is not None else None,
+        sealed_body=row["sealed_body"],
+        path_params=loads(row["path_params"]) or {},
+        arguments=loads(row["arguments"]) or [],
+        verdict=row["verdict"],
+        reason=row["reason"],
+        job_ids=tuple(loads(row["job_ids"]) or ()),
+        received_at=float(row["received_at"]),
+    )
+
+
+HEALTH_COLUMNS = (
+    "name",
+    "state",
+    "window_start",
+    "attempts",
+    "failures",
+    "opened_at",
+    "retry_at",
+    "failing_since",
+    "last_status",
+    "last_error",
+    "last_attempt_at",
+)
+
+
+def health_values(health: SubscriptionHealth) -> tuple[Any, ...]:
+    return tuple(getattr(health, column) for column in HEALTH_COLUMNS)
+
+
+def row_to_health(row: Row) -> SubscriptionHealth:
+    return SubscriptionHealth(**{column: row[column] for column in HEALTH_COLUMNS})
+
+
+def refilled(tokens: float | None, at: float | None, *, rate: float, burst: float, now: float) -> float:
+    """A token bucket's tokens at ``now``: full when it is new, refilled at ``rate`` per second."""
+    if tokens is None or at is None:
+        return burst
+    return min(burst, tokens + max(0.0, now - at) * rate)
+
+
+SECRET_COLUMNS = ("subscription", "kid", "kind", "sealed", "public", "created_at", "retire_at", "source")
+
+
+def secret_values(secret: SigningSecret) -> tuple[Any, ...]:
+    return tuple(getattr(secret, column) for column in SECRET_COLUMNS)
+
+
+def row_to_secret(row: Row) -> SigningSecret:
+    return SigningSecret(**{column: row[column] for column in SECRET_COLUMNS})

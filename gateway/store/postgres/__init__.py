@@ -18,6 +18,8 @@ from gateway.store.postgres.callbacks import PostgresCallbacks
 from gateway.store.postgres.deliveries import PostgresDeliveries
 from gateway.store.postgres.flows import PostgresFlows
 from gateway.store.postgres.jobs import PostgresJobs
+from gateway.store.postgres.operations import PostgresOperations
+from gateway.store.postgres.route_records import PostgresRouteRecords
 from gateway.store.postgres.sessions import PostgresSessions
 from gateway.store.postgres.tokens import PostgresTokens
 
@@ -25,6 +27,13 @@ __all__ = ["PostgresStore"]
 
 
 class PostgresStore(
-    PostgresJobs, PostgresFlows, PostgresCallbacks, PostgresDeliveries, PostgresTokens, PostgresSessions
+    PostgresJobs,
+    PostgresFlows,
+    PostgresCallbacks,
+    PostgresDeliveries,
+    PostgresOperations,
+    PostgresRouteRecords,
+    PostgresTokens,
+    PostgresSessions,
 ):
     """Every concern of the ``Store`` Protocol on one PostgreSQL database, shared by every replica."""

@@ -16,6 +16,8 @@ from gateway.store.sqlite.callbacks import SQLiteCallbacks
 from gateway.store.sqlite.deliveries import SQLiteDeliveries
 from gateway.store.sqlite.flows import SQLiteFlows
 from gateway.store.sqlite.jobs import RESTART_ERROR, SQLiteJobs
+from gateway.store.sqlite.operations import SQLiteOperations
+from gateway.store.sqlite.route_records import SQLiteRouteRecords
 from gateway.store.sqlite.sessions import SQLiteSessions
 from gateway.store.sqlite.tokens import SQLiteTokens
 
@@ -29,5 +31,14 @@ __all__ = [
 ]
 
 
-class SQLiteStore(SQLiteJobs, SQLiteFlows, SQLiteCallbacks, SQLiteDeliveries, SQLiteTokens, SQLiteSessions):
+class SQLiteStore(
+    SQLiteJobs,
+    SQLiteFlows,
+    SQLiteCallbacks,
+    SQLiteDeliveries,
+    SQLiteOperations,
+    SQLiteRouteRecords,
+    SQLiteTokens,
+    SQLiteSessions,
+):
     """Every concern of the ``Store`` Protocol on one SQLite file."""
