@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from gateway.models import CallbackCall, CallbackEndpoint
 from gateway.store.postgres.base import PostgresBase
 from gateway.store.protocol import CallRefused, callback_topic
-from gateway.store.rows import CALLBACK_COLUMNS, callback_values, dump, loads, row_to_callback
+from gateway.store.rows import CALLBACK_COLUMNS, callback_values, dump, loads, row_to_call, row_to_callback
 
 __all__ = ["PostgresCallbacks"]
 
@@ -21,6 +23,28 @@ class PostgresCallbacks(PostgresBase):
     async def get_callback(self, callback_id: str) -> CallbackEndpoint | None:
         row = await self._fetchrow("SELECT * FROM callbacks WHERE id = $1", callback_id)
         return row_to_callback(row) if row else None
+
+    async def open_approvals(self, *, now: float, limit: int = 200) -> list[CallbackEndpoint]:
+        rows = await self._fetch(
+            "SELECT * FROM callbacks WHERE approval IS NOT NULL AND accepted < max_calls AND expires_at > $1 "
+            "ORDER BY created_at LIMIT $2",
+            now,
+            limit,
+        )
+        return [row_to_callback(row) for row in rows]
+
+    async def job_callbacks(self, job_ids: Collection[str]) -> list[CallbackEndpoint]:
+        rows = await self._fetch(
+            "SELECT * FROM callbacks WHERE job_id = ANY($1::text[]) ORDER BY created_at", list(job_ids)
+        )
+        return [row_to_callback(row) for row in rows]
+
+    async def callback_calls(self, callback_ids: Collection[str]) -> list[tuple[str, CallbackCall]]:
+        rows = await self._fetch(
+            "SELECT * FROM callback_calls WHERE callback_id = ANY($1::text[]) ORDER BY seq",
+            list(callback_ids),
+        )
+        return [(row["callback_id"], row_to_call(row)) for row in rows]
 
     async def find_callback(self, token_hash: str) -> CallbackEndpoint | None:
         row = await self._fetchrow("SELECT * FROM callbacks WHERE token_hash = $1", token_hash)

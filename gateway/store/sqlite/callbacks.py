@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Collection
 
 from gateway.models import CallbackCall, CallbackEndpoint
 from gateway.store.group_commit import Batch
 from gateway.store.protocol import CallRefused, callback_topic
-from gateway.store.rows import CALLBACK_COLUMNS, callback_values, dump, loads, row_to_callback
+from gateway.store.rows import CALLBACK_COLUMNS, callback_values, dump, loads, row_to_call, row_to_callback
 from gateway.store.sqlite.base import SQLiteBase
 
 __all__ = ["SQLiteCallbacks"]
@@ -25,6 +26,28 @@ class SQLiteCallbacks(SQLiteBase):
         async with self._db().execute("SELECT * FROM callbacks WHERE id = ?", (callback_id,)) as cur:
             row = await cur.fetchone()
         return row_to_callback(row) if row else None
+
+    async def open_approvals(self, *, now: float, limit: int = 200) -> list[CallbackEndpoint]:
+        sql = (
+            "SELECT * FROM callbacks WHERE approval IS NOT NULL AND accepted < max_calls AND expires_at > ? "
+            "ORDER BY created_at LIMIT ?"
+        )
+        async with self._db().execute(sql, (now, limit)) as cur:
+            return [row_to_callback(row) for row in await cur.fetchall()]
+
+    async def job_callbacks(self, job_ids: Collection[str]) -> list[CallbackEndpoint]:
+        ids = list(job_ids)[:500]  # a run page's jobs: within SQLite's limit on parameters
+        sql = f"SELECT * FROM callbacks WHERE job_id IN ({', '.join('?' for _ in ids)}) ORDER BY created_at"
+        async with self._db().execute(sql, ids) as cur:
+            return [row_to_callback(row) for row in await cur.fetchall()]
+
+    async def callback_calls(self, callback_ids: Collection[str]) -> list[tuple[str, CallbackCall]]:
+        ids = list(callback_ids)[:500]
+        sql = (
+            f"SELECT * FROM callback_calls WHERE callback_id IN ({', '.join('?' for _ in ids)}) ORDER BY seq"
+        )
+        async with self._db().execute(sql, ids) as cur:
+            return [(row["callback_id"], row_to_call(row)) for row in await cur.fetchall()]
 
     async def find_callback(self, token_hash: str) -> CallbackEndpoint | None:
         async with self._db().execute("SELECT * FROM callbacks WHERE token_hash = ?", (token_hash,)) as cur:
