@@ -93,3 +93,25 @@ async def test_the_store_answers_only_after_the_commit_holding_the_write(tmp_pat
     await asyncio.gather(*(write_and_look(i) for i in range(50)))
     assert seen_by_another == [1] * 50
     await conn.close()
+
+
+async def test_a_batch_sqlite_rolled_back_whole_is_written_again(db: ThreadConnection) -> None:
+    """An I/O error ends SQLite's whole transaction, not one statement: the batch (nothing of it
+    written) is written again, rather than failing every write in it."""
+    notified: list[dict[str, object]] = []
+    group = GroupCommit(db, asyncio.Lock(), notified.append)
+    tries = []
+
+    def flaky(conn: sqlite3.Connection, batch: Batch) -> int:
+        tries.append(1)
+        conn.execute("INSERT INTO t (name) VALUES ('flaky')")
+        if len(tries) == 1:
+            conn.execute("ROLLBACK")  # as SQLite does by itself on SQLITE_IOERR or SQLITE_FULL
+            raise sqlite3.OperationalError("disk I/O error")
+        batch.touch("t")
+        return 1
+
+    results = await asyncio.gather(group.write(insert("a")), group.write(flaky), group.write(insert("b")))
+    assert results == [1, 1, 1] and len(tries) == 2
+    async with db.execute("SELECT name FROM t ORDER BY name") as cur:
+        assert [r[0] for r in await cur.fetchall()] == ["a", "b", "flaky"]  # each once

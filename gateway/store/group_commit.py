@@ -11,12 +11,19 @@ that holds their write has returned, so an answer already sent is never lost by 
 from __future__ import annotations
 
 import asyncio
+import functools
+import logging
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from gateway.store.sqlite_thread import ThreadConnection
+
+log = logging.getLogger("hookgate.store")
+
+BATCH_TRIES = 3
+"""A batch SQLite rolled back whole (a transient I/O error) is written again this many times at most."""
 
 __all__ = ["Batch", "GroupCommit"]
 
@@ -78,7 +85,20 @@ class GroupCommit:
         shared = Batch()
         try:
             async with self._lock:
-                outcomes = await self._conn.run(lambda conn: _transaction(conn, queued, shared))
+                for attempt in range(1, BATCH_TRIES + 1):
+                    shared = Batch()
+                    try:
+                        outcomes = await self._conn.run(
+                            functools.partial(_transaction, queued=queued, shared=shared)
+                        )
+                        break
+                    except _RolledBack as rolled_back:
+                        if attempt == BATCH_TRIES:
+                            raise rolled_back.cause from None
+                        log.warning(
+                            "a batch of writes was rolled back by SQLite (%s); writing it again",
+                            rolled_back.cause,
+                        )
         except BaseException as exc:  # the commit itself failed: nothing of the batch was written
             for item in queued:
                 if not item.future.done():
@@ -97,6 +117,15 @@ class GroupCommit:
                 item.future.set_exception(value)
 
 
+class _RolledBack(Exception):
+    """SQLite ended the whole transaction on an error (an I/O error, a full disk, out of memory):
+    nothing of the batch was written, so it can be written again from the start."""
+
+    def __init__(self, cause: Exception) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+
+
 def _transaction(
     conn: sqlite3.Connection, queued: list[_Queued[Any]], shared: Batch
 ) -> list[tuple[bool, Any]]:
@@ -111,6 +140,8 @@ def _transaction(
             try:
                 outcomes.append((True, item.work(conn, shared)))
             except Exception as exc:
+                if not conn.in_transaction:  # not this work's failure alone: the batch's
+                    raise _RolledBack(exc) from exc
                 if not item.one_statement:
                     conn.execute("ROLLBACK TO work")
                 shared.topics = topics
@@ -119,6 +150,7 @@ def _transaction(
                 conn.execute("RELEASE work")
         conn.execute("COMMIT")
     except BaseException:
-        conn.execute("ROLLBACK")
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
         raise
     return outcomes
