@@ -6,7 +6,18 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from gateway.cli import configs, deliveries, jobs, serve, store, tokens
+from gateway.cli import (
+    captures,
+    configs,
+    deliveries,
+    jobs,
+    routes,
+    serve,
+    store,
+    subscriptions,
+    tokens,
+    webhooks,
+)
 from gateway.cli.common import DEFAULT_CONFIG
 from gateway.errors import ConfigError
 from gateway.store import StoreLocked
@@ -40,4 +51,8 @@ def _parser() -> argparse.ArgumentParser:
     tokens.add_commands(sub, DEFAULT_CONFIG)
     store.add_commands(sub)
     deliveries.add_commands(sub, DEFAULT_CONFIG)
+    captures.add_commands(sub, DEFAULT_CONFIG)
+    routes.add_commands(sub, DEFAULT_CONFIG)
+    subscriptions.add_commands(sub, DEFAULT_CONFIG)
+    webhooks.add_commands(sub, DEFAULT_CONFIG)
     return parser

@@ -16,8 +16,8 @@ from typing import Any
 
 from gateway.errors import Conflict, JobNotFound, Overloaded
 from gateway.jobs.engine import Outcome
-from gateway.models import ACTIVE_STATES, Delivery, Job, JobOptions, JobState, ScriptVersion
-from gateway.store import Idempotency, QueueFull, Store, job_topic
+from gateway.models import ACTIVE_STATES, HOLD, Delivery, Job, JobOptions, JobState, ScriptVersion
+from gateway.store import Debounce, Idempotency, QueueFull, Store, job_topic
 from gateway.store.signals import Signal
 
 __all__ = [
@@ -31,6 +31,7 @@ __all__ = [
     "submit",
     "submit_many",
     "wait_finished",
+    "wait_settled",
 ]
 
 MAX_RETRY_DELAY = 3600.0
@@ -53,6 +54,8 @@ class Submission:
     args: dict[str, Any]
     concurrency_key: str | None = None
     sealed_args: str | None = None
+    debounce: Debounce | None = None
+    """The burst it joins, on a debounced route (``gateway.store.debounce``)."""
 
 
 @dataclass(frozen=True)
@@ -89,6 +92,7 @@ async def submit_many(
     lineage: Lineage | None = None,
     scheduled_for: float | None = None,
     principal_scopes: tuple[str, ...] | None = None,
+    held: bool = False,
 ) -> list[Job]:
     """Commit several queued jobs at once, all or none (a CloudEvents batch); ``ids`` when the
     caller needs them before the commit (to listen for changes of a job about to exist)."""
@@ -102,7 +106,8 @@ async def submit_many(
             route=route,
             args=submission.args,
             created_at=now,
-            run_after=max(now, scheduled_for) if scheduled_for is not None else now,
+            run_after=(max(now, scheduled_for) if scheduled_for is not None else now)
+            + (HOLD if held else 0.0),
             scheduled_for=scheduled_for,
             parent_job=lineage.parent if lineage else None,
             root_job=lineage.root if lineage else None,
@@ -117,7 +122,13 @@ async def submit_many(
         for job_id, submission in zip(ids, submissions, strict=True)
     ]
     try:
-        await store.create_jobs(jobs, max_queued=max_queued, idempotency=idempotency)
+        debounces = [s.debounce for s in submissions]
+        await store.create_jobs(
+            jobs,
+            max_queued=max_queued,
+            idempotency=idempotency,
+            debounces=debounces if any(d is not None for d in debounces) else None,
+        )
     except QueueFull:
         raise Overloaded(f"{max_queued} jobs are already queued; try again later", retry_after=5) from None
     return jobs
@@ -205,6 +216,26 @@ async def wait_finished(
         return await _wait(store, job_id, timeout, *listening)
     with store.listen(job_topic(job_id)) as changed:
         return await _wait(store, job_id, timeout, changed, None)
+
+
+async def wait_settled(
+    store: Store,
+    job_id: str,
+    timeout: float,  # noqa: ASYNC109
+    *,
+    listening: tuple[Signal, Job] | None = None,
+) -> Job | None:
+    """``wait_finished``, then on through the jobs that superseded a debounced one: a sync caller
+    of a debounced route waits for the job that finally runs its burst, and gets that job."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    job = await wait_finished(store, job_id, timeout, listening=listening)
+    while job is not None and job.state is JobState.DEBOUNCED and job.superseded_by is not None:
+        remaining = deadline - loop.time()
+        if remaining <= 0:
+            break
+        job = await wait_finished(store, job.superseded_by, remaining)
+    return job
 
 
 async def _wait(
