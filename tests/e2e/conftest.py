@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -8,7 +9,7 @@ import aiohttp
 import pytest
 from conftest import require_service
 
-from .harness import ADMIN_HEADERS, Gateway
+from .harness import ADMIN_HEADERS, REPO, Gateway
 from .receiver import Receiver
 
 
@@ -75,3 +76,13 @@ def chromium() -> str:
         f"no Chromium at {CHROMIUM}: `apt-get install chromium` (make test does it when run as root)",
     )
     return CHROMIUM
+
+
+@pytest.fixture
+def artefacts(request: pytest.FixtureRequest) -> Path:
+    """Where a test leaves what a person looks at afterwards (screenshots): kept after the run, in
+    ``$HOOKGATE_TEST_ARTIFACTS`` or ``.test-artifacts/`` (ignored by git), one folder per test."""
+    root = Path(os.environ.get("HOOKGATE_TEST_ARTIFACTS") or REPO / ".test-artifacts")
+    folder = root / request.node.name.replace("/", "_")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import random
 import shutil
 import signal
 import socket
@@ -57,10 +58,28 @@ type = "python"
 """
 
 
+_HANDED_OUT: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A free port below the kernel's ephemeral range, in a band of this pytest worker's own.
+
+    A gateway keeps its port across a kill and a restart; a port the kernel hands out (``bind 0``)
+    may meanwhile go to some other test's client connection, and the restart would find it taken.
+    Below the ephemeral range no client connection takes it, and each worker has its band."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    base = 20000 + (int(worker) if worker.isdigit() else 0) % 8 * 1500
+    for port in random.sample(range(base, base + 1500), 1500):
+        if port in _HANDED_OUT:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _HANDED_OUT.add(port)
+        return port
+    raise RuntimeError(f"no free port in {base}-{base + 1500}")
 
 
 class Gateway:

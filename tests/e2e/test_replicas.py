@@ -123,7 +123,8 @@ async def test_a_killed_replica_leaves_its_jobs_to_the_other(
     await a.start()
     async with session.post(f"{a.url}/fragile", json={"seconds": 60}) as resp:
         fragile = (await resp.json())["job_id"]
-    async with session.post(f"{a.url}/sturdy", json={"seconds": 3, "tag": "again"}) as resp:
+    # Long enough to outlast B's start and A's kill on a loaded machine: it must still run on A then.
+    async with session.post(f"{a.url}/sturdy", json={"seconds": 8, "tag": "again"}) as resp:
         sturdy = (await resp.json())["job_id"]
     await wait_for_state(session, a, fragile, "running")
     await wait_for_state(session, a, sturdy, "running")
@@ -132,7 +133,7 @@ async def test_a_killed_replica_leaves_its_jobs_to_the_other(
     await a.kill()
     failed = await wait_for_state(session, b, fragile, "failed", timeout=20)
     assert failed["error"]["name"] == "GatewayRestarted"
-    done = await wait_for_state(session, b, sturdy, "succeeded", timeout=20)
+    done = await wait_for_state(session, b, sturdy, "succeeded", timeout=30)
     assert done["attempts"] == 2 and done["result"]["tag"] == "again"
 
 
