@@ -13,10 +13,12 @@ import warnings
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
-__all__ = ["ENGINES", "NOTIFIERS", "load", "load_quietly", "registered"]
+__all__ = ["ENGINES", "NOTIFIERS", "TRANSPORTS", "load", "load_quietly", "registered"]
 
 ENGINES = "hookgate.engines"
 NOTIFIERS = "hookgate.notifiers"
+TRANSPORTS = "hookgate.transports"
+"""One entry point per URL scheme, named after it (gateway/outbound/transports.py)."""
 
 log = logging.getLogger("hookgate.plugins")
 # The wording of the old paths' warnings (gateway/engine.py, events.py, notify.py).

@@ -25,6 +25,7 @@ from gateway.jobs.engine import (
     EngineFactory,
     EngineUnavailable,
     JobContext,
+    LiveLogs,
     Outcome,
     Step,
     content_hash,
@@ -32,6 +33,7 @@ from gateway.jobs.engine import (
 from gateway.models import Job, JobOptions, JobState, ScriptVersion
 from gateway.outbound.events import Event, EventType
 from gateway.outbound.notify import Notifier, OutboundRequest
+from gateway.outbound.transports import Message, Sent, Transport
 
 __all__ = [
     "STEP_STATUSES",
@@ -50,6 +52,8 @@ __all__ = [
     "JobInfo",
     "JobOptions",
     "JobState",
+    "LiveLogs",
+    "Message",
     "Names",
     "NoOptions",
     "Notifier",
@@ -59,9 +63,11 @@ __all__ = [
     "Positive",
     "RelativePath",
     "ScriptVersion",
+    "Sent",
     "Size",
     "Step",
     "Table",
+    "Transport",
     "Url",
     "WebhookConfig",
     "content_hash",

@@ -49,6 +49,34 @@ ensure_redis() {
   redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no >/dev/null 2>&1 || true
 }
 
+# True when something listens on 127.0.0.1:$1.
+hg_listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# The transport tests start brokers of their own (each persisting to its test's folder, restarted in
+# the middle), so the binaries are what they need; the shared brokers are started for `make bench`
+# and for trying the examples of docs/outbound.md.
+ensure_nats() {
+  command -v nats-server >/dev/null 2>&1 || [ -x /usr/sbin/nats-server ] || hg_apt_install nats-server || return 0
+  hg_listening 4222 && return 0
+  hg_log "starting NATS"
+  start-stop-daemon --start --oknodo --background --exec /usr/sbin/nats-server -- \
+    -a 127.0.0.1 -p 4222 -js -sd "${TMPDIR:-/tmp}/hookgate-nats" >/dev/null 2>&1 || true
+}
+
+ensure_rabbitmq() {
+  [ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] || hg_apt_install rabbitmq-server || return 0
+  hg_listening 5672 && return 0
+  hg_log "starting RabbitMQ"
+  rabbitmq-server -detached >/dev/null 2>&1 || true
+}
+
+ensure_mosquitto() {
+  command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || hg_apt_install mosquitto || return 0
+  hg_listening 1883 && return 0
+  hg_log "starting Mosquitto"
+  mosquitto -d -c /etc/mosquitto/mosquitto.conf >/dev/null 2>&1 || mosquitto -d >/dev/null 2>&1 || true
+}
+
 ensure_chromium() {
   # Browser tests drive Debian's Chromium with Playwright (never `playwright install`).
   export HOOKGATE_TEST_CHROMIUM="${HOOKGATE_TEST_CHROMIUM:-/usr/bin/chromium}"
@@ -65,6 +93,9 @@ if [ "${1:-}" != "--only-helpers" ]; then
   # The SQLite store and the local engine need nothing beyond Python; services for later features:
   ensure_postgres || true
   ensure_redis || true
+  ensure_nats || true
+  ensure_rabbitmq || true
+  ensure_mosquitto || true
   ensure_chromium || true
   ensure_caddy || true
 fi

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import orjson
 from aiohttp import web
@@ -55,6 +56,9 @@ def job_view(job: Job) -> dict[str, Any]:
         "root_job": job.root,
         "flow_step": job.flow_step,
         "scheduled_for": iso_time(job.scheduled_for),
+        "replay": job.options.replay,
+        "held": job.held,
+        "superseded_by": job.superseded_by,
         "waiting_for": (
             {"callback_id": job.waiting_for, "url": "/callbacks/{token}"} if job.waiting_for else None
         ),
@@ -106,6 +110,22 @@ def flow_run_view(run: FlowRun, *, erased: bool = False) -> dict[str, Any]:
     return view
 
 
+def masked_url(url: str) -> str:
+    """A destination as the API shows it: the password a broker URL carries
+    (``amqp://user:pass@host/vhost``) is masked; the rest says where it goes."""
+    parts = urlsplit(url)
+    if not parts.password:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
+
+
+def without_url_password(text: str, url: str) -> str:
+    """``text`` (a client library's error) with the URL's password masked, should it quote it."""
+    password = urlsplit(url).password
+    return text.replace(password, "***") if password and len(password) > 1 else text
+
+
 def delivery_view(delivery: Delivery, attempts: list[Attempt]) -> dict[str, Any]:
     return {
         "id": delivery.id,
@@ -113,7 +133,7 @@ def delivery_view(delivery: Delivery, attempts: list[Attempt]) -> dict[str, Any]
         "event_id": delivery.event_id,
         "event_type": delivery.event_type,
         "job_id": delivery.job_id,
-        "url": delivery.url,
+        "url": masked_url(delivery.url),
         "state": delivery.state,
         "attempts": [attempt_view(a) for a in attempts],
         "next_attempt_at": iso_time(delivery.next_attempt_at) if delivery.state == "pending" else None,

@@ -1,0 +1,1 @@
+"""Built-in transports: brokers the outbox delivers to (gateway/outbound/transports.py)."""
