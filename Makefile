@@ -28,14 +28,18 @@ typecheck: install-test
 	$(BIN)/mypy
 
 # Test services (databases, proxies, browsers) are prepared by one script whose exports reach pytest.
+# Four workers: each test has its own port, data folder and PostgreSQL schema, and most of their time
+# is spent waiting on a gateway, so four share two cores well (PYTEST_WORKERS=0 runs in one process).
+# Tests marked serial time something on this machine: they run afterwards, alone (exit 5: none chosen).
+PYTEST_WORKERS ?= 4
 pytest: install-test
-	bash -c 'source scripts/test-services.sh && $(BIN)/python -m pytest $(PYTEST_ARGS)'
+	bash -c 'source scripts/test-services.sh && $(BIN)/python -m pytest -n $(PYTEST_WORKERS) -m "not serial" $(PYTEST_ARGS) && { $(BIN)/python -m pytest -m serial $(PYTEST_ARGS); code=$$?; [ $$code -eq 0 ] || [ $$code -eq 5 ]; }'
 
 test: lint typecheck pytest
 
 # Benchmarks run on demand, never in `make test`. wrk (Debian) is installed when missing and possible.
 bench: install-test
-	bash -c 'source scripts/test-services.sh --only-helpers && { command -v wrk >/dev/null || hg_apt_install wrk || true; }'
+	bash -c 'source scripts/test-services.sh --only-helpers && { command -v wrk >/dev/null || hg_apt_install wrk || true; } && { command -v webhook >/dev/null || hg_apt_install webhook || true; } && for b in redis nats rabbitmq mosquitto; do ensure_$$b || true; done'
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 clean:

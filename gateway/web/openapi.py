@@ -37,6 +37,24 @@ JOB_PARAMETERS: dict[str, dict[str, Any]] = {
 }
 
 
+DELIVERY_FILTERS: dict[str, Any] = {
+    "state": {"type": "string", "enum": ["pending", "succeeded", "failed"]},
+    "subscription": {"type": "string"},
+    "event_type": {"type": "string"},
+    "since": {"type": "string", "description": "ISO 8601 time, Unix seconds, or a duration back: 24h"},
+    "until": {"type": "string", "description": "ISO 8601 time or Unix seconds"},
+}
+JOB_FILTERS: dict[str, Any] = {
+    "state": {"type": "string"},
+    "script": {"type": "string", "description": "a script's or a flow's path"},
+    "route": {"type": "string"},
+    "since": {"type": "string", "description": "ISO 8601 time, Unix seconds, or a duration back: 24h"},
+    "until": {"type": "string", "description": "ISO 8601 time or Unix seconds"},
+    "triggered_by": {"type": "string", "description": "a token's label or a principal's id"},
+    "text": {"type": "string", "description": "words in the arguments (each starts a word of theirs)"},
+}
+
+
 def _errors(*statuses: int) -> dict[str, Any]:
     return {
         str(s): {"description": "error", "content": {"application/json": {"schema": ERROR}}} for s in statuses
@@ -71,6 +89,13 @@ def _json(description: str, schema: dict[str, Any] | None = None) -> dict[str, A
     return {"description": description, "content": {"application/json": {"schema": schema or JSON_ANY}}}
 
 
+STREAM = {
+    "200": {
+        "description": 'data: {"type": "update", "new_result_stream", "stream_offset"} while it runs, then '
+        '{"type": "update", "completed": true, "only_result"}; ping, timeout, not_found',
+        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+    }
+}
 ACCEPTED = {"202": _json("queued", {"$ref": "#/components/schemas/Accepted"})}
 RESULT = {"200": _json("the job's result")}
 TRIGGER_ERRORS = (400, 401, 403, 404, 413, 415, 429, 503)
@@ -227,6 +252,22 @@ def describe(config: Config) -> dict[str, Any]:
         "/api/w/{workspace}/jobs_u/completed/get_result/{id}": {
             "get": _op("Windmill: result", RESULT, params=["workspace", "id"])
         },
+        **{
+            f"/api/w/{{workspace}}/jobs/run_and_stream/{kind}/{{{name}}}": {
+                method: _op(
+                    f"Windmill: trigger by {name} and answer with the job's stream (Server-Sent Events)",
+                    STREAM,
+                    params=["workspace", name],
+                    body=method == "post",
+                    errors=TRIGGER_ERRORS,
+                )
+                for method in ("post", "get")
+            }
+            for kind, name in (("p", "path"), ("f", "path"), ("h", "hash"))
+        },
+        "/api/w/{workspace}/jobs_u/getupdate_sse/{id}": {
+            "get": _op("Windmill: a job's stream (Server-Sent Events)", STREAM, params=["workspace", "id"])
+        },
         "/api/w/{workspace}/jobs_u/get/{id}": {
             "get": _op(
                 "Windmill: a job", {"200": _json("QueuedJob or CompletedJob")}, params=["workspace", "id"]
@@ -245,12 +286,21 @@ def describe(config: Config) -> dict[str, Any]:
             "get": _op(
                 "jobs, newest first",
                 {"200": _json("a page of jobs")},
-                query={
-                    "state": {"type": "string"},
-                    "script": {"type": "string"},
-                    "limit": {"type": "integer"},
-                    "cursor": {"type": "string"},
+                query={**JOB_FILTERS, "limit": {"type": "integer"}, "cursor": {"type": "string"}},
+            )
+        },
+        "/api/jobs/events": {
+            "get": _op(
+                "the jobs matching the filters as they are created and change, as Server-Sent Events",
+                {
+                    "200": {
+                        "description": "one `job` event per change: the job as GET /api/jobs lists it; "
+                        "the event id resumes (Last-Event-ID)",
+                        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                    }
                 },
+                query=JOB_FILTERS,
+                errors=(400, 401, 403),
             )
         },
         "/api/jobs/{id}": {"get": _op("a job", {"200": _json("the job")}, params=["id"])},
@@ -268,7 +318,8 @@ def describe(config: Config) -> dict[str, Any]:
                 "a job as it changes, as Server-Sent Events (Last-Event-ID resumes)",
                 {
                     "200": {
-                        "description": "one `job` event per change: the job as GET /api/jobs/{id} shows it",
+                        "description": "a `job` event per change (the job as GET /api/jobs/{id} shows it; "
+                        "while it runs without its logs) and a `log` event per chunk of output",
                         "content": {"text/event-stream": {"schema": {"type": "string"}}},
                     }
                 },
@@ -326,13 +377,124 @@ def describe(config: Config) -> dict[str, Any]:
         },
         "/api/deliveries": {
             "get": _op(
-                "deliveries (admin)",
-                {"200": _json("deliveries")},
-                query={"state": {"type": "string"}, "limit": {"type": "integer"}},
+                "deliveries, newest first (admin)",
+                {"200": _json("a page of deliveries with their attempts and the next cursor")},
+                query={**DELIVERY_FILTERS, "limit": {"type": "integer"}, "cursor": {"type": "string"}},
             )
+        },
+        "/api/deliveries/retry": {
+            "post": _op(
+                "retry every failed delivery that matches, as an operation (admin)",
+                {"202": _json("the operation, with its status_url")},
+                query=DELIVERY_FILTERS,
+                body=True,
+                errors=(400, 401, 403),
+            )
+        },
+        "/api/operations": {"get": _op("operations, newest first (admin)", {"200": _json("operations")})},
+        "/api/operations/{id}": {
+            "get": _op("an operation's progress (admin)", {"200": _json("the operation")}, params=["id"]),
+            "delete": _op(
+                "cancel a running operation (admin)",
+                {"200": _json("the operation, cancelled")},
+                params=["id"],
+                errors=(400, 401, 403, 404, 409),
+            ),
         },
         "/api/deliveries/{id}/retry": {
             "post": _op("retry a failed delivery (admin)", {"202": _json("the delivery")}, params=["id"])
+        },
+        "/api/deliveries/recover": {
+            "post": _op(
+                "re-enqueue every failed delivery since a time, as an operation (admin)",
+                {"202": _json("the operation")},
+                body=True,
+            )
+        },
+        "/api/subscriptions": {
+            "get": _op(
+                "every subscription with its health: circuit, failure ratio, last error (admin)",
+                {"200": _json("subscriptions")},
+            )
+        },
+        "/api/subscriptions/{name}/secrets": {
+            "post": _op(
+                "add a signing key; the others sign for the overlap more (admin)",
+                {"201": _json("the new key's id, kind, public key")},
+                params=["name"],
+                body=True,
+            )
+        },
+        "/api/subscriptions/{name}/public-key": {
+            "get": _op(
+                "the Ed25519 public keys that verify v1a signatures",
+                {"200": _json("public keys, newest first")},
+                params=["name"],
+                public=True,
+            )
+        },
+        "/api/subscriptions/{name}/enable": {
+            "post": _op(
+                "enable a disabled subscription again; its waiting deliveries resume (admin)",
+                {"200": _json("the subscription")},
+                params=["name"],
+            )
+        },
+        "/api/routes": {"get": _op("the configured routes, by name (admin)", {"200": _json("routes")})},
+        "/api/routes/{name}": {
+            "get": _op("one route (admin)", {"200": _json("the route")}, params=["name"]),
+        },
+        "/api/routes/{name}/ignored": {
+            "get": _op(
+                "requests the route's filter or event list turned away (admin)",
+                {"200": _json("ignored requests, newest first")},
+                params=["name"],
+            ),
+        },
+        "/api/routes/{name}/captures": {
+            "get": _op(
+                "the route's last captured requests (admin)",
+                {"200": _json("captures, newest first")},
+                params=["name"],
+            ),
+        },
+        "/api/routes/{name}/captures/{id}/replay": {
+            "post": _op(
+                "run a captured request again through today's route (admin)",
+                {"202": _json("the jobs it started, or that it was ignored")},
+                params=["name", "id"],
+            ),
+        },
+        "/api/routes/{name}/pause": {
+            "post": _op(
+                "pause a route: its calls are accepted and held (admin)",
+                {"200": _json("the route")},
+                params=["name"],
+            )
+        },
+        "/api/routes/{name}/resume": {
+            "post": _op(
+                "resume a route: its held jobs run, oldest first (admin)",
+                {"200": _json("the route and how many it released")},
+                params=["name"],
+            )
+        },
+        "/api/routes/{name}/held": {
+            "get": _op(
+                "the jobs a paused route holds, oldest first (admin)", {"200": _json("jobs")}, params=["name"]
+            )
+        },
+        "/api/routes/{name}/held/cancel": {
+            "post": _op("cancel the jobs a route holds (admin)", {"200": _json("how many")}, params=["name"])
+        },
+        "/api/tokens": {
+            "get": _op("issued tokens: label, scopes, expiry, last use (admin)", {"200": _json("tokens")}),
+            "post": _op(
+                "issue a route token (admin): shown once, with a curl example",
+                {"201": _json("the token and its record")},
+                body=True,
+                errors=(400, 401, 403),
+            ),
         },
         "/api/tokens/{jti}/revoke": {
             "post": _op("revoke a token (admin)", {"200": _json("revoked")}, params=["jti"])
@@ -345,7 +507,7 @@ def describe(config: Config) -> dict[str, Any]:
     for route in (r for r in config.routes if r.enabled):
         item: dict[str, Any] = paths.setdefault(route.path, {})
         params = [p.strip("{}") for p in route.path.split("/") if p.startswith("{") and p.endswith("}")]
-        ok = ACCEPTED if route.mode == "async" else RESULT if route.mode == "sync" else {**ACCEPTED, **RESULT}
+        ok = {"async": ACCEPTED, "sync": RESULT, "stream": STREAM}.get(route.mode, {**ACCEPTED, **RESULT})
         errors = SYNC_ERRORS if route.mode != "async" else TRIGGER_ERRORS
         for method in sorted(route.methods):
             item[method.lower()] = _op(
@@ -356,6 +518,14 @@ def describe(config: Config) -> dict[str, Any]:
                 query=SHAPING,
                 errors=errors,
                 public=route.public or route.verify is not None,
+            )
+        if (route.cors or config.server.cors) is not None and "OPTIONS" not in route.methods:
+            item["options"] = _op(
+                f"route {route.path}: CORS preflight (no token)",
+                {"204": {"description": "what a browser of an allowed origin may send"}},
+                params=params,
+                errors=(403,),
+                public=True,
             )
     return {
         "openapi": "3.1.0",
