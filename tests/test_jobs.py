@@ -130,3 +130,20 @@ def test_retry_delay_doubles_and_is_capped() -> None:
     options = JobOptions(retry_backoff=1)
     assert [jobs.retry_delay(options, n) for n in (1, 2, 3)] == [1, 2, 4]
     assert jobs.retry_delay(options, 40) == jobs.MAX_RETRY_DELAY
+
+
+def test_job_ids_are_version_7_uuids_ordered_by_their_time() -> None:
+    import time
+    import uuid
+
+    from gateway.jobs.lifecycle import new_job_id
+
+    first = new_job_id()
+    time.sleep(0.002)
+    second = new_job_id()
+    for made in (first, second):
+        parsed = uuid.UUID(made)
+        assert parsed.version == 7 and parsed.variant == uuid.RFC_4122 and str(parsed) == made
+        assert abs(int.from_bytes(parsed.bytes[:6], "big") / 1000 - time.time()) < 5
+    assert first < second  # as text too: the index appends, it does not scatter
+    assert len({new_job_id() for _ in range(10_000)}) == 10_000

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -39,9 +40,14 @@ _KEY_FIELD = re.compile(r"\{([A-Za-z0-9_.\-]+)\}")
 
 
 def new_job_id() -> str:
-    """A random (version 4) UUID as text, as ``str(uuid.uuid4())`` makes it, in half the time."""
+    """A time-ordered UUID (version 7, RFC 9562) as text: 48 bits of Unix milliseconds, then 74 random.
+
+    The jobs table's ``id`` has a unique index; random (version 4) ids scatter every insert across
+    it, so its pages are read and dirtied at random as the table grows. Ids that grow with the time
+    append at the index's right edge, whatever the history. Python 3.11 has no ``uuid.uuid7``."""
     raw = bytearray(os.urandom(16))
-    raw[6] = (raw[6] & 0x0F) | 0x40
+    raw[0:6] = (time.time_ns() // 1_000_000).to_bytes(6, "big")
+    raw[6] = (raw[6] & 0x0F) | 0x70
     raw[8] = (raw[8] & 0x3F) | 0x80
     h = raw.hex()
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
