@@ -1,4 +1,5 @@
-"""The floor hookgate is measured against: a bare aiohttp handler that reads a JSON body and answers JSON."""
+"""The floor hookgate is measured against: a bare aiohttp handler that reads a JSON body and answers
+JSON, and one that holds a Server-Sent Events stream open (for the memory of open streams)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,13 @@ async def handle(request: web.Request) -> web.Response:
     return web.Response(body=orjson.dumps({"ok": True, "keys": len(data)}), content_type="application/json")
 
 
+async def hold_stream(request: web.Request) -> web.StreamResponse:
+    response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+    await response.prepare(request)
+    await asyncio.get_running_loop().create_future()  # until the client goes
+    return response
+
+
 def main() -> None:
     try:
         import uvloop
@@ -23,6 +31,7 @@ def main() -> None:
         pass
     app = web.Application()
     app.router.add_post("/", handle)
+    app.router.add_get("/sse", hold_stream)
     web.run_app(
         app,
         host="127.0.0.1",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import hashlib
 import json
 import os
@@ -18,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
@@ -47,7 +49,10 @@ def rss_kib(pid: int) -> int:
     return 0
 
 
-async def run(count: int) -> dict[str, float]:
+@contextlib.asynccontextmanager
+async def forever_job(count: int) -> AsyncIterator[tuple[aiohttp.ClientSession, str, int, str]]:
+    """A gateway with one never-ending job, and a client to hold ``count`` requests open to it:
+    ``(session, url, gateway pid, job id)``. Raises the open-files limit for itself and the gateway."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(soft, 4 * count + 1024)), hard))
     with tempfile.TemporaryDirectory() as tmp:
@@ -81,42 +86,51 @@ async def run(count: int) -> dict[str, float]:
                         if (await r.json())["state"] == "running":
                             break
                     await asyncio.sleep(0.05)
-                sem = asyncio.Semaphore(64)
-
-                async def create() -> dict:
-                    async with sem, s.post(f"{url}/api/jobs/{job_id}/callbacks", json={"timeout": 3600}) as r:
-                        return dict(await r.json())
-
-                endpoints = await asyncio.gather(*(create() for _ in range(count)))
-                before = rss_kib(gateway.pid)
-                woken: list[float] = [0.0] * count
-
-                async def wait(i: int) -> None:
-                    async with s.get(
-                        f"{url}/api/callbacks/{endpoints[i]['id']}/await", params={"timeout": "600"}
-                    ) as r:
-                        await r.read()
-                        woken[i] = time.perf_counter()
-
-                waiters = [asyncio.create_task(wait(i)) for i in range(count)]
-                await asyncio.sleep(min(30, 2 + count / 1000))  # let every long-poll arrive and settle
-                during = rss_kib(gateway.pid)
-                called: list[float] = [0.0] * count
-
-                async def call(i: int) -> None:
-                    async with sem:
-                        called[i] = time.perf_counter()
-                        async with s.post(endpoints[i]["url"], json={"i": i}) as r:
-                            await r.read()
-
-                started = time.perf_counter()
-                await asyncio.gather(*(call(i) for i in range(count)))
-                last_call = time.perf_counter()
-                await asyncio.gather(*waiters)
-                finished = time.perf_counter()
+                yield s, url, gateway.pid, job_id
         finally:
-            gateway.terminate()
-            gateway.wait(10)
+            gateway.terminate()  # requests still open end with the server's grace period: no waiting it out
+            try:
+                gateway.wait(10)
+            except subprocess.TimeoutExpired:
+                gateway.kill()
+                gateway.wait(10)
+
+
+async def run(count: int) -> dict[str, float]:
+    async with forever_job(count) as (s, url, pid, job_id):
+        sem = asyncio.Semaphore(64)
+
+        async def create() -> dict:
+            async with sem, s.post(f"{url}/api/jobs/{job_id}/callbacks", json={"timeout": 3600}) as r:
+                return dict(await r.json())
+
+        endpoints = await asyncio.gather(*(create() for _ in range(count)))
+        before = rss_kib(pid)
+        woken: list[float] = [0.0] * count
+
+        async def wait(i: int) -> None:
+            async with s.get(
+                f"{url}/api/callbacks/{endpoints[i]['id']}/await", params={"timeout": "600"}
+            ) as r:
+                await r.read()
+                woken[i] = time.perf_counter()
+
+        waiters = [asyncio.create_task(wait(i)) for i in range(count)]
+        await asyncio.sleep(min(30, 2 + count / 1000))  # let every long-poll arrive and settle
+        during = rss_kib(pid)
+        called: list[float] = [0.0] * count
+
+        async def call(i: int) -> None:
+            async with sem:
+                called[i] = time.perf_counter()
+                async with s.post(endpoints[i]["url"], json={"i": i}) as r:
+                    await r.read()
+
+        started = time.perf_counter()
+        await asyncio.gather(*(call(i) for i in range(count)))
+        last_call = time.perf_counter()
+        await asyncio.gather(*waiters)
+        finished = time.perf_counter()
     latencies = sorted(w - c for w, c in zip(woken, called, strict=True))
     return {
         "waiters": count,
