@@ -96,6 +96,20 @@ async def test_max_rate_spends_a_bucket_that_refills(store: Store) -> None:
     assert len(await store.claim_due_deliveries(worker="w", now=11.0, lease=30, limit=10, paces=paces)) == 2
 
 
+async def test_a_claim_that_read_the_clock_before_another_spent_the_bucket_refills_nothing(
+    store: Store,
+) -> None:
+    """Two replicas: one reads the clock (10.0), waits for the bucket's lock while the other spends
+    it at 10.5, then claims. Moving the bucket's clock back to 10.0 would hand out half a second of
+    tokens twice; the bucket keeps its later time instead."""
+    await store.enqueue_deliveries([delivery(f"r{n}", subscription="r") for n in range(10)])
+    paces = {"r": Pace(rate=2.0, burst=2.0)}
+    assert len(await store.claim_due_deliveries(worker="a", now=10.5, lease=30, limit=10, paces=paces)) == 2
+    assert await store.claim_due_deliveries(worker="b", now=10.0, lease=30, limit=10, paces=paces) == []
+    assert await store.claim_due_deliveries(worker="a", now=10.9, lease=30, limit=10, paces=paces) == []
+    assert len(await store.claim_due_deliveries(worker="a", now=11.0, lease=30, limit=10, paces=paces)) == 1
+
+
 def test_a_subscription_filter_is_checked_once_and_a_field_it_lacks_keeps_the_event_out() -> None:
     import pytest
 

@@ -589,6 +589,13 @@ def refilled(tokens: float | None, at: float | None, *, rate: float, burst: floa
     return min(burst, tokens + max(0.0, now - at) * rate)
 
 
+def bucket_clock(at: float | None, now: float) -> float:
+    """The time a bucket is refilled up to after a claim: never earlier than it already was. A
+    replica that read the clock before waiting for the bucket's lock has an older ``now`` than the
+    replica that spent it meanwhile; moving the bucket back would refill those moments twice."""
+    return now if at is None else max(at, now)
+
+
 SECRET_COLUMNS = ("subscription", "kid", "kind", "sealed", "public", "created_at", "retire_at", "source")
 
 

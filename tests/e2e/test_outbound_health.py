@@ -309,7 +309,10 @@ async def test_max_rate_holds_across_two_replicas(
     times = sorted(x.at for x in got)
     assert times[-1] - times[0] >= (24 - 4) / 4 * 0.9  # a bucket of 4, refilled at 4/s, for both
     busiest = max(sum(1 for t in times if start <= t < start + 1) for start in times)
-    assert busiest <= 8  # a full bucket and one second of refill, never twice that
+    # Claims in any second: a full bucket and one second of refill, 8. Arrivals are the claims
+    # plus each send's own delay, so a busy machine may fit the claims of 1.5 s into one second
+    # (10); a bucket per replica would let 16 through.
+    assert busiest <= 10
 
 
 async def test_an_engine_refusing_a_job_for_good_is_announced(

@@ -11,6 +11,7 @@ from gateway.store.protocol import OUTBOX_TOPIC, HealthUpdate, Pace
 from gateway.store.rows import (
     HEALTH_COLUMNS,
     SECRET_COLUMNS,
+    bucket_clock,
     health_values,
     refilled,
     row_to_attempt,
@@ -103,7 +104,10 @@ async def _paced(tx: Tx, name: str, pace: Pace, *, now: float, limit: int) -> li
     tokens = refilled(bucket["tokens"], bucket["at"], rate=pace.rate, burst=pace.burst, now=now)
     taken = candidates[: int(tokens)]
     await conn.execute(
-        "UPDATE subscription_pace SET tokens = $2, at = $3 WHERE name = $1", name, tokens - len(taken), now
+        "UPDATE subscription_pace SET tokens = $2, at = $3 WHERE name = $1",
+        name,
+        tokens - len(taken),
+        bucket_clock(bucket["at"], now),
     )
     return taken
 

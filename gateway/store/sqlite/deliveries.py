@@ -12,6 +12,7 @@ from gateway.store.rows import (
     DELIVERY_COLUMNS,
     HEALTH_COLUMNS,
     SECRET_COLUMNS,
+    bucket_clock,
     delivery_values,
     health_values,
     refilled,
@@ -87,7 +88,7 @@ def _paced(conn: sqlite3.Connection, name: str, pace: Pace, *, now: float, limit
     taken = candidates[: int(tokens)]
     conn.execute(
         "INSERT OR REPLACE INTO subscription_pace (name, tokens, at) VALUES (?, ?, ?)",
-        (name, tokens - len(taken), now),
+        (name, tokens - len(taken), bucket_clock(bucket["at"] if bucket else None, now)),
     )
     return taken
 
