@@ -145,15 +145,17 @@ async def test_a_subscription_failing_past_disable_after_is_disabled_then_enable
 
 @pytest.fixture
 async def shared_schema() -> AsyncIterator[str]:
+    """A schema two replicas share. A test names it before ``make_gateway``, so that it is set up
+    first and dropped last, once the replicas have stopped."""
     async with fresh_schema() as schema:
         yield schema
 
 
 async def test_a_second_replica_reads_the_same_open_circuit(
+    shared_schema: str,
     make_gateway: Callable[..., Gateway],
     session: aiohttp.ClientSession,
     receivers: Callable[..., Any],
-    shared_schema: str,
 ) -> None:
     failing = await receivers(default=503)
     breaker = 'breaker = { min_attempts = 2, failure_ratio = 0.5, window = "1m", cooldown = "1m" }'
@@ -266,10 +268,10 @@ def replicas(make_gateway: Callable[..., Gateway], schema: str, webhooks: str) -
 
 
 async def test_fifo_order_holds_under_failures_with_two_replicas_sending(
+    shared_schema: str,
     make_gateway: Callable[..., Gateway],
     session: aiohttp.ClientSession,
     receivers: Callable[..., Any],
-    shared_schema: str,
 ) -> None:
     receiver = await receivers(plan=[503, 200, 200, 503, 503, 200, 500])
     more = "fifo = true\nconcurrency = 4\nbreaker = { enabled = false }"
@@ -294,10 +296,10 @@ async def test_fifo_order_holds_under_failures_with_two_replicas_sending(
 
 
 async def test_max_rate_holds_across_two_replicas(
+    shared_schema: str,
     make_gateway: Callable[..., Gateway],
     session: aiohttp.ClientSession,
     receivers: Callable[..., Any],
-    shared_schema: str,
 ) -> None:
     receiver = await receivers()
     a, b = replicas(make_gateway, shared_schema, subscription("paced", receiver.url, 'max_rate = "4/s"'))

@@ -19,20 +19,28 @@ JWT = '[[auth.keys]]\nkid = "shared"\nalgorithm = "HS256"\nsecret = "a-shared-se
 
 
 @pytest.fixture
-async def pair(make_gateway: Callable[..., Gateway]) -> AsyncIterator[Callable[..., Any]]:
+async def replicas_schema() -> AsyncIterator[str]:
+    """Set up before ``make_gateway`` (``pair`` names it first), so it is dropped after the
+    replicas have stopped, not under them."""
     async with fresh_schema() as schema:
+        yield schema
 
-        def replica(**kwargs: Any) -> Gateway:
-            store = f'[store]\nurl = "{DSN}"\nschema = "{schema}"\n'
-            return make_gateway(
-                lease="1s",
-                auth_extra=JWT,
-                server_extra=f'secret_key = "{SECRET_KEY}"\n' + kwargs.pop("server_extra", ""),
-                extra=store + kwargs.pop("extra", ""),
-                **kwargs,
-            )
 
-        yield replica
+@pytest.fixture
+async def pair(
+    replicas_schema: str, make_gateway: Callable[..., Gateway]
+) -> AsyncIterator[Callable[..., Any]]:
+    def replica(**kwargs: Any) -> Gateway:
+        store = f'[store]\nurl = "{DSN}"\nschema = "{replicas_schema}"\n'
+        return make_gateway(
+            lease="1s",
+            auth_extra=JWT,
+            server_extra=f'secret_key = "{SECRET_KEY}"\n' + kwargs.pop("server_extra", ""),
+            extra=store + kwargs.pop("extra", ""),
+            **kwargs,
+        )
+
+    yield replica
 
 
 ROUTES = '[[routes]]\npath = "/limited"\nscript = "t/echo"\nrate_limit = "3/m"\n'

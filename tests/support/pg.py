@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import uuid
@@ -35,11 +36,25 @@ async def fresh_schema() -> AsyncIterator[str]:
     try:
         yield schema
     finally:
-        conn = await asyncpg.connect(DSN)
-        try:
-            await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-        finally:
-            await conn.close()
+        await _drop(schema)
+
+
+async def _drop(schema: str) -> None:
+    """Drop the schema, again if PostgreSQL chose the drop to end a deadlock: a gateway still
+    running on the schema (stopped after this, by a fixture set up before it) may hold a lock on a
+    table and ask for another one the drop holds."""
+    conn = await asyncpg.connect(DSN)
+    try:
+        for attempt in range(5):
+            try:
+                await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+                return
+            except asyncpg.DeadlockDetectedError:
+                if attempt == 4:
+                    raise
+                await asyncio.sleep(0.2)
+    finally:
+        await conn.close()
 
 
 @contextlib.asynccontextmanager
