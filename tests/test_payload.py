@@ -383,3 +383,12 @@ def test_the_text_scan_and_the_walk_agree_on_depth(case: tuple[Any, int]) -> Non
         except InvalidPayload:
             refusals.append(True)
     assert refusals[0] == refusals[1]
+
+
+def test_the_text_scan_ignores_brackets_and_escaped_quotes_inside_strings() -> None:
+    """Past the bracket count's quick answer, strings (escapes included) still count for nothing."""
+    inside = '\\"' + "[" * (MAX_DEPTH + 5) + "\\\\"
+    check_json_depth(orjson.dumps({"s": inside, "t": ["]" * 70]}))  # only two levels of real nesting
+    deep = "[" * (MAX_DEPTH + 1) + "]" * (MAX_DEPTH + 1)
+    with pytest.raises(InvalidPayload):
+        check_json_depth(orjson.dumps({"s": inside}).replace(b'"}', b'", "d": ' + deep.encode() + b"}"))
