@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Mapping
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol
 
 import orjson
 
@@ -37,9 +37,11 @@ __all__ = ["EVENT_KEY", "Preprocessing", "request_event", "wants_event"]
 EVENT_KEY = "WEBHOOK__EVENT__"
 
 
-@runtime_checkable
 class Preprocessing(Protocol):
-    """An engine that can tell whether a script defines ``preprocessor`` (``local``, ``python``)."""
+    """An engine that can tell whether a script defines ``preprocessor`` (``local``, ``python``).
+
+    ``wants_event`` looks the method up rather than ``isinstance`` against a runtime-checkable
+    protocol: that check walks the protocol's members on every call, once per trigger."""
 
     def defines_preprocessor(self, version: ScriptVersion) -> bool: ...
 
@@ -48,7 +50,8 @@ def wants_event(setting: bool | None, engine: object, version: ScriptVersion) ->
     """The route's ``preprocessor`` when it gives one; otherwise whether the script defines one."""
     if setting is not None:
         return setting
-    return isinstance(engine, Preprocessing) and engine.defines_preprocessor(version)
+    defines = getattr(engine, "defines_preprocessor", None)
+    return callable(defines) and bool(defines(version))
 
 
 def request_event(
