@@ -37,6 +37,8 @@ async def read_body(request: web.Request) -> bytes:
     check_size(request.content_length, server.max_body_size)
     if request.content_length == 0 or (request.content_length is None and not request.body_exists):
         return b""
+    if request.content.is_eof():  # it all came with the headers: nothing to wait for, no timer to arm
+        return await _read_limited(request, server.max_body_size)
     with request.app[BODY_READS].hold():
         try:
             async with asyncio.timeout(server.body_timeout):
