@@ -410,9 +410,36 @@ def measure_peers(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
 
 
 def peer_rows(results: dict[str, Any]) -> list[Row]:
-    """adnanh/webhook against the local engine (spawned, prefork) and the GitHub-signed trigger."""
+    """The real peers: adnanh/webhook, then Node-RED."""
     found = results.get("peers") or {}
+    return webhook_rows(results, found) + node_red_rows(found.get("node_red") or {})
+
+
+def node_red_rows(found: dict[str, Any]) -> list[Row]:
+    """hookgate's sync route (python engine: a token checked, the job recorded) against Node-RED's
+    ``http in → function → http response``, which does neither: a ratio below one is the target."""
     if "error" in found or not found:
+        return [Row(f"Node-RED: not measured ({found.get('error', 'no figures')})", "", "", "", "", False)]
+    rows = []
+    for connections in (1, 16):
+        ours, theirs = found[f"hookgate_sync_{connections}"]["rps"], found[f"node_red_{connections}"]["rps"]
+        rows.append(
+            Row(
+                f"sync trigger, python engine, {connections} connection(s); against Node-RED's "
+                "http in -> function -> http response",
+                f"{ours:,.0f} req/s",
+                f"{theirs:,.0f} req/s",
+                f"{ours / theirs:.2f}x",
+                ">= 0.3x",
+                ours / theirs >= 0.3,
+            )
+        )
+    return rows
+
+
+def webhook_rows(results: dict[str, Any], found: dict[str, Any]) -> list[Row]:
+    """adnanh/webhook against the local engine (spawned, prefork) and the GitHub-signed trigger."""
+    if "error" in found or "webhook_hello_1" not in found:
         return [
             Row(f"adnanh/webhook: not measured ({found.get('error', 'no figures')})", "", "", "", "", False)
         ]
@@ -661,7 +688,38 @@ def dashboard_rows(dashboard: dict[str, Any]) -> list[Row]:
     return found
 
 
-def markdown(table: list[Row], machine: str, generator: str, args: argparse.Namespace) -> str:
+def measure_stages() -> dict[str, Any]:
+    """bench/stages.py: the async trigger's stages, each timed alone in process."""
+    return _json_from("stages.py")
+
+
+def stage_table(results: dict[str, Any]) -> list[str]:
+    """µs per request by stage, beside what wrk measured: where an async trigger's time goes."""
+    stages = results.get("stages") or {}
+    if not stages:
+        return []
+    bare = 1e6 / results["baseline"]["rps"]
+    measured = 1e6 / results["async"]["rps"]
+    whole = stages["the whole handler, less the mocked request"]
+    lines = [
+        "",
+        "Where an async trigger's time goes (bench/stages.py: each stage alone, in process, µs per request):",
+        "",
+        "| stage | µs |",
+        "|---|---|",
+    ]
+    lines += [f"| {name} | {value:,.1f} |" for name, value in stages.items()]
+    lines += [
+        f"| aiohttp's HTTP server: the bare handler's 1e6 / req/s | {bare:,.1f} |",
+        f"| the server and the whole handler together | {bare + whole:,.1f} |",
+        f"| measured: 1e6 / the async trigger's req/s | {measured:,.1f} |",
+    ]
+    return lines
+
+
+def markdown(
+    table: list[Row], machine: str, generator: str, args: argparse.Namespace, results: dict[str, Any]
+) -> str:
     lines = [
         f"Machine: {machine}. Load: {generator}. Median of {args.repeat} x {args.duration:g} s per figure.",
         "",
@@ -674,7 +732,7 @@ def markdown(table: list[Row], machine: str, generator: str, args: argparse.Name
             f"| {row.scenario} | {row.measured} | {row.baseline} | {row.ratio} | {row.target} | {verdict} "
             f"| {row.reference} |"
         )
-    return "\n".join(lines)
+    return "\n".join(lines + stage_table(results))
 
 
 def main() -> None:
@@ -709,6 +767,7 @@ def main() -> None:
 
         step("durable_floor", floor)
         step("async", lambda: measure_hookgate("/hooks/async", CONNECTIONS, args, tmp))
+        step("stages", measure_stages)
         step(
             "async_ruled",
             lambda: measure_hookgate(
@@ -743,7 +802,7 @@ def main() -> None:
         "rows": [asdict(row) for row in table],
     }
     RESULTS.mkdir(exist_ok=True)
-    text = markdown(table, machine, generator, args)
+    text = markdown(table, machine, generator, args, results)
     (RESULTS / "latest.json").write_text(json.dumps(report, indent=2) + "\n")
     (RESULTS / "latest.md").write_text(text + "\n")
     print(text)
