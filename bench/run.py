@@ -700,7 +700,7 @@ def stage_table(results: dict[str, Any]) -> list[str]:
         return []
     bare = 1e6 / results["baseline"]["rps"]
     measured = 1e6 / results["async"]["rps"]
-    whole = stages["the whole handler, less the mocked request"]
+    whole = stages["the whole handler (64 in flight, per request)"]
     lines = [
         "",
         "Where an async trigger's time goes (bench/stages.py: each stage alone, in process, µs per request):",
@@ -741,8 +741,12 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="runs per figure, median kept (default 3)")
     parser.add_argument("--deliveries", type=int, default=OUTBOUND_DELIVERIES, help="per outbound run")
     parser.add_argument("--waiters", type=int, default=10_000, help="callback awaits held at once")
+    parser.add_argument("--render", type=Path, help="render a kept run's figures again, measuring nothing")
     args = parser.parse_args()
     sys.path.insert(0, str(BENCH))
+    if args.render is not None:
+        report(json.loads(args.render.read_text()), args)
+        return
     results: dict[str, Any] = {}
     repeats = range(args.repeat)
     with tempfile.TemporaryDirectory() as tmp_name:
@@ -789,10 +793,19 @@ def main() -> None:
         step("streams", lambda: measure_streams(5_000))
         step("history", lambda: measure_history(args))
         step("peers", lambda: measure_peers(args, tmp))
+    RESULTS.mkdir(exist_ok=True)
+    raw = RESULTS / f"run-{time.strftime('%Y%m%dT%H%M%S')}.json"  # kept (ignored by git) before any rendering
+    raw.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"figures kept in {raw}; bench/run.py --render {raw} renders them again", file=sys.stderr)
+    report(results, args)
+
+
+def report(results: dict[str, Any], args: argparse.Namespace) -> None:
+    """The rows and the stage table from one run's figures: latest.json, latest.md, and stdout."""
     machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, {_cpu()}"
     generator = "wrk" if shutil.which("wrk") else "bench/loadgen.py (install wrk for a faster generator)"
     table = rows(results)
-    report = {
+    summary = {
         "machine": machine,
         "generator": generator,
         "time": time.time(),
@@ -801,9 +814,8 @@ def main() -> None:
         "results": results,
         "rows": [asdict(row) for row in table],
     }
-    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "latest.json").write_text(json.dumps(summary, indent=2) + "\n")
     text = markdown(table, machine, generator, args, results)
-    (RESULTS / "latest.json").write_text(json.dumps(report, indent=2) + "\n")
     (RESULTS / "latest.md").write_text(text + "\n")
     print(text)
 
