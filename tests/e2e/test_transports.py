@@ -121,8 +121,13 @@ async def test_signed_entries_reach_a_redis_stream_and_survive_a_broker_restart(
     assert sorted(verified(e)["job_id"] for e in {e["webhook-id"]: e for e in got}.values()) == sorted(
         first + later
     )
-    async with session.get(f"{gateway.url}/api/deliveries", params={"state": "succeeded"}) as resp:
-        succeeded = {d["id"] for d in (await resp.json())["deliveries"]}
+
+    async def settled() -> set[str] | None:  # the broker acknowledges an entry before it is settled
+        async with session.get(f"{gateway.url}/api/deliveries", params={"state": "succeeded"}) as resp:
+            found = {d["id"] for d in (await resp.json())["deliveries"]}
+        return found if len(found) >= 6 else None
+
+    succeeded = await eventually(settled)
     assert {i.decode() for i in ids} == succeeded  # a duplicate, had there been one, shows by its webhook-id
 
 
