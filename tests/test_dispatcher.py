@@ -110,3 +110,31 @@ async def test_heartbeat_renews_leases_and_recovers_expired_ones(
     await dispatcher.beat()
     orphan = await store.get_job("orphan")
     assert orphan is not None and orphan.state is JobState.FAILED
+
+
+async def test_a_slot_promised_to_a_claim_at_insert_is_not_claimed_from_the_queue(
+    setup: tuple[SQLiteStore, Dispatcher, FakeClock],
+) -> None:
+    store, dispatcher, _ = setup
+    version = ScriptVersion(hash="f".ljust(64, "0"), engine="py", path="forever", filename="f", content=b"")
+    with dispatcher.claim_at_insert("py") as claim:
+        assert claim is not None
+        with dispatcher.claim_at_insert("py") as second:
+            assert second is None  # one slot, already promised
+        (sync,) = await jobs.submit_many(
+            store, [jobs.Submission(args={})], engine="py", version=version, now=1000.0, claim=claim
+        )
+        assert sync.state is JobState.RUNNING and sync.lease_owner == dispatcher.worker
+        queued = await submit(store, "echo")
+        await asyncio.sleep(0.2)  # the feed loop woke up for it, and found the slot taken
+        assert (await store.get_job(queued)).state is JobState.QUEUED
+        await dispatcher.start_claimed(sync)
+    await asyncio.sleep(0.2)
+    assert (await store.get_job(queued)).state is JobState.QUEUED  # the engine's one slot runs the sync job
+    assert dispatcher.engines["py"].free_slots() == 0
+    with dispatcher.claim_at_insert("py") as none_free:
+        assert none_free is None
+    await jobs.cancel(store, sync.id, reason=None, now=1.0)
+    await dispatcher.abort(sync.id)
+    done = await jobs.wait_finished(store, queued, timeout=5)
+    assert done is not None and done.state is JobState.SUCCEEDED

@@ -16,6 +16,7 @@ from gateway.store import (
     QUEUE_TOPIC,
     DuplicateRequest,
     Idempotency,
+    InsertClaim,
     QueueFull,
     SQLiteStore,
     Store,
@@ -183,6 +184,53 @@ async def test_recover_expired_fails_or_requeues_per_the_route(store: Store) -> 
     assert fragile is not None and fragile.state is JobState.FAILED and fragile.error == RESTART_ERROR
     assert sturdy is not None and sturdy.state is JobState.QUEUED and sturdy.lease_owner is None
     assert alive is not None and alive.state is JobState.RUNNING
+
+
+async def test_a_claim_at_insert_runs_the_job_unless_a_due_job_of_its_engine_came_first(store: Store) -> None:
+    started: list[str] = []
+
+    def announce(running: Job) -> list[Delivery]:
+        started.append(running.id)
+        return [delivery(f"started-{running.id}", job_id=running.id)]
+
+    claim = InsertClaim(worker="w", lease=30.0, on_claim=announce)
+    (first,) = await store.create_jobs([job("first", created_at=5.0, run_after=5.0)], claim=claim)
+    assert first.state is JobState.RUNNING and first.attempts == 1
+    assert (first.started_at, first.lease_owner, first.lease_expires) == (5.0, "w", 35.0)
+    assert await store.get_job("first") == first
+    assert started == ["first"] and await store.get_delivery("started-first") is not None
+    # Queued jobs that are not due yet, or belong to another engine, do not stand in its way.
+    await store.create_jobs([job("later", run_after=100.0), job("elsewhere", engine="other")])
+    (second,) = await store.create_jobs([job("second", created_at=6.0, run_after=6.0)], claim=claim)
+    assert second.state is JobState.RUNNING
+    # A due queued job of the same engine was there first: the new job queues behind it, unannounced.
+    await store.create_jobs([job("waiting", created_at=7.0, run_after=7.0)])
+    (third,) = await store.create_jobs([job("third", created_at=8.0, run_after=8.0)], claim=claim)
+    assert third.state is JobState.QUEUED and third.lease_owner is None
+    assert (await store.get_job("third")) == third and started == ["first", "second"]
+    claimed = await store.claim_jobs(engine="local", worker="w", now=9.0, lease=5.0, limit=10)
+    assert [j.id for j in claimed] == ["waiting", "third"]  # first come, first run
+    assert await store.count_jobs([JobState.RUNNING]) == 4
+
+
+async def test_a_job_claimed_at_insert_is_recovered_like_any_claimed_job(store: Store) -> None:
+    claim = InsertClaim(worker="dead", lease=5.0)
+    await store.create_jobs([job("fragile")], claim=claim)
+    await store.create_jobs([job("sturdy", options=JobOptions(retry_on_restart=True))], claim=claim)
+    assert await store.renew_leases(worker="dead", job_ids=["fragile"], until=20.0) == {"fragile"}
+    assert [j.id for j in await store.recover_expired(now=10.0)] == ["sturdy"]  # fragile's was renewed
+    assert [j.id for j in await store.recover_expired(now=25.0)] == ["fragile"]
+    fragile, sturdy = await store.get_job("fragile"), await store.get_job("sturdy")
+    assert fragile is not None and fragile.state is JobState.FAILED and fragile.error == RESTART_ERROR
+    assert sturdy is not None and sturdy.state is JobState.QUEUED and sturdy.lease_owner is None
+    (again,) = await store.claim_jobs(engine="local", worker="live", now=26.0, lease=5.0, limit=1)
+    assert again.id == "sturdy" and again.attempts == 2
+
+
+async def test_a_claim_at_insert_takes_one_plain_job(store: Store) -> None:
+    with pytest.raises(ValueError, match="one job"):
+        await store.create_jobs([job("a"), job("b")], claim=InsertClaim(worker="w", lease=5.0))
+    assert await store.get_job("a") is None
 
 
 async def test_listing_is_newest_first_with_cursor_and_filters(store: Store) -> None:

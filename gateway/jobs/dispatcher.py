@@ -16,7 +16,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +35,7 @@ from gateway.jobs.live_logs import LogCursor
 from gateway.models import Delivery, Job, JobState, ScriptVersion
 from gateway.outbound.events import EventType, step_event
 from gateway.outbound.notify import Subscriptions
-from gateway.store import QUEUE_TOPIC, Store
+from gateway.store import QUEUE_TOPIC, InsertClaim, Store
 
 __all__ = ["Dispatcher"]
 
@@ -81,6 +81,7 @@ class Dispatcher:
         self._claimed: dict[str, Job] = {}  # job id -> the job as claimed (spares a read on completion)
         self._tasks: list[asyncio.Task[None]] = []
         self._log_cursors: dict[str, LogCursor] = {}  # job id -> how much of its output is written
+        self._reserved: dict[str, int] = {}  # engine name -> slots promised to claims at insert
 
     def engine_context(self, data_dir: os.PathLike[str] | str) -> EngineContext:
         return EngineContext(
@@ -123,7 +124,8 @@ class Dispatcher:
                 try:
                     await self._claim_and_start(name, engine)
                     # With no free slot, the next wake-up is a job ending: nothing to look up.
-                    timeout = await self._idle_timeout(name) if engine.free_slots() > 0 else SAFETY_POLL
+                    free = self._free_slots(name, engine) > 0
+                    timeout = await self._idle_timeout(name) if free else SAFETY_POLL
                 except asyncio.CancelledError:
                     raise
                 except Exception:
@@ -133,8 +135,32 @@ class Dispatcher:
                 # this loop when the wake-up lands at the same moment, and stop() then waits forever.
                 await wake.wait_for(timeout)
 
+    def _free_slots(self, name: str, engine: Engine) -> int:
+        return engine.free_slots() - self._reserved.get(name, 0)
+
+    @contextlib.contextmanager
+    def claim_at_insert(self, engine: str) -> Iterator[InsertClaim | None]:
+        """A claim for a sync job about to be inserted, when its engine has a free slot now (else
+        None: the job is queued as usual). The slot stays promised, out of the feed loop's reach,
+        until the block ends; the job is started inside it (``start_claimed``), so the engine
+        counts it by then. A crash after the commit leaves a running job under a lease, recovered
+        like any claimed job."""
+        found = self.engines.get(engine)
+        if found is None or self._free_slots(engine, found) <= 0:
+            yield None
+            return
+        self._reserved[engine] = self._reserved.get(engine, 0) + 1
+        try:
+            yield InsertClaim(worker=self.worker, lease=self.lease, on_claim=self._announce_start)
+        finally:
+            self._reserved[engine] -= 1
+
+    async def start_claimed(self, job: Job) -> None:
+        """Hand a job claimed at its insert to its engine, as if the feed loop had claimed it."""
+        await self._start(job.engine, self.engines[job.engine], job)
+
     async def _claim_and_start(self, name: str, engine: Engine) -> None:
-        while (slots := engine.free_slots()) > 0:
+        while (slots := self._free_slots(name, engine)) > 0:
             claimed = await self.store.claim_jobs(
                 engine=name,
                 worker=self.worker,

@@ -18,7 +18,7 @@ from typing import Any
 from gateway.errors import Conflict, JobNotFound, Overloaded
 from gateway.jobs.engine import Outcome
 from gateway.models import ACTIVE_STATES, HOLD, Delivery, Job, JobOptions, JobState, ScriptVersion
-from gateway.store import Debounce, Idempotency, QueueFull, Store, job_topic
+from gateway.store import Debounce, Idempotency, InsertClaim, QueueFull, Store, job_topic
 from gateway.store.signals import Signal
 
 __all__ = [
@@ -99,9 +99,11 @@ async def submit_many(
     scheduled_for: float | None = None,
     principal_scopes: tuple[str, ...] | None = None,
     held: bool = False,
+    claim: InsertClaim | None = None,
 ) -> list[Job]:
-    """Commit several queued jobs at once, all or none (a CloudEvents batch); ``ids`` when the
-    caller needs them before the commit (to listen for changes of a job about to exist)."""
+    """Commit several queued jobs at once, all or none (a CloudEvents batch), and return them as
+    written; ``ids`` when the caller needs them before the commit (to listen for changes of a job
+    about to exist). ``claim``: one sync job inserted already running (``Dispatcher.claim_at_insert``)."""
     ids = ids or [new_job_id() for _ in submissions]
     jobs = [
         Job(
@@ -129,15 +131,15 @@ async def submit_many(
     ]
     try:
         debounces = [s.debounce for s in submissions]
-        await store.create_jobs(
+        return await store.create_jobs(
             jobs,
             max_queued=max_queued,
             idempotency=idempotency,
             debounces=debounces if any(d is not None for d in debounces) else None,
+            claim=claim,
         )
     except QueueFull:
         raise Overloaded(f"{max_queued} jobs are already queued; try again later", retry_after=5) from None
-    return jobs
 
 
 Announce = Callable[[Job], Sequence[Delivery]]

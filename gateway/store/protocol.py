@@ -56,6 +56,7 @@ __all__ = [
     "DuplicateRequest",
     "HealthUpdate",
     "Idempotency",
+    "InsertClaim",
     "Pace",
     "QueueFull",
     "Settled",
@@ -133,6 +134,29 @@ class Idempotency:
 
 
 @dataclass(frozen=True)
+class InsertClaim:
+    """A sync job inserted already running, claimed by the process that took its request: one
+    commit fewer than a queued insert and a claim. ``Store.create_jobs`` falls back to a queued
+    insert when a due queued job of the same engine is ahead of it (first come, first run)."""
+
+    worker: str
+    lease: float
+    """Seconds from the job's ``created_at``; the heartbeat renews it like any claim's."""
+    on_claim: Callable[[Job], Sequence[Delivery]] | None = None
+    """The claim's deliveries (``JobStarted``), written with the job."""
+
+    def claimed(self, job: Job) -> Job:
+        """``job`` as a claim at ``created_at`` leaves it: the same columns ``claim_jobs`` sets."""
+        return job.evolve(
+            state=JobState.RUNNING,
+            started_at=job.created_at,
+            attempts=job.attempts + 1,
+            lease_owner=self.worker,
+            lease_expires=job.created_at + self.lease,
+        )
+
+
+@dataclass(frozen=True)
 class Settled:
     """What an attempt's end changes beside its delivery (``Store.settle_delivery``)."""
 
@@ -175,13 +199,16 @@ class Store(Protocol):
         max_queued: int | None = None,
         idempotency: Idempotency | None = None,
         debounces: Sequence[Debounce | None] | None = None,
-    ) -> None:
-        """Insert queued jobs, all or none.
+        claim: InsertClaim | None = None,
+    ) -> list[Job]:
+        """Insert queued jobs, all or none, and return them as written.
 
         Raises ``QueueFull`` past ``max_queued``, and ``DuplicateRequest`` (naming the first job of the
         original request) when ``idempotency.key`` is already held; either way nothing is written.
         ``debounces`` (one per job, in order) join jobs to their burst in the same transaction
         (``gateway.store.debounce``): at most one job per key is pending, across replicas.
+        ``claim`` (one job, no debounce) inserts it running under that claim, unless a queued job of
+        its engine that is due by its ``run_after`` was there first; the caller starts it then.
         """
 
     async def get_job(self, job_id: str) -> Job | None: ...

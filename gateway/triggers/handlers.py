@@ -26,11 +26,12 @@ from gateway.http.live import config_of
 from gateway.http.request import base_url, origin_of, read_body, route_template
 from gateway.jobs import lifecycle as jobs
 from gateway.jobs.catalog import Target
-from gateway.models import FLOW_ENGINE, Job, JobState
+from gateway.models import FLOW_ENGINE, Job, JobOptions, JobState
 from gateway.outbound.ssrf import allowed_target
 from gateway.state import (
     AUTH,
     CATALOG,
+    DISPATCHER,
     ENGINES,
     FLOW_LIBRARY,
     ROUTE_PAUSES,
@@ -185,6 +186,18 @@ async def trigger(
     return response
 
 
+def _may_claim_at_insert(
+    target: Target, submissions: list[jobs.Submission], options: JobOptions, params: JobParameters
+) -> bool:
+    """A sync job may be inserted already claimed (one commit fewer) when nothing but a free slot
+    decides when it starts: one job, no concurrency limit, no debounce, no schedule, not a flow run
+    (the flow runner claims those). A held job never gets here as sync."""
+    if len(submissions) != 1 or target.engine == FLOW_ENGINE or params.scheduled_for is not None:
+        return False
+    only = submissions[0]
+    return only.debounce is None and only.concurrency_key is None and options.max_concurrent is None
+
+
 async def _submit_and_answer(
     request: web.Request,
     policy: TriggerPolicy,
@@ -246,17 +259,22 @@ async def _submit_and_answer(
     ]
     ids = [jobs.new_job_id() for _ in submissions]
     store = app[STORE]
+    dispatcher = app[DISPATCHER]
+    runs_at_once = sync and _may_claim_at_insert(target, submissions, options, params)
     # A sync caller listens before its job exists: every change of it is then seen, none read back.
     with (
         app[SYNC_WAITS].hold() if sync else contextlib.nullcontext(),
         store.listen(job_topic(ids[0])) if sync else contextlib.nullcontext() as changes,
     ):
-        try:
-            submitted = await jobs.submit_many(store, submissions, ids=ids, **common)
-            replayed = False
-        except DuplicateRequest as duplicate:
-            submitted = [await _original(request, job_id) for job_id in duplicate.job_ids]
-            replayed = True
+        with dispatcher.claim_at_insert(target.engine) if runs_at_once else contextlib.nullcontext() as claim:
+            try:
+                submitted = await jobs.submit_many(store, submissions, ids=ids, claim=claim, **common)
+                replayed = False
+            except DuplicateRequest as duplicate:
+                submitted = [await _original(request, job_id) for job_id in duplicate.job_ids]
+                replayed = True
+            if claim is not None and not replayed and submitted[0].state is JobState.RUNNING:
+                await dispatcher.start_claimed(submitted[0])
         request["job_id"] = submitted[0].id  # for the access log
         request["job_ids"] = [j.id for j in submitted]  # for a capture
         if not sync:

@@ -176,6 +176,71 @@ retry_on_restart = true
     assert await eventually(second_attempt_running)
 
 
+async def test_sync_jobs_claimed_at_their_insert_are_recovered_after_sigkill(
+    make_gateway: Callable[..., Gateway], session: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    """A sync job with a free slot is written already running, in one commit: after a crash it is
+    recovered by its lease like any claimed job; one without a free slot is queued as before."""
+    gateway = make_gateway(
+        concurrency=2,
+        lease="1s",
+        routes="""
+[[routes]]
+path = "/fragile"
+script = "t/sleep"
+mode = "sync"
+
+[[routes]]
+path = "/sturdy"
+script = "t/sleep"
+mode = "sync"
+retry_on_restart = true
+""",
+    )
+    await gateway.start()
+
+    async def call(path: str, body: dict) -> None:
+        with contextlib.suppress(aiohttp.ClientError):
+            async with session.post(f"{gateway.url}{path}", json=body) as resp:
+                await resp.read()
+
+    calls = []
+    for path in ("/fragile", "/sturdy"):
+        marker = tmp_path / path.strip("/")
+        calls.append(asyncio.create_task(call(path, {"seconds": 60, "marker": str(marker)})))
+        await eventually(lambda marker=marker: asyncio.to_thread(marker.exists))
+    (fragile,), (sturdy,) = [await _jobs_of(session, gateway, path) for path in ("/fragile", "/sturdy")]
+    for job in (fragile, sturdy):  # claimed as written: started when created, on a first attempt
+        assert job["state"] == "running" and job["attempts"] == 1
+        assert job["started_at"] == job["created_at"]
+    calls.append(asyncio.create_task(call("/fragile", {"seconds": 0, "tag": "late"})))
+    late = await eventually(lambda: _queued_of(session, gateway, "/fragile"))  # no free slot: queued
+    await gateway.kill()
+    await asyncio.gather(*calls)
+
+    await gateway.start()
+    failed = await wait_for_state(session, gateway, fragile["id"], "failed")
+    assert failed["error"]["name"] == "GatewayRestarted"
+    assert (await wait_for_state(session, gateway, late, "succeeded"))["result"]["tag"] == "late"
+
+    async def second_attempt_running() -> bool:
+        job = await job_state(session, gateway, sturdy["id"])
+        return job["state"] == "running" and job["attempts"] == 2
+
+    assert await eventually(second_attempt_running)
+
+
+async def _queued_of(session: aiohttp.ClientSession, gateway: Gateway, route: str) -> str | None:
+    queued = [job for job in await _jobs_of(session, gateway, route) if job["state"] == "queued"]
+    return str(queued[0]["id"]) if queued else None
+
+
+async def _jobs_of(session: aiohttp.ClientSession, gateway: Gateway, route: str) -> list[dict]:
+    async with session.get(f"{gateway.url}/api/jobs", params={"route": route}) as resp:
+        assert resp.status == 200, await resp.text()
+        return list((await resp.json())["jobs"])
+
+
 async def test_second_process_on_the_same_data_dir_refuses_to_start(gateway: Gateway) -> None:
     twin = Gateway(gateway.root)
     twin.config_path = gateway.config_path

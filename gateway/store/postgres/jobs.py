@@ -27,6 +27,7 @@ from gateway.store.protocol import (
     QUEUE_TOPIC,
     DuplicateRequest,
     Idempotency,
+    InsertClaim,
     QueueFull,
     held_job_ids,
     job_topic,
@@ -111,6 +112,9 @@ async def _join_burst(tx: Tx, job: Job, debounce: Debounce) -> Job:
     return joined(job, debounce, previous_args=previous, first_at=first_at)
 
 
+_DUE_AHEAD = "SELECT EXISTS (SELECT 1 FROM jobs WHERE state = 'queued' AND engine = $1 AND run_after <= $2)"
+
+
 class PostgresJobs(PostgresBase):
     async def create_jobs(
         self,
@@ -119,10 +123,14 @@ class PostgresJobs(PostgresBase):
         max_queued: int | None = None,
         idempotency: Idempotency | None = None,
         debounces: Sequence[Debounce | None] | None = None,
-    ) -> None:
+        claim: InsertClaim | None = None,
+    ) -> list[Job]:
         rows = [job_to_row(job) for job in jobs]
         if not rows:
-            return
+            return []
+        debounced = bool(debounces and any(d is not None for d in debounces))
+        if claim is not None and (len(jobs) != 1 or debounced):
+            raise ValueError("a claim at insert takes one job, not debounced")
         columns = list(rows[0])
         sql = f"INSERT INTO jobs ({', '.join(columns)}) VALUES ({', '.join(f'${i + 1}' for i in range(len(columns)))})"
         async with self._transaction() as tx:
@@ -145,14 +153,25 @@ class PostgresJobs(PostgresBase):
                 queued = await tx.conn.fetchval("SELECT count(*) FROM jobs WHERE state = 'queued'")
                 if queued + len(rows) > max_queued:
                     raise QueueFull()
-            if debounces and any(d is not None for d in debounces):
-                for job, debounce in zip(jobs, debounces, strict=True):  # in order, as they arrived
+            if claim is not None and not await tx.conn.fetchval(
+                _DUE_AHEAD, jobs[0].engine, jobs[0].run_after
+            ):
+                running = claim.claimed(jobs[0])
+                await tx.conn.execute(sql, *job_to_row(running).values())
+                if claim.on_claim is not None:
+                    await self._insert_deliveries(tx, claim.on_claim(running))
+                tx.touch(JOBS_TOPIC)  # nothing for the queue: the caller starts it
+                return [running]
+            written = list(jobs)
+            if debounces and debounced:
+                for n, (job, debounce) in enumerate(zip(jobs, debounces, strict=True)):  # in arrival order
                     if debounce is not None:
-                        job = await _join_burst(tx, job, debounce)
-                    await tx.conn.execute(sql, *job_to_row(job).values())
+                        written[n] = await _join_burst(tx, job, debounce)
+                    await tx.conn.execute(sql, *job_to_row(written[n]).values())
             else:
                 await tx.conn.executemany(sql, [tuple(r.values()) for r in rows])
             tx.touch(QUEUE_TOPIC, JOBS_TOPIC, *(job_topic(job.id) for job in jobs))
+        return written
 
     async def get_job(self, job_id: str) -> Job | None:
         row = await self._fetchrow("SELECT * FROM jobs WHERE id = $1", job_id)

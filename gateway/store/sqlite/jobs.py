@@ -28,6 +28,7 @@ from gateway.store.protocol import (
     QUEUE_TOPIC,
     DuplicateRequest,
     Idempotency,
+    InsertClaim,
     QueueFull,
     held_job_ids,
     job_topic,
@@ -118,6 +119,24 @@ def _join_burst(conn: sqlite3.Connection, batch: Batch, job: Job, debounce: Debo
     return joined(job, debounce, previous_args=previous, first_at=first_at)
 
 
+_NEXT_DUE = "SELECT MIN(run_after) FROM jobs WHERE state = 'queued' AND engine = ?"
+_DUE_AHEAD = "SELECT 1 FROM jobs WHERE state = 'queued' AND engine = ? AND run_after <= ? LIMIT 1"
+
+
+def _insert_claimed(conn: sqlite3.Connection, batch: Batch, job: Job, claim: InsertClaim) -> Job:
+    """``job`` running under ``claim``, unless a due queued job of its engine came first."""
+    if conn.execute(_DUE_AHEAD, (job.engine, job.run_after)).fetchone() is not None:
+        conn.execute(_INSERT_JOB, tuple(job_to_row(job).values()))
+        batch.touch(QUEUE_TOPIC, JOBS_TOPIC)
+        return job
+    running = claim.claimed(job)
+    conn.execute(_INSERT_JOB, tuple(job_to_row(running).values()))
+    if claim.on_claim is not None:
+        insert_deliveries(conn, batch, claim.on_claim(running))
+    batch.touch(JOBS_TOPIC)  # nothing for the queue: the caller starts it
+    return running
+
+
 # A job not yet started gives way; its sealed values go with it, since it will never run.
 _SUPERSEDE = (
     "UPDATE jobs SET state = 'debounced', superseded_by = ?, finished_at = ?, sealed_args = NULL "
@@ -133,30 +152,37 @@ class SQLiteJobs(SQLiteBase):
         max_queued: int | None = None,
         idempotency: Idempotency | None = None,
         debounces: Sequence[Debounce | None] | None = None,
-    ) -> None:
+        claim: InsertClaim | None = None,
+    ) -> list[Job]:
         """Committed with whatever other jobs are being created at the same moment (group commit)."""
         if not jobs:
-            return
+            return []
         plain = not debounces or all(d is None for d in debounces)
-        rows = [tuple(job_to_row(job).values()) for job in jobs] if plain else []
+        if claim is not None and (len(jobs) != 1 or not plain):
+            raise ValueError("a claim at insert takes one job, not debounced")
+        rows = [tuple(job_to_row(job).values()) for job in jobs] if plain and claim is None else []
 
-        def insert(conn: sqlite3.Connection, batch: Batch) -> None:
+        def insert(conn: sqlite3.Connection, batch: Batch) -> list[Job]:
             if idempotency is not None:
                 _hold_idempotency_key(conn, idempotency, held_job_ids(jobs))
             if max_queued is not None:
                 found = conn.execute("SELECT n FROM job_counts WHERE state = 'queued'").fetchone()
                 if (found[0] if found else 0) + len(jobs) > max_queued:
                     raise QueueFull()
+            if claim is not None:
+                return [_insert_claimed(conn, batch, jobs[0], claim)]
+            written = list(jobs)
             if plain:
                 conn.executemany(_INSERT_JOB, rows)
             else:  # in order: a burst's later call supersedes what an earlier one just created
-                for job, debounce in zip(jobs, debounces or (), strict=True):
+                for n, (job, debounce) in enumerate(zip(jobs, debounces or (), strict=True)):
                     if debounce is not None:
-                        job = _join_burst(conn, batch, job, debounce)
-                    conn.execute(_INSERT_JOB, tuple(job_to_row(job).values()))
+                        written[n] = _join_burst(conn, batch, job, debounce)
+                    conn.execute(_INSERT_JOB, tuple(job_to_row(written[n]).values()))
             batch.touch(QUEUE_TOPIC, JOBS_TOPIC)  # job topics: nobody can wait on an id not handed out yet
+            return written
 
-        await self._grouped().write(insert, one_statement=len(rows) == 1 and idempotency is None)
+        return await self._grouped().write(insert, one_statement=len(rows) == 1 and idempotency is None)
 
     async def get_job(self, job_id: str) -> Job | None:
         async with self._db().execute("SELECT * FROM jobs WHERE id = ?", (job_id,)) as cur:
@@ -260,9 +286,7 @@ class SQLiteJobs(SQLiteBase):
                 if on_claim is not None:
                     insert_deliveries(conn, batch, on_claim(running))
             # The dispatcher asks next when the next job is due; answered here, it costs no read.
-            (due,) = conn.execute(
-                "SELECT MIN(run_after) FROM jobs WHERE state = 'queued' AND engine = ?", (engine,)
-            ).fetchone()
+            (due,) = conn.execute(_NEXT_DUE, (engine,)).fetchone()
             self._next_due[engine] = None if due is None else float(due)
             return claimed
 
@@ -355,8 +379,7 @@ class SQLiteJobs(SQLiteBase):
     async def next_due(self, *, engine: str) -> float | None:
         if engine in self._next_due:  # found by the claim just made: every later change wakes a claim
             return self._next_due.pop(engine)
-        sql = "SELECT MIN(run_after) FROM jobs WHERE state = 'queued' AND engine = ?"
-        async with self._db().execute(sql, (engine,)) as cur:
+        async with self._db().execute(_NEXT_DUE, (engine,)) as cur:
             row = await cur.fetchone()
         return float(row[0]) if row and row[0] is not None else None
 
