@@ -213,6 +213,19 @@ async def test_a_claim_at_insert_runs_the_job_unless_a_due_job_of_its_engine_cam
     assert await store.count_jobs([JobState.RUNNING]) == 4
 
 
+async def test_a_claim_with_nothing_due_takes_no_write(sqlite_store: SQLiteStore) -> None:
+    """Most wake-ups of a feed loop (a job ended) find nothing due: a read answers them."""
+    store = sqlite_store
+    await store.create_jobs([job("later", run_after=50.0)])
+    commits = store._grouped().commits
+    assert await store.claim_jobs(engine="local", worker="w", now=10.0, lease=5.0, limit=4) == []
+    assert await store.claim_jobs(engine="other", worker="w", now=10.0, lease=5.0, limit=4) == []
+    assert store._grouped().commits == commits
+    assert await store.next_due(engine="local") == 50.0  # what the read found, for the idle timeout
+    (claimed,) = await store.claim_jobs(engine="local", worker="w", now=50.0, lease=5.0, limit=4)
+    assert claimed.id == "later" and store._grouped().commits == commits + 1
+
+
 async def test_a_job_claimed_at_insert_is_recovered_like_any_claimed_job(store: Store) -> None:
     claim = InsertClaim(worker="dead", lease=5.0)
     await store.create_jobs([job("fragile")], claim=claim)

@@ -226,6 +226,11 @@ class PostgresJobs(PostgresBase):
     ) -> list[Job]:
         if limit <= 0:
             return []
+        # Most wake-ups (a job ended, a slot freed) find nothing due: one read answers them, no
+        # transaction. A job committed after this read notifies, and wakes the caller again.
+        due = await self.next_due(engine=engine)
+        if due is None or due > now:
+            return []
         claimed: list[Job] = []
         async with self._transaction() as tx:
             candidates = await tx.conn.fetch(

@@ -247,6 +247,13 @@ class SQLiteJobs(SQLiteBase):
     ) -> list[Job]:
         if limit <= 0:
             return []
+        # Most wake-ups (a job ended, a slot freed) find nothing due: a read answers them without
+        # taking the writer. A job committed after this read wakes the caller again.
+        async with self._db().execute(_NEXT_DUE, (engine,)) as cur:
+            row = await cur.fetchone()
+        if row is None or row[0] is None or row[0] > now:
+            self._next_due[engine] = None if row is None or row[0] is None else float(row[0])
+            return []
         # Candidates skip concurrency keys already at their limit; the loop counts again per job,
         # since two queued jobs may share a key (the count sees this transaction's own updates).
         sql = f"""
