@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 from types import MappingProxyType
+from typing import Any
 
 import pytest
 from hookgate_plugins.engines.python import create
@@ -138,3 +139,27 @@ async def test_a_slot_promised_to_a_claim_at_insert_is_not_claimed_from_the_queu
     await dispatcher.abort(sync.id)
     done = await jobs.wait_finished(store, queued, timeout=5)
     assert done is not None and done.state is JobState.SUCCEEDED
+
+
+async def test_a_claim_in_flight_keeps_its_slots_from_a_claim_at_insert(
+    setup: tuple[SQLiteStore, Dispatcher, FakeClock], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store, dispatcher, _ = setup
+    entered, gate = asyncio.Event(), asyncio.Event()
+    claim_jobs = store.claim_jobs
+
+    async def held_claim(**kwargs: Any) -> list[Job]:
+        entered.set()
+        await gate.wait()
+        return await claim_jobs(**kwargs)
+
+    monkeypatch.setattr(store, "claim_jobs", held_claim)
+    queued = await submit(store, "echo")
+    await asyncio.wait_for(entered.wait(), timeout=5)  # the feed loop is claiming it
+    with dispatcher.claim_at_insert("py") as claim:
+        assert claim is None  # its one slot is the claim's until the job is handed over
+    gate.set()
+    done = await jobs.wait_finished(store, queued, timeout=5)
+    assert done is not None and done.state is JobState.SUCCEEDED
+    with dispatcher.claim_at_insert("py") as claim:
+        assert claim is not None

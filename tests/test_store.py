@@ -224,6 +224,9 @@ async def test_a_claim_with_nothing_due_takes_no_write(sqlite_store: SQLiteStore
     assert await store.next_due(engine="local") == 50.0  # what the read found, for the idle timeout
     (claimed,) = await store.claim_jobs(engine="local", worker="w", now=50.0, lease=5.0, limit=4)
     assert claimed.id == "later" and store._grouped().commits == commits + 1
+    await store.claim_jobs(engine="local", worker="w", now=60.0, lease=5.0, limit=4)  # finds none queued
+    await store.create_jobs([job("new", run_after=70.0)])
+    assert await store.next_due(engine="local") == 70.0  # what that claim saw is gone with the insert
 
 
 async def test_a_job_claimed_at_insert_is_recovered_like_any_claimed_job(store: Store) -> None:

@@ -122,10 +122,10 @@ class Dispatcher:
             while True:
                 wake.clear()
                 try:
-                    await self._claim_and_start(name, engine)
-                    # With no free slot, the next wake-up is a job ending: nothing to look up.
+                    due = await self._claim_and_start(name, engine)
+                    # With no free slot, the next wake-up is a job ending: nothing to wait for.
                     free = self._free_slots(name, engine) > 0
-                    timeout = await self._idle_timeout(name) if free else SAFETY_POLL
+                    timeout = self._idle_timeout(due) if free else SAFETY_POLL
                 except asyncio.CancelledError:
                     raise
                 except Exception:
@@ -141,41 +141,57 @@ class Dispatcher:
     @contextlib.contextmanager
     def claim_at_insert(self, engine: str) -> Iterator[InsertClaim | None]:
         """A claim for a sync job about to be inserted, when its engine has a free slot now (else
-        None: the job is queued as usual). The slot stays promised, out of the feed loop's reach,
-        until the block ends; the job is started inside it (``start_claimed``), so the engine
-        counts it by then. A crash after the commit leaves a running job under a lease, recovered
-        like any claimed job."""
+        None, also while the feed loop's own claim is in flight: the job is queued as usual). The
+        slot stays promised, out of the feed loop's reach, until the block ends; the job is started
+        inside it (``start_claimed``), so the engine counts it by then. A crash after the commit
+        leaves a running job under a lease, recovered like any claimed job."""
         found = self.engines.get(engine)
         if found is None or self._free_slots(engine, found) <= 0:
             yield None
             return
-        self._reserved[engine] = self._reserved.get(engine, 0) + 1
-        try:
+        with self._promised(engine, 1):
             yield InsertClaim(worker=self.worker, lease=self.lease, on_claim=self._announce_start)
-        finally:
-            self._reserved[engine] -= 1
 
     async def start_claimed(self, job: Job) -> None:
         """Hand a job claimed at its insert to its engine, as if the feed loop had claimed it."""
         await self._start(job.engine, self.engines[job.engine], job)
 
-    async def _claim_and_start(self, name: str, engine: Engine) -> None:
+    async def _claim_and_start(self, name: str, engine: Engine) -> float | None:
+        """Claim and start what is due while slots are free; returns when the next queued job is
+        due (None: none is queued, or no slot is free). Most wake-ups (a job ended) find nothing
+        due, and are answered by a read before any slot is promised, so a sync request arriving
+        meanwhile still finds its slot free (``claim_at_insert``)."""
         while (slots := self._free_slots(name, engine)) > 0:
-            claimed = await self.store.claim_jobs(
-                engine=name,
-                worker=self.worker,
-                now=self.clock(),
-                lease=self.lease,
-                limit=slots,
-                on_claim=self._announce_start,
-            )
-            for job in claimed:
-                await self._start(name, engine, job)
+            due = await self.store.next_due(engine=name)
+            if due is None or due > self.clock():
+                return due
+            # Promised until started: a sync request arriving meanwhile must not count them free.
+            with self._promised(name, slots):
+                claimed = await self.store.claim_jobs(
+                    engine=name,
+                    worker=self.worker,
+                    now=self.clock(),
+                    lease=self.lease,
+                    limit=slots,
+                    on_claim=self._announce_start,
+                )
+                for job in claimed:
+                    await self._start(name, engine, job)
             if len(claimed) < slots:
-                return
+                return await self.store.next_due(engine=name)  # SQLite knows it from the claim
+        return None
 
-    async def _idle_timeout(self, name: str) -> float:
-        due = await self.store.next_due(engine=name)
+    @contextlib.contextmanager
+    def _promised(self, name: str, slots: int) -> Iterator[None]:
+        """Slots out of everybody else's count while a claim is made and its jobs are handed to the
+        engine, which only counts them once it has them."""
+        self._reserved[name] = self._reserved.get(name, 0) + slots
+        try:
+            yield
+        finally:
+            self._reserved[name] -= slots
+
+    def _idle_timeout(self, due: float | None) -> float:
         now = self.clock()
         if due is not None and due > now:
             return min(due - now, SAFETY_POLL)

@@ -16,7 +16,7 @@ from typing import IO, Any
 from gateway.models import ACTIVE_STATES, TERMINAL_STATES, JobState
 from gateway.store.group_commit import GroupCommit
 from gateway.store.migrations import migrations_for
-from gateway.store.protocol import StoreLocked
+from gateway.store.protocol import QUEUE_TOPIC, StoreLocked
 from gateway.store.signals import Signal, Signals
 from gateway.store.sqlite_thread import ThreadConnection
 
@@ -234,6 +234,8 @@ class SQLiteBase:
             self._signals.notify(topic)
 
     def _notify_all(self, topics: dict[str, Any]) -> None:
+        if QUEUE_TOPIC in topics:  # what a claim found out about the queue no longer holds
+            self._next_due.clear()
         for topic, value in topics.items():
             self._signals.notify(topic, value)
 
