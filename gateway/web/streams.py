@@ -197,8 +197,10 @@ async def stream_changes(request: web.Request, *, throttle: float = 0.5) -> web.
         _until_gone(),
     ):
         while True:
-            changed.clear()
             if await changed.wait_for(HEARTBEAT):
+                # Cleared before the event: a change during the pause below is told after it, not
+                # forgotten (a run claimed just after it was created showed as queued until it ended).
+                changed.clear()
                 await response.write(b"event: changed\ndata: {}\n\n")
                 await asyncio.sleep(throttle)  # a burst of changes becomes one fetch
             else:
