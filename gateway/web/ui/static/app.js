@@ -14,12 +14,16 @@ function localTimes(root) {
 
 function liveList(box) {
   const events = new EventSource(box.dataset.liveList);
+  let latest = 0; // two changes close together: the answer to the older fetch may come last
   events.addEventListener("changed", async () => {
+    const mine = ++latest;
     const url = new URL(location.href);
     url.searchParams.set("fragment", "1");
     const answer = await fetch(url, { credentials: "same-origin" });
     if (!answer.ok) return;
-    box.innerHTML = await answer.text(); // rendered and escaped by the server
+    const html = await answer.text();
+    if (mine !== latest) return; // a newer fetch is on its way
+    box.innerHTML = html; // rendered and escaped by the server
     localTimes(box);
   });
 }
