@@ -200,8 +200,8 @@ def _policy(request: web.Request) -> Any:
 
 
 class _NoStore:
-    async def create_jobs(self, jobs: list[Job], **_: Any) -> None:
-        pass
+    async def create_jobs(self, jobs: list[Job], **_: Any) -> list[Job]:
+        return list(jobs)
 
 
 async def _store_call(store: Store, build: Callable[[], Awaitable[list[Job]]], count: int) -> float:
