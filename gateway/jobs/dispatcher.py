@@ -81,7 +81,7 @@ class Dispatcher:
         self._claimed: dict[str, Job] = {}  # job id -> the job as claimed (spares a read on completion)
         self._tasks: list[asyncio.Task[None]] = []
         self._log_cursors: dict[str, LogCursor] = {}  # job id -> how much of its output is written
-        self._reserved: dict[str, int] = {}  # engine name -> slots promised to claims at insert
+        self._reserved: dict[str, int] = {}  # engine name -> slots promised to claims in flight
 
     def engine_context(self, data_dir: os.PathLike[str] | str) -> EngineContext:
         return EngineContext(
