@@ -366,6 +366,75 @@ async def test_counts_by_state_follow_every_kind_of_change(store: Store) -> None
     assert await counted() == await listed()
 
 
+async def test_concurrent_inserts_keep_the_queue_limit_in_arrival_order(store: Store) -> None:
+    """Inserts that share a commit (both stores group them) are checked against ``max_queued`` one
+    after the other, each counting those accepted before it."""
+    await store.create_jobs([job("a"), job("b")])
+    outcomes = await asyncio.gather(
+        *(store.create_jobs([job(f"c{n}")], max_queued=6) for n in range(10)), return_exceptions=True
+    )
+    accepted = [n for n, outcome in enumerate(outcomes) if not isinstance(outcome, BaseException)]
+    assert accepted == [0, 1, 2, 3]
+    assert all(isinstance(outcomes[n], QueueFull) for n in range(4, 10))
+    assert await store.count_jobs([JobState.QUEUED]) == 6
+    assert {j.id for j in (await store.list_jobs(JobQuery(state=JobState.QUEUED))).items} == {
+        "a",
+        "b",
+        "c0",
+        "c1",
+        "c2",
+        "c3",
+    }
+
+
+async def test_postgres_plain_inserts_share_one_transaction_and_wake_every_waiter() -> None:
+    from pg import postgres_store
+
+    async with postgres_store() as store:
+        with store.listen(job_topic("j7")) as woken, store.listen(QUEUE_TOPIC) as queue:
+            written = await asyncio.gather(*(store.create_jobs([job(f"j{n}")]) for n in range(10)))
+            assert woken.is_set() and queue.is_set()
+        assert [jobs[0].id for jobs in written] == [f"j{n}" for n in range(10)]
+        assert store._job_inserts.commits == 1
+        assert await store.count_jobs([JobState.QUEUED]) == 10
+
+
+async def test_postgres_counts_fold_past_an_open_transaction() -> None:
+    """Each backend keeps its own counts; retention folds them into one row per state, passing
+    over a backend whose transaction is still open rather than waiting for it."""
+    import asyncpg
+    from pg import DSN, postgres_store
+
+    async with postgres_store() as store:
+        await store.create_jobs([job(f"q{n}") for n in range(3)])
+        await store.claim_jobs(engine="local", worker="w", now=1.0, lease=5.0, limit=1)
+        other = await asyncpg.connect(DSN, server_settings={"search_path": store.schema or "public"})
+        try:
+            await other.execute(
+                "INSERT INTO jobs (id, engine, script, args, options, state, created_at, run_after) "
+                "VALUES ('late', 'local', 's', '{}', '{}', 'queued', 1.0, 1.0)"
+            )  # committed: the other backend's row for 'queued' exists
+            open_tx = other.transaction()
+            await open_tx.start()
+            await other.execute("UPDATE jobs SET state = 'cancelled', finished_at = 1.0 WHERE id = 'late'")
+            await asyncio.wait_for(store.purge_finished(before=0.0), timeout=5)  # did not wait
+            folded = await other.fetch("SELECT backend FROM job_counts WHERE backend <> 0")
+            assert {r["backend"] for r in folded} == {await other.fetchval("SELECT pg_backend_pid()")}
+            assert await store.count_jobs([JobState.QUEUED]) == 3  # the cancel is not committed yet
+            await open_tx.commit()
+        finally:
+            await other.close()
+        assert await store.count_jobs([JobState.QUEUED]) == 2
+        assert await store.count_jobs([JobState.RUNNING, JobState.CANCELLED]) == 2
+        await store.purge_finished(before=0.0)
+        rows = await store._fetch("SELECT backend, state, n FROM job_counts ORDER BY state")
+        assert [(r["backend"], r["state"], r["n"]) for r in rows] == [
+            (0, "cancelled", 1),
+            (0, "queued", 2),
+            (0, "running", 1),
+        ]
+
+
 async def test_script_versions_are_kept_once(store: Store) -> None:
     version = ScriptVersion(
         hash="ab" * 32, engine="local", path="u/x", filename="x.py", content=b"def main(): pass"

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import aiohttp
+import pytest
+from pg import DSN, fresh_schema
 from proc import process_gone
 
 from .harness import Gateway, eventually, job_state, wait_for_state
@@ -268,12 +270,26 @@ async def test_max_concurrent_without_a_key_limits_the_whole_route(
     await wait_for_state(session, gateway, second, "succeeded")
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+async def store_table(request: pytest.FixtureRequest) -> AsyncIterator[str]:
+    """The ``[store]`` table of a gateway: none (its SQLite file) or a fresh PostgreSQL schema, set
+    up before ``make_gateway`` (name it first) so that it is dropped after the gateway stopped."""
+    if request.param == "sqlite":
+        yield ""
+        return
+    async with fresh_schema() as schema:
+        yield f'[store]\nurl = "{DSN}"\nschema = "{schema}"\n'
+
+
 async def test_a_crash_after_202_never_loses_the_job(
-    make_gateway: Callable[..., Gateway], session: aiohttp.ClientSession
+    store_table: str, make_gateway: Callable[..., Gateway], session: aiohttp.ClientSession
 ) -> None:
-    """Group commit answers nobody before their commit: kill the gateway in the middle of a burst of
-    concurrent triggers, and every job that was answered 202 is in the store when it starts again."""
-    gateway = make_gateway(routes='[[routes]]\npath = "/burst"\nscript = "t/sleep"\n', concurrency=1)
+    """Group commit (both stores have one) answers nobody before their commit: kill the gateway in
+    the middle of a burst of concurrent triggers, and every job that was answered 202 is in the
+    store when it starts again."""
+    gateway = make_gateway(
+        routes='[[routes]]\npath = "/burst"\nscript = "t/sleep"\n', concurrency=1, extra=store_table
+    )
     await gateway.start()
     accepted: list[str] = []
     killed = asyncio.Event()

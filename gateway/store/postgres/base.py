@@ -21,6 +21,7 @@ __all__ = ["ACTIVE", "CHANNEL", "MIGRATION_LOCK", "TERMINAL", "PostgresBase", "T
 log = logging.getLogger("hookgate.store.postgres")
 CHANNEL = "hookgate"
 MIGRATION_LOCK = 0x686F6F6B  # "hook"
+_NOTIFY = "SELECT pg_notify($1, topic) FROM unnest($2::text[]) AS topic"
 ACTIVE = [s.value for s in ACTIVE_STATES]
 TERMINAL = [s.value for s in TERMINAL_STATES]
 
@@ -104,8 +105,8 @@ class PostgresBase:
             tx = Tx(conn)
             async with conn.transaction():
                 yield tx
-                for topic in tx.topics:
-                    await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, topic)
+                if tx.topics:  # one statement, however many topics: a batch of jobs touches one each
+                    await conn.execute(_NOTIFY, CHANNEL, list(tx.topics))
         for topic in tx.topics:
             self._signals.notify(topic)  # this process at once; the listener brings it again, harmlessly
 

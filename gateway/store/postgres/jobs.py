@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import replace
@@ -22,6 +23,7 @@ from gateway.models import (
 )
 from gateway.store.debounce import Debounce, joined
 from gateway.store.postgres.base import ACTIVE, TERMINAL, PostgresBase, Tx
+from gateway.store.postgres.job_inserts import COUNT_STATES, JobInserts
 from gateway.store.protocol import (
     JOBS_TOPIC,
     QUEUE_TOPIC,
@@ -112,10 +114,25 @@ async def _join_burst(tx: Tx, job: Job, debounce: Debounce) -> Job:
     return joined(job, debounce, previous_args=previous, first_at=first_at)
 
 
+# The rows of backends that hold none locked, folded into backend 0's: what retention keeps small.
+# SKIP LOCKED: a live backend's open transaction is never waited for, so the fold cannot deadlock
+# with it; the advisory lock keeps two replicas' folds from crossing on backend 0's rows.
+_FOLD_COUNTS = (
+    "WITH moved AS (DELETE FROM job_counts WHERE (backend, state) IN ("
+    "SELECT backend, state FROM job_counts WHERE backend <> 0 FOR UPDATE SKIP LOCKED) RETURNING state, n) "
+    "INSERT INTO job_counts (backend, state, n) SELECT 0, state, SUM(n) FROM moved GROUP BY state "
+    "ON CONFLICT (backend, state) DO UPDATE SET n = job_counts.n + EXCLUDED.n"
+)
+_FOLD_LOCK = 0x636F756E  # "coun"
 _DUE_AHEAD = "SELECT EXISTS (SELECT 1 FROM jobs WHERE state = 'queued' AND engine = $1 AND run_after <= $2)"
 
 
 class PostgresJobs(PostgresBase):
+    @functools.cached_property
+    def _job_inserts(self) -> JobInserts:
+        """Plain inserts (no idempotency key, debounce or claim) share transactions: the group commit."""
+        return JobInserts(self._transaction)
+
     async def create_jobs(
         self,
         jobs: Sequence[Job],
@@ -125,12 +142,14 @@ class PostgresJobs(PostgresBase):
         debounces: Sequence[Debounce | None] | None = None,
         claim: InsertClaim | None = None,
     ) -> list[Job]:
-        rows = [job_to_row(job) for job in jobs]
-        if not rows:
+        if not jobs:
             return []
         debounced = bool(debounces and any(d is not None for d in debounces))
         if claim is not None and (len(jobs) != 1 or debounced):
             raise ValueError("a claim at insert takes one job, not debounced")
+        if idempotency is None and not debounced and claim is None:
+            return await self._job_inserts.insert(jobs, max_queued=max_queued)
+        rows = [job_to_row(job) for job in jobs]
         columns = list(rows[0])
         sql = f"INSERT INTO jobs ({', '.join(columns)}) VALUES ({', '.join(f'${i + 1}' for i in range(len(columns)))})"
         async with self._transaction() as tx:
@@ -150,7 +169,7 @@ class PostgresJobs(PostgresBase):
                     )
                     raise DuplicateRequest(str(original))
             if max_queued is not None:
-                queued = await tx.conn.fetchval("SELECT count(*) FROM jobs WHERE state = 'queued'")
+                queued = await tx.conn.fetchval(COUNT_STATES, ["queued"])
                 if queued + len(rows) > max_queued:
                     raise QueueFull()
             if claim is not None and not await tx.conn.fetchval(
@@ -209,9 +228,7 @@ class PostgresJobs(PostgresBase):
         return run_buckets(rows, start=start, end=end, buckets=buckets)
 
     async def count_jobs(self, states: Collection[JobState]) -> int:
-        row = await self._fetchrow(
-            "SELECT count(*) FROM jobs WHERE state = ANY($1::text[])", [s.value for s in states]
-        )
+        row = await self._fetchrow(COUNT_STATES, [s.value for s in states])
         return int(row[0])
 
     async def claim_jobs(
@@ -406,6 +423,9 @@ class PostgresJobs(PostgresBase):
             await tx.conn.execute("DELETE FROM rate_events WHERE at < $1", time.time() - 86400)
             await tx.conn.execute("DELETE FROM debounces WHERE first_at < $1", before)
             await tx.conn.execute("DELETE FROM signing_secrets WHERE retire_at < $1", before)
+        async with self._transaction() as tx:
+            await tx.conn.execute("SELECT pg_advisory_xact_lock($1)", _FOLD_LOCK)
+            await tx.conn.execute(_FOLD_COUNTS)
         return int(status.split()[-1])
 
     async def save_script_version(self, version: ScriptVersion) -> None:
