@@ -6,6 +6,7 @@ Tests that are about SQLite itself (its lock file, its bytes on disk) build a SQ
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -289,6 +290,63 @@ async def test_listing_filters_by_time_who_started_it_and_text_in_the_arguments(
     assert await ids(text="hookgate") == []
     await store.purge_finished(before=1e12)  # nothing finished: nothing goes
     assert await ids(text="other") == ["b"]
+
+
+async def test_sqlite_indexes_what_each_transaction_inserted_before_it_commits(
+    sqlite_store: SQLiteStore,
+) -> None:
+    """The search index is written once per transaction (no longer by a trigger per job): every
+    job a group commit inserted, by any kind of insert, is found once it is answered; one refused
+    alone is not; and the index still matches the jobs after they are erased and purged."""
+    store = sqlite_store
+    await store.create_jobs([job("a", engine="other", args={"w": "alpha"})])
+    outcomes = await asyncio.gather(
+        store.create_jobs([job("b", args={"w": "beta words"})]),
+        store.create_jobs([job("c", args={"w": "gamma"})], max_queued=2),  # a and b: no room
+        store.create_jobs([job("d", args={"w": "delta"})], claim=InsertClaim(worker="w", lease=5.0)),
+        store.create_jobs([job("e", args={"w": "gone"}, options=JobOptions(delete_after_use=True))]),
+        return_exceptions=True,
+    )
+    assert isinstance(outcomes[1], QueueFull) and store._grouped().commits == 2
+
+    async def ids(text: str) -> list[str]:
+        return [j.id for j in (await store.list_jobs(JobQuery(text=text))).items]
+
+    assert [await ids(w) for w in ("alpha", "beta", "words", "gamma", "delta", "gone")] == [
+        ["a"],
+        ["b"],
+        ["b"],
+        [],
+        ["d"],
+        [],
+    ]
+    await store.erase_job_data("e")
+    await store.transition(
+        "b", from_states=[JobState.QUEUED], to=JobState.SUCCEEDED, changes={"finished_at": 2.0}
+    )
+    assert await store.purge_finished(before=10.0) == 1
+    assert await ids("beta") == []
+    await store.create_jobs([job("f", args={"w": "beta again"})])  # in a transaction of its own
+    assert await ids("beta") == ["f"]
+    check = sqlite3.connect(store.path, isolation_level=None)
+    try:  # every word the index holds, by job: each indexed job's words, nothing of the others
+        check.execute("CREATE VIRTUAL TABLE temp.words USING fts5vocab(main, jobs_args_text, 'instance')")
+        ids_of = dict(check.execute("SELECT seq, id FROM jobs").fetchall())
+        held = sorted(
+            (ids_of.get(seq, f"deleted job {seq}"), term)
+            for seq, term in check.execute("SELECT doc, term FROM temp.words")
+        )
+    finally:
+        check.close()
+    assert held == [
+        ("a", "alpha"),
+        ("a", "w"),
+        ("d", "delta"),
+        ("d", "w"),
+        ("f", "again"),
+        ("f", "beta"),
+        ("f", "w"),
+    ]
 
 
 async def test_jobs_newer_than_a_mark_come_oldest_first_with_the_newest_number(store: Store) -> None:

@@ -43,6 +43,8 @@ class Batch:
 
 
 Work = Callable[[sqlite3.Connection, Batch], T]
+Prepare = Callable[[sqlite3.Connection], Callable[[sqlite3.Connection], None]]
+"""Called once a transaction has begun; what it returns is called just before its commit."""
 
 
 @dataclass
@@ -54,12 +56,19 @@ class _Queued(Generic[T]):
 
 class GroupCommit:
     def __init__(
-        self, conn: ThreadConnection, lock: asyncio.Lock, notify: Callable[[dict[str, Any]], None]
+        self,
+        conn: ThreadConnection,
+        lock: asyncio.Lock,
+        notify: Callable[[dict[str, Any]], None],
+        *,
+        prepare: Prepare | None = None,
     ) -> None:
-        """``lock`` is the store's transaction lock: a batch is one transaction like any other."""
+        """``lock`` is the store's transaction lock: a batch is one transaction like any other.
+        ``prepare``: what every transaction does at its beginning and before its commit."""
         self._conn = conn
         self._lock = lock
         self._notify = notify
+        self._prepare = prepare
         self._queue: list[_Queued[Any]] = []
         self._flusher: asyncio.Task[None] | None = None
         self.commits = 0  # for tests and benchmarks: how many transactions carried the writes
@@ -89,7 +98,9 @@ class GroupCommit:
                     shared = Batch()
                     try:
                         outcomes = await self._conn.run(
-                            functools.partial(_transaction, queued=queued, shared=shared)
+                            functools.partial(
+                                _transaction, queued=queued, shared=shared, prepare=self._prepare
+                            )
                         )
                         break
                     except _RolledBack as rolled_back:
@@ -127,12 +138,13 @@ class _RolledBack(Exception):
 
 
 def _transaction(
-    conn: sqlite3.Connection, queued: list[_Queued[Any]], shared: Batch
+    conn: sqlite3.Connection, queued: list[_Queued[Any]], shared: Batch, prepare: Prepare | None
 ) -> list[tuple[bool, Any]]:
     """On the database thread: every function in its savepoint, then one commit."""
     outcomes: list[tuple[bool, Any]] = []
     conn.execute("BEGIN IMMEDIATE")
     try:
+        before_commit = prepare(conn) if prepare is not None else None
         for item in queued:
             if not item.one_statement:
                 conn.execute("SAVEPOINT work")
@@ -148,6 +160,8 @@ def _transaction(
                 outcomes.append((False, exc))
             if not item.one_statement:
                 conn.execute("RELEASE work")
+        if before_commit is not None:
+            before_commit(conn)
         conn.execute("COMMIT")
     except BaseException:
         if conn.in_transaction:

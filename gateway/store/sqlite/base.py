@@ -18,6 +18,7 @@ from gateway.store.group_commit import GroupCommit
 from gateway.store.migrations import migrations_for
 from gateway.store.protocol import QUEUE_TOPIC, StoreLocked
 from gateway.store.signals import Signal, Signals
+from gateway.store.sqlite.search_index import index_new_jobs
 from gateway.store.sqlite_thread import ThreadConnection
 
 __all__ = [
@@ -102,7 +103,7 @@ class SQLiteBase:
             self._take_ownership()
         self._writer = await self._connect()
         await self._migrate()
-        self._group = GroupCommit(self._writer, self._lock, self._notify_all)
+        self._group = GroupCommit(self._writer, self._lock, self._notify_all, prepare=index_new_jobs)
         self._reader = await self._connect()
         if self.exclusive:
             # Commits never checkpoint (an fsync and a copy of the WAL into the database, in the
@@ -223,7 +224,9 @@ class SQLiteBase:
             db = self._db(write=True)
             await db.execute("BEGIN IMMEDIATE")
             try:
+                before_commit = await db.run(index_new_jobs)
                 yield db
+                await db.run(before_commit)
             except BaseException:
                 self._pending_topics.clear()
                 await db.execute("ROLLBACK")
