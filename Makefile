@@ -39,9 +39,11 @@ test: lint typecheck pytest
 
 # Benchmarks run on demand, never in `make test`. wrk and webhook (Debian) and Node-RED (npm, pinned in
 # bench/peers/node-red) are installed when missing and possible; a peer that is not gets a row saying so.
+# PEERS=n8n adds n8n (pinned in bench/peers/n8n, a 3 GB install), measured only when asked for.
+PEERS ?=
 bench: install-test
-	bash -c 'source scripts/test-services.sh --only-helpers && { command -v wrk >/dev/null || hg_apt_install wrk || true; } && { command -v webhook >/dev/null || hg_apt_install webhook || true; } && { [ -e bench/peers/node-red/node_modules/node-red/red.js ] || { { command -v npm >/dev/null || hg_apt_install npm; } && npm ci --prefix bench/peers/node-red --no-audit --no-fund --ignore-scripts; } || true; } && for b in redis nats rabbitmq mosquitto; do ensure_$$b || true; done'
-	$(BIN)/python bench/run.py $(BENCH_ARGS)
+	bash -c 'source scripts/test-services.sh --only-helpers && { command -v wrk >/dev/null || hg_apt_install wrk || true; } && { command -v webhook >/dev/null || hg_apt_install webhook || true; } && { [ -e bench/peers/node-red/node_modules/node-red/red.js ] || { { command -v npm >/dev/null || hg_apt_install npm; } && npm ci --prefix bench/peers/node-red --no-audit --no-fund --ignore-scripts; } || true; } && { case ",$(PEERS)," in *,n8n,*) bench/peers/n8n/install.sh || true;; esac; } && for b in redis nats rabbitmq mosquitto; do ensure_$$b || true; done'
+	$(BIN)/python bench/run.py --peers "$(PEERS)" $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -406,13 +406,39 @@ def measure_history(args: argparse.Namespace) -> dict[str, Any]:
 def measure_peers(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     import peers
 
-    return peers.measure(args, tmp)
+    return peers.measure(args, tmp, on_demand=peers.on_demand(args.peers))
 
 
 def peer_rows(results: dict[str, Any]) -> list[Row]:
-    """The real peers: adnanh/webhook, then Node-RED."""
+    """The real peers: adnanh/webhook, then Node-RED, then n8n (on demand)."""
     found = results.get("peers") or {}
-    return webhook_rows(results, found) + node_red_rows(found.get("node_red") or {})
+    return webhook_rows(results, found) + node_red_rows(found.get("node_red") or {}) + n8n_rows(found)
+
+
+def n8n_rows(found: dict[str, Any]) -> list[Row]:
+    """hookgate's sync route against n8n's Webhook -> Code workflow; both record every run."""
+    n8n = found.get("n8n")
+    if n8n is None:
+        return [
+            Row("n8n: not measured (on demand: make bench PEERS=n8n, a 3 GB install)", "", "", "", "", False)
+        ]
+    if "error" in n8n:
+        return [Row(f"n8n: not measured ({n8n['error']})", "", "", "", "", False)]
+    rows = []
+    for connections in (1, 16):
+        ours, theirs = n8n[f"hookgate_sync_{connections}"]["rps"], n8n[f"n8n_{connections}"]["rps"]
+        rows.append(
+            Row(
+                f"sync trigger, python engine, {connections} connection(s); against n8n's "
+                "Webhook -> Code workflow (every execution recorded)",
+                f"{ours:,.0f} req/s",
+                f"{theirs:,.0f} req/s",
+                f"{ours / theirs:.1f}x",
+                ">= 30x",
+                ours / theirs >= 30,
+            )
+        )
+    return rows
 
 
 def node_red_rows(found: dict[str, Any]) -> list[Row]:
@@ -741,6 +767,9 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="runs per figure, median kept (default 3)")
     parser.add_argument("--deliveries", type=int, default=OUTBOUND_DELIVERIES, help="per outbound run")
     parser.add_argument("--waiters", type=int, default=10_000, help="callback awaits held at once")
+    parser.add_argument(
+        "--peers", default="", help="peers measured only on demand, comma-separated: n8n (a 3 GB install)"
+    )
     parser.add_argument("--render", type=Path, help="render a kept run's figures again, measuring nothing")
     args = parser.parse_args()
     sys.path.insert(0, str(BENCH))
