@@ -2,16 +2,16 @@
 
 An async trigger's insert was a transaction of its own: six round trips (begin, the queue's count,
 the insert, the notifications, commit) and one WAL flush per job, so that the store, not the
-gateway, set the rate. Here the inserts that arrive while one batch commits wait for the next,
-which takes them all: one count, one ``executemany``, one notification statement and one commit,
-however many jobs. At low load a lone insert commits at once (no timer adds latency); under load
-batches grow by themselves. Nobody hears back before the commit that holds their jobs has
+gateway, set the rate. Here the inserts that arrive while batches commit (``IN_FLIGHT`` at once)
+wait for the next, which takes them all: one count, one ``executemany``, one notification
+statement and one commit, however many jobs. At low load a lone insert commits at once (no timer
+adds latency); under load batches grow by themselves. Nobody hears back before the commit that holds their jobs has
 returned, so an accepted job is never lost by a crash.
 
 Only the plain case goes this way: an insert with an idempotency key, a debounce or a claim keeps a
 transaction of its own, since each reads and locks rows of its own before it writes. ``max_queued``
-is checked for each insert in arrival order, counting what the batch accepted before it, so the
-limit holds as when each committed alone. A batch that fails as a whole (which no plain insert
+is checked for each insert in arrival order, counting what the batch accepted before it (batches
+committing at the same moment may miss each other's, as replicas do). A batch that fails as a whole (which no plain insert
 should make happen) is written again one insert per transaction, so that one bad insert fails alone.
 """
 
@@ -24,13 +24,18 @@ from dataclasses import dataclass
 
 from gateway.models import Job
 from gateway.store.postgres.base import Tx
-from gateway.store.protocol import JOBS_TOPIC, QUEUE_TOPIC, QueueFull, job_topic
+from gateway.store.protocol import JOBS_TOPIC, QUEUE_TOPIC, QueueFull
 from gateway.store.rows import job_to_row
 
 __all__ = ["COUNT_STATES", "JobInserts"]
 
 # Jobs per state, kept by a trigger per backend (migration 0014): a sum of a few rows, not a count
 # of the jobs, whose cost grew with the queue.
+IN_FLIGHT = 4
+"""Batches committing at once, each on a connection of its own: the database works on one while
+another waits for its commit, and on a second core. Their counts of the queue may each miss the
+other's jobs, as two replicas' may, so ``max_queued`` can be passed by what they hold at most."""
+
 COUNT_STATES = "SELECT COALESCE(SUM(n), 0) FROM job_counts WHERE state = ANY($1::text[])"
 
 
@@ -42,27 +47,32 @@ class _Pending:
 
 
 class JobInserts:
-    def __init__(self, transaction: Callable[[], contextlib.AbstractAsyncContextManager[Tx]]) -> None:
+    def __init__(
+        self,
+        transaction: Callable[[], contextlib.AbstractAsyncContextManager[Tx]],
+        *,
+        in_flight: int = IN_FLIGHT,
+    ) -> None:
         """``transaction``: the store's, which sends the touched topics' notifications on commit."""
         self._transaction = transaction
+        self._in_flight = in_flight
         self._queue: list[_Pending] = []
-        self._flusher: asyncio.Task[None] | None = None
+        self._flushers: set[asyncio.Task[None]] = set()
         self.commits = 0  # for tests and benchmarks: how many transactions carried the inserts
 
     async def insert(self, jobs: Sequence[Job], *, max_queued: int | None) -> list[Job]:
         done: asyncio.Future[list[Job]] = asyncio.get_running_loop().create_future()
         self._queue.append(_Pending(jobs, max_queued, done))
-        if self._flusher is None:
-            self._flusher = asyncio.create_task(self._flush(), name="postgres-job-inserts")
+        if len(self._flushers) < self._in_flight:
+            flusher = asyncio.create_task(self._flush(), name="postgres-job-inserts")
+            self._flushers.add(flusher)
+            flusher.add_done_callback(self._flushers.discard)
         return await done
 
     async def _flush(self) -> None:
-        try:
-            while self._queue:
-                batch, self._queue = self._queue, []
-                await self._commit(batch)
-        finally:
-            self._flusher = None
+        while self._queue:
+            batch, self._queue = self._queue, []
+            await self._commit(batch)
 
     async def _commit(self, batch: list[_Pending]) -> None:
         try:
@@ -90,12 +100,14 @@ class JobInserts:
                     continue
                 queued += len(pending.jobs)
                 rows.extend(job_to_row(job) for job in pending.jobs)
-                tx.touch(*(job_topic(job.id) for job in pending.jobs))
                 outcomes.append(None)
             if rows:
                 marks = ", ".join(f"${i + 1}" for i in range(len(rows[0])))
                 sql = f"INSERT INTO jobs ({', '.join(rows[0])}) VALUES ({marks})"
                 await tx.conn.executemany(sql, [tuple(row.values()) for row in rows])
+                # No job's own topic, as on SQLite: a waiter listening for a job about to exist
+                # waits for it to change, not to be inserted; one NOTIFY per job for every
+                # replica's listener cost more than the insert.
                 tx.touch(QUEUE_TOPIC, JOBS_TOPIC)
         self.commits += 1
         return outcomes
