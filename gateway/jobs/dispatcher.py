@@ -161,10 +161,13 @@ class Dispatcher:
         due (None: none is queued, or no slot is free). Most wake-ups (a job ended) find nothing
         due, and are answered by a read before any slot is promised, so a sync request arriving
         meanwhile still finds its slot free (``claim_at_insert``)."""
-        while (slots := self._free_slots(name, engine)) > 0:
+        while self._free_slots(name, engine) > 0:
             due = await self.store.next_due(engine=name)
             if due is None or due > self.clock():
                 return due
+            # Counted again after the read: a sync request may have been promised a slot meanwhile.
+            if (slots := self._free_slots(name, engine)) <= 0:
+                return None
             # Promised until started: a sync request arriving meanwhile must not count them free.
             with self._promised(name, slots):
                 claimed = await self.store.claim_jobs(
