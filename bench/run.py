@@ -424,21 +424,9 @@ def n8n_rows(found: dict[str, Any]) -> list[Row]:
         ]
     if "error" in n8n:
         return [Row(f"n8n: not measured ({n8n['error']})", "", "", "", "", False)]
-    rows = []
-    for connections in (1, 16):
-        ours, theirs = n8n[f"hookgate_sync_{connections}"]["rps"], n8n[f"n8n_{connections}"]["rps"]
-        rows.append(
-            Row(
-                f"sync trigger, python engine, {connections} connection(s); against n8n's "
-                "Webhook -> Code workflow (every execution recorded)",
-                f"{ours:,.0f} req/s",
-                f"{theirs:,.0f} req/s",
-                f"{ours / theirs:.1f}x",
-                ">= 30x",
-                ours / theirs >= 30,
-            )
-        )
-    return rows
+    return _sync_against(
+        n8n, "n8n", "n8n's Webhook -> Code workflow (every execution recorded)", minimum=30, digits=1
+    )
 
 
 def node_red_rows(found: dict[str, Any]) -> list[Row]:
@@ -446,18 +434,24 @@ def node_red_rows(found: dict[str, Any]) -> list[Row]:
     ``http in → function → http response``, which does neither: a ratio below one is the target."""
     if "error" in found or not found:
         return [Row(f"Node-RED: not measured ({found.get('error', 'no figures')})", "", "", "", "", False)]
+    return _sync_against(
+        found, "node_red", "Node-RED's http in -> function -> http response", minimum=0.3, digits=2
+    )
+
+
+def _sync_against(found: dict[str, Any], peer: str, what: str, *, minimum: float, digits: int) -> list[Row]:
+    """hookgate's sync route against a peer at 1 and 16 connections, measured in the same minutes."""
     rows = []
     for connections in (1, 16):
-        ours, theirs = found[f"hookgate_sync_{connections}"]["rps"], found[f"node_red_{connections}"]["rps"]
+        ours, theirs = found[f"hookgate_sync_{connections}"]["rps"], found[f"{peer}_{connections}"]["rps"]
         rows.append(
             Row(
-                f"sync trigger, python engine, {connections} connection(s); against Node-RED's "
-                "http in -> function -> http response",
+                f"sync trigger, python engine, {connections} connection(s); against {what}",
                 f"{ours:,.0f} req/s",
                 f"{theirs:,.0f} req/s",
-                f"{ours / theirs:.2f}x",
-                ">= 0.3x",
-                ours / theirs >= 0.3,
+                f"{ours / theirs:.{digits}f}x",
+                f">= {minimum}x",
+                ours / theirs >= minimum,
             )
         )
     return rows

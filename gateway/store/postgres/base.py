@@ -105,7 +105,7 @@ class PostgresBase:
             tx = Tx(conn)
             async with conn.transaction():
                 yield tx
-                if tx.topics:  # one statement, however many topics: a batch of jobs touches one each
+                if tx.topics:  # one statement, however many topics the transaction touched
                     await conn.execute(_NOTIFY, CHANNEL, list(tx.topics))
         for topic in tx.topics:
             self._signals.notify(topic)  # this process at once; the listener brings it again, harmlessly

@@ -5,14 +5,15 @@ the insert, the notifications, commit) and one WAL flush per job, so that the st
 gateway, set the rate. Here the inserts that arrive while batches commit (``IN_FLIGHT`` at once)
 wait for the next, which takes them all: one count, one ``executemany``, one notification
 statement and one commit, however many jobs. At low load a lone insert commits at once (no timer
-adds latency); under load batches grow by themselves. Nobody hears back before the commit that holds their jobs has
-returned, so an accepted job is never lost by a crash.
+adds latency); under load batches grow by themselves. Nobody hears back before the commit that
+holds their jobs has returned, so an accepted job is never lost by a crash.
 
 Only the plain case goes this way: an insert with an idempotency key, a debounce or a claim keeps a
 transaction of its own, since each reads and locks rows of its own before it writes. ``max_queued``
 is checked for each insert in arrival order, counting what the batch accepted before it (batches
-committing at the same moment may miss each other's, as replicas do). A batch that fails as a whole (which no plain insert
-should make happen) is written again one insert per transaction, so that one bad insert fails alone.
+committing at the same moment may miss each other's, as replicas do). A batch that fails as a
+whole (which no plain insert should make happen) is written again one insert per transaction, so
+that one bad insert fails alone.
 """
 
 from __future__ import annotations
@@ -29,13 +30,13 @@ from gateway.store.rows import job_to_row
 
 __all__ = ["COUNT_STATES", "JobInserts"]
 
-# Jobs per state, kept by a trigger per backend (migration 0014): a sum of a few rows, not a count
-# of the jobs, whose cost grew with the queue.
 IN_FLIGHT = 4
 """Batches committing at once, each on a connection of its own: the database works on one while
 another waits for its commit, and on a second core. Their counts of the queue may each miss the
 other's jobs, as two replicas' may, so ``max_queued`` can be passed by what they hold at most."""
 
+# Jobs per state, kept by a trigger per backend (migration 0014): a sum of a few rows, not a count
+# of the jobs, whose cost grew with the queue.
 COUNT_STATES = "SELECT COALESCE(SUM(n), 0) FROM job_counts WHERE state = ANY($1::text[])"
 
 
