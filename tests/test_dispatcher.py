@@ -164,28 +164,3 @@ async def test_a_claim_in_flight_keeps_its_slots_from_a_claim_at_insert(
     with dispatcher.claim_at_insert("py") as claim:
         assert claim is not None
 
-
-async def test_a_slot_promised_while_the_feed_loop_reads_the_queue_is_not_claimed_from_it(
-    setup: tuple[SQLiteStore, Dispatcher, FakeClock], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The feed loop counts its free slots again after reading when the next job is due: a sync
-    request promised the engine's one slot during that read keeps it (the count taken before the
-    read would claim the queued job into the promised slot)."""
-    store, dispatcher, _ = setup
-    reading, answer = asyncio.Event(), asyncio.Event()
-    read_due = store.next_due
-
-    async def next_due_held(*, engine: str) -> float | None:
-        due = await read_due(engine=engine)
-        reading.set()
-        await answer.wait()
-        return due
-
-    monkeypatch.setattr(store, "next_due", next_due_held)
-    queued = await submit(store, "echo")  # wakes the feed loop, which reads when it is due
-    await asyncio.wait_for(reading.wait(), 5)
-    with dispatcher.claim_at_insert("py") as claim:
-        assert claim is not None
-        answer.set()
-        await asyncio.sleep(0.2)
-        assert (await store.get_job(queued)).state is JobState.QUEUED
