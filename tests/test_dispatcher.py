@@ -163,4 +163,3 @@ async def test_a_claim_in_flight_keeps_its_slots_from_a_claim_at_insert(
     assert done is not None and done.state is JobState.SUCCEEDED
     with dispatcher.claim_at_insert("py") as claim:
         assert claim is not None
-
