@@ -188,14 +188,16 @@ async def stream_changes(request: web.Request, *, throttle: float = 0.5) -> web.
     response = web.StreamResponse(
         headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
     )
-    await response.prepare(request)
-    await response.write(b": listening\n\n")
+    # Listening before the headers go out: the page fetches itself again once the stream is open,
+    # so a run created between the page's render and this moment is on the page or in an event.
     with (
+        store.listen(JOBS_TOPIC) as changed,
         held_open(request),
         request.app[SYNC_WAITS].hold(),
-        store.listen(JOBS_TOPIC) as changed,
         _until_gone(),
     ):
+        await response.prepare(request)
+        await response.write(b": listening\n\n")
         while True:
             if await changed.wait_for(HEARTBEAT):
                 # Cleared before the event: a change during the pause below is told after it, not

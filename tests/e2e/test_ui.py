@@ -115,6 +115,34 @@ async def test_sign_in_filter_watch_cancel_run_again_and_sign_out(
             await browser.close()
 
 
+async def test_a_run_that_ends_while_the_list_connects_its_stream_is_on_the_list(
+    make_gateway: Callable[..., Gateway], session: aiohttp.ClientSession, chromium: str
+) -> None:
+    """The page was rendered before the run existed and its stream opened after the run ended: no
+    event will ever tell of it, so the list fetches itself once the stream is open."""
+    import asyncio
+
+    from playwright.async_api import async_playwright
+
+    gateway = make_gateway(routes=ROUTES)
+    await gateway.start()
+    async with async_playwright() as playwright:
+        browser, page = await browser_page(playwright, chromium)
+        try:
+            held: asyncio.Queue[Any] = asyncio.Queue()
+            await page.route("**/ui/events", held.put)
+            await sign_in(page, gateway, ADMIN_TOKEN)
+            stream = await asyncio.wait_for(held.get(), 10)
+            async with session.post(f"{gateway.url}/hooks/echo", json={"n": 1}) as resp:
+                job_id = (await resp.json())["job_id"]
+            await wait_for_state(session, gateway, job_id, "succeeded")
+            assert await page.locator(f"a[href='/ui/runs/{job_id}']").count() == 0
+            await stream.continue_()
+            await page.wait_for_selector(f"a[href='/ui/runs/{job_id}']", timeout=10_000)
+        finally:
+            await browser.close()
+
+
 async def test_a_read_only_token_sees_no_buttons_and_its_actions_are_refused(
     make_gateway: Callable[..., Gateway], session: aiohttp.ClientSession, chromium: str
 ) -> None:

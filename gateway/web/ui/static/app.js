@@ -15,7 +15,7 @@ function localTimes(root) {
 function liveList(box) {
   const events = new EventSource(box.dataset.liveList);
   let latest = 0; // two changes close together: the answer to the older fetch may come last
-  events.addEventListener("changed", async () => {
+  const refresh = async () => {
     const mine = ++latest;
     const url = new URL(location.href);
     url.searchParams.set("fragment", "1");
@@ -25,7 +25,11 @@ function liveList(box) {
     if (mine !== latest) return; // a newer fetch is on its way
     box.innerHTML = html; // rendered and escaped by the server
     localTimes(box);
-  });
+  };
+  // Once open (and after each reconnect) the stream tells every change, but not one made while
+  // it was connecting: the list is fetched again then.
+  events.addEventListener("open", refresh);
+  events.addEventListener("changed", refresh);
 }
 
 function liveRun(box) {
