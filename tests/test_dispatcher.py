@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import contextlib
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -26,8 +27,12 @@ class FakeClock:
         return self.now
 
 
-@pytest.fixture
-async def setup(tmp_path: Path) -> AsyncIterator[tuple[SQLiteStore, Dispatcher, FakeClock]]:
+@contextlib.asynccontextmanager
+async def running(
+    tmp_path: Path, before_start: Callable[[SQLiteStore], None] = lambda store: None
+) -> AsyncIterator[tuple[SQLiteStore, Dispatcher, FakeClock]]:
+    """A store, the in-process engine with one slot, and a started dispatcher; ``before_start``
+    changes the store before the feed loop's first read of it."""
     store = SQLiteStore(tmp_path / "h.db")
     await store.open()
     functions = {"echo": "hookgate_testfuncs:echo", "forever": "hookgate_testfuncs:wait_forever"}
@@ -43,12 +48,21 @@ async def setup(tmp_path: Path) -> AsyncIterator[tuple[SQLiteStore, Dispatcher, 
     dispatcher = Dispatcher(
         store=store, engines={"py": engine}, lease=30, gateway_url=lambda job: "http://gw", clock=clock
     )
+    before_start(store)
     await engine.start(dispatcher.engine_context(tmp_path))
     await dispatcher.start()
-    yield store, dispatcher, clock
-    await dispatcher.stop()
-    await engine.close()
-    await store.close()
+    try:
+        yield store, dispatcher, clock
+    finally:
+        await dispatcher.stop()
+        await engine.close()
+        await store.close()
+
+
+@pytest.fixture
+async def setup(tmp_path: Path) -> AsyncIterator[tuple[SQLiteStore, Dispatcher, FakeClock]]:
+    async with running(tmp_path) as started:
+        yield started
 
 
 async def submit(store: SQLiteStore, script: str, **args: object) -> str:
@@ -163,3 +177,34 @@ async def test_a_claim_in_flight_keeps_its_slots_from_a_claim_at_insert(
     assert done is not None and done.state is JobState.SUCCEEDED
     with dispatcher.claim_at_insert("py") as claim:
         assert claim is not None
+
+
+async def test_a_slot_promised_while_the_feed_loop_reads_the_queue_is_not_claimed_from_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The feed loop counts its free slots again after reading when the next job is due: a sync
+    request promised the engine's one slot during that read keeps it (the count taken before the
+    read would claim the queued job into the promised slot). The read is held from the loop's
+    first, so no read of the queue escapes the test."""
+    reading, answer = asyncio.Event(), asyncio.Event()
+
+    def hold_reads_that_find_a_job(store: SQLiteStore) -> None:
+        read_due = store.next_due
+
+        async def next_due_held(*, engine: str) -> float | None:
+            due = await read_due(engine=engine)
+            if due is not None:
+                reading.set()
+                await answer.wait()
+            return due
+
+        monkeypatch.setattr(store, "next_due", next_due_held)
+
+    async with running(tmp_path, hold_reads_that_find_a_job) as (store, dispatcher, _):
+        queued = await submit(store, "echo")  # wakes the feed loop, which reads when it is due
+        await asyncio.wait_for(reading.wait(), 5)
+        with dispatcher.claim_at_insert("py") as claim:
+            assert claim is not None
+            answer.set()
+            await asyncio.sleep(0.2)
+            assert (await store.get_job(queued)).state is JobState.QUEUED
