@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import textwrap
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -56,24 +57,32 @@ class Harness:
         return await asyncio.wait_for(self.outcomes.get(), 20)
 
 
-@pytest.fixture(params=[False, True], ids=["spawn", "prefork"])
-async def harness(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Harness]:
-    """Every behaviour holds alike for a fresh interpreter per job and for the prefork server."""
+@contextlib.asynccontextmanager
+async def started(tmp_path: Path, **options: object) -> AsyncIterator[Harness]:
     scripts = tmp_path / "scripts"
     scripts.mkdir()
     engine = create(
         EngineConfig(
             name="local",
             type="local",
-            options=MappingProxyType({"scripts_dir": "scripts", "concurrency": 2, "prefork": request.param}),
+            options=MappingProxyType({"scripts_dir": "scripts", "concurrency": 2, **options}),
             path="engines[0]",
             base_dir=tmp_path,
         )
     )
     h = Harness(engine, tmp_path)
     await engine.start(EngineContext(report=h.report, load_version=h.load, data_dir=tmp_path / "data"))
-    yield h
-    await engine.close()
+    try:
+        yield h
+    finally:
+        await engine.close()
+
+
+@pytest.fixture(params=[False, True], ids=["spawn", "prefork"])
+async def harness(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Harness]:
+    """Every behaviour holds alike for a fresh interpreter per job and for the prefork server."""
+    async with started(tmp_path, prefork=request.param) as h:
+        yield h
 
 
 def test_options_are_validated_with_their_path(tmp_path: Path) -> None:
@@ -165,6 +174,64 @@ async def test_unserializable_result_and_hard_exit_fail(harness: Harness) -> Non
     write(folder, "exit.py", "import os\ndef main():\n    os._exit(7)\n")
     outcome = await harness.run("exit")
     assert outcome.state == "failed" and outcome.error["exit_code"] == 7
+
+
+async def test_json_values_travel_whole_and_a_spawned_job_never_imports_json(harness: Harness) -> None:
+    """Arguments and a result made of JSON's types go marshalled (a spawned job's interpreter then
+    loads neither json nor re, whose import cost it more than the rest of the runner); anything
+    else is encoded by json, exactly as before, errors included."""
+    folder = harness.engine.options.scripts_dir
+    write(
+        folder,
+        "plain.py",
+        """
+        import sys
+        def main(**args):
+            loaded = [name for name in ("json", "re", "importlib.util") if name in sys.modules]
+            return {"args": args, "loaded": loaded, "pair": (1, "two"), "deep": [{"é": 1.5, "no": None}]}
+        """,
+    )
+    args = {"text": "ünïcode ✓", "n": 2**40, "items": [1, {"a": None, "b": False}], "f": -0.25}
+    outcome = await harness.run("plain", args)
+    assert outcome.state == "succeeded", outcome.error
+    assert outcome.result["args"] == args
+    assert outcome.result["pair"] == [1, "two"] and outcome.result["deep"] == [{"é": 1.5, "no": None}]
+    if not harness.engine.options.prefork:  # the prefork server has imported them once for all
+        assert outcome.result["loaded"] == []
+    write(
+        folder,
+        "subclassed.py",
+        """
+        import collections, enum
+        class Level(enum.IntEnum):
+            HIGH = 3
+        def main():
+            return collections.OrderedDict(level=Level.HIGH, keys={1: "one"})
+        """,
+    )
+    assert (await harness.run("subclassed")).result == {"level": 3, "keys": {"1": "one"}}
+    write(folder, "aset.py", "def main():\n    return {'s': {1, 2}}\n")
+    outcome = await harness.run("aset")
+    assert outcome.state == "failed" and "not JSON" in outcome.error["message"]
+    assert "set" in outcome.error["message"]
+
+
+@pytest.mark.parametrize("prefork", [False, True], ids=["spawn", "prefork"])
+async def test_a_result_beyond_max_result_bytes_fails_marshalled_or_not(
+    tmp_path: Path, prefork: bool
+) -> None:
+    async with started(tmp_path, prefork=prefork, max_result_bytes=4096) as h:
+        folder = h.engine.options.scripts_dir
+        write(folder, "big.py", "def main(n):\n    return 'x' * n\n")
+        write(
+            folder,
+            "bigdict.py",
+            "import collections\ndef main(n):\n    return collections.OrderedDict(x='x' * n)\n",
+        )
+        for script in ("big", "bigdict"):
+            assert (await h.run(script, {"n": 100})).result in ("x" * 100, {"x": "x" * 100})
+            outcome = await h.run(script, {"n": 10_000})
+            assert outcome.state == "failed" and outcome.error["name"] == "ResultTooLarge", script
 
 
 async def test_executables_read_stdin_and_answer_on_stdout(harness: Harness) -> None:
@@ -347,3 +414,40 @@ async def test_a_preprocessor_makes_mains_arguments_from_the_event(harness: Harn
     write(folder, "nested.py", "def main():\n    def preprocessor(event):\n        return {}\n    return 0\n")
     nested = harness.engine.resolve("nested")
     assert nested is not None and not harness.engine.defines_preprocessor(nested)  # top level only
+
+
+async def test_the_result_channel_reads_steps_frames_and_what_a_broken_script_leaves() -> None:
+    import marshal
+    import os
+
+    import orjson
+    from hookgate_plugins.engines._outcome import read_channel
+    from hookgate_plugins.engines._pyrunner import FRAME
+
+    from gateway.plugin import Step
+
+    def frame(body: bytes) -> bytes:
+        return FRAME + len(body).to_bytes(4, "big") + body
+
+    async def read(data: bytes) -> tuple[bytes, list[str]]:
+        steps: list[str] = []
+
+        async def on_step(step: Step) -> None:
+            steps.append(step.rule)
+
+        read_fd, write_fd = os.pipe()
+        os.write(write_fd, data)
+        os.close(write_fd)
+        return await read_channel(read_fd, 4096, on_step=on_step), steps
+
+    result = marshal.dumps({"kind": "result", "value": {"a": [1, 2.5, None]}})
+    step = b'{"kind":"step","rule":"fetch"}\n'
+    outcome, steps = await read(step + frame(result) + step)
+    assert (
+        orjson.loads(outcome) == {"kind": "result", "value": {"a": [1, 2.5, None]}} and steps == ["fetch"] * 2
+    )
+    assert (await read(step + frame(result)[:-3]))[0] == b""  # the process died within the frame
+    garbage, _ = await read(frame(b"\xff\x00junk"))
+    assert orjson.loads(garbage)["error"]["name"] == "BadResult"
+    too_large, _ = await read(FRAME + (10_000).to_bytes(4, "big"))
+    assert orjson.loads(too_large)["error"]["name"] == "ResultTooLarge"

@@ -2,13 +2,18 @@
 
 The result and the step reports of a Python script travel on a pipe of their own
 (``HOOKGATE_RESULT_FD``), never on stdout; an executable's result is its stdout. Both are read with
-a bound, so a job that writes without end cannot exhaust the gateway's memory.
+a bound, so a job that writes without end cannot exhaust the gateway's memory. On that pipe a step
+is a JSON line; the runner's outcome is a JSON line too, or a marshal frame (``_pyrunner.FRAME``),
+which the reader turns into a JSON line. The frame comes from the job's own process, which runs
+the operator's script with the gateway's rights: reading it gives a script no power it lacks.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import marshal
 import os
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -16,6 +21,8 @@ from typing import Any
 import orjson
 
 from gateway.plugin import Job, Outcome, Step
+
+from ._pyrunner import FRAME
 
 __all__ = [
     "Tail",
@@ -95,7 +102,11 @@ async def read_channel(fd: int, limit: int, *, on_step: Callable[[Step], Awaitab
     transport, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), pipe)
     outcome = b""
     try:
-        while line := await reader.readline():
+        while first := await reader.read(1):
+            if first == FRAME:
+                outcome = _frame_outcome(await _read_frame(reader, limit))
+                continue
+            line = first + await reader.readline()
             try:
                 message = orjson.loads(line)
             except orjson.JSONDecodeError:
@@ -106,12 +117,42 @@ async def read_channel(fd: int, limit: int, *, on_step: Callable[[Step], Awaitab
                 await on_step(_step(message))
             elif message.get("kind") in ("result", "error"):
                 outcome = line
-    except ValueError:  # a line longer than the limit
+    except ValueError:  # a line or a frame longer than the limit
         error = {"name": "ResultTooLarge", "message": f"the result is larger than {limit} bytes"}
         outcome = orjson.dumps({"kind": "error", "error": error})
+    except asyncio.IncompleteReadError:  # the process ended within a frame
+        outcome = b""
     finally:
         transport.close()
     return outcome
+
+
+async def _read_frame(reader: asyncio.StreamReader, limit: int) -> bytes:
+    size = int.from_bytes(await reader.readexactly(4), "big")
+    if size > limit:
+        raise ValueError(size)
+    return await reader.readexactly(size)
+
+
+def _frame_outcome(frame: bytes) -> bytes:
+    """The marshalled outcome as the JSON line the runner would have written (json for what orjson
+    refuses, such as an integer beyond 64 bits, as the runner's json did)."""
+    try:
+        message = marshal.loads(frame)
+    except (EOFError, ValueError, TypeError):
+        message = None
+    if not isinstance(message, dict):
+        error = {"name": "BadResult", "message": "the result channel held an outcome that cannot be read"}
+        return orjson.dumps({"kind": "error", "error": error})
+    try:
+        return orjson.dumps(message, option=orjson.OPT_NON_STR_KEYS)
+    except orjson.JSONEncodeError:
+        pass
+    try:
+        return json.dumps(message, separators=(",", ":")).encode()
+    except (TypeError, ValueError) as exc:
+        error = {"name": "TypeError", "message": f"main() returned a value that is not JSON: {exc}"}
+        return orjson.dumps({"kind": "error", "error": error})
 
 
 def _step(message: dict[str, Any]) -> Step:

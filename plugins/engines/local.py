@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import asyncio
 import contextlib
+import marshal
 import os
 import signal
 import sys
@@ -42,6 +43,7 @@ from gateway.plugin import (
 
 from ._outcome import Tail, executable_outcome, python_outcome, read_bounded, read_channel, text
 from ._prefork import ForkServer
+from ._pyrunner import MARSHAL_VERSION
 
 __all__ = ["LocalEngine", "create"]
 
@@ -356,7 +358,8 @@ class LocalEngine:
         timeout = job.options.timeout or self.options.default_timeout
         python = result_fd >= 0
         assert process.stdin is not None and process.stdout is not None
-        stdin_task = asyncio.create_task(_feed_stdin(process.stdin, orjson.dumps(job.args or {})))
+        arguments = _runner_arguments(job.args or {}) if python else orjson.dumps(job.args or {})
+        stdin_task = asyncio.create_task(_feed_stdin(process.stdin, arguments))
         # Python scripts: stdout and stderr together are the logs, the outcome comes on its own pipe.
         # Executables: stdout is the result, stderr the logs.
         stdout_limit = self.options.max_log_bytes if python else self.options.max_result_bytes
@@ -392,6 +395,15 @@ class LocalEngine:
 def _kill_group(process: Process) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(process.pid, signal.SIGKILL)
+
+
+def _runner_arguments(args: dict[str, Any]) -> bytes:
+    """A job's arguments as ``_pyrunner`` reads them. They came from JSON, so marshal carries them
+    all; a value of another type (a plugin's) travels as JSON would."""
+    try:
+        return marshal.dumps(args, MARSHAL_VERSION)
+    except ValueError:
+        return marshal.dumps(orjson.loads(orjson.dumps(args, default=str)), MARSHAL_VERSION)
 
 
 async def _feed_stdin(stream: asyncio.StreamWriter, data: bytes) -> None:
