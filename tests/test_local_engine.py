@@ -442,7 +442,7 @@ async def test_the_result_channel_reads_steps_frames_and_what_a_broken_script_le
 
     result = marshal.dumps({"kind": "result", "value": {"a": [1, 2.5, None]}})
     step = b'{"kind":"step","rule":"fetch"}\n'
-    outcome, steps = await read(step + frame(result) + step)
+    outcome, steps = await read(b"\n" + step + frame(result) + b"\n\n" + step)
     assert (
         orjson.loads(outcome) == {"kind": "result", "value": {"a": [1, 2.5, None]}} and steps == ["fetch"] * 2
     )

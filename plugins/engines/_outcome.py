@@ -106,7 +106,7 @@ async def read_channel(fd: int, limit: int, *, on_step: Callable[[Step], Awaitab
             if first == FRAME:
                 outcome = _frame_outcome(await _read_frame(reader, limit))
                 continue
-            line = first + await reader.readline()
+            line = first if first == b"\n" else first + await reader.readline()
             try:
                 message = orjson.loads(line)
             except orjson.JSONDecodeError:

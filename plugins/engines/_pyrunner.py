@@ -13,7 +13,6 @@ from __future__ import annotations
 import marshal
 import os
 import sys
-from types import FunctionType
 
 TYPE_CHECKING = False  # not typing's: importing typing costs milliseconds at every job's start
 if TYPE_CHECKING:
@@ -31,6 +30,8 @@ MARSHAL_VERSION = 4
 
 EVENT_KEY = "WEBHOOK__EVENT__"
 """The whole request, for a script's ``preprocessor(event)`` (``gateway.triggers.preprocessing``)."""
+FunctionType = type(lambda: None)
+"""As ``types`` defines it, without the import of ``types``: nothing else here needs it."""
 _CO_VARKEYWORDS = 0x08
 _CO_COROUTINE = 0x80
 
