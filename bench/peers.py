@@ -33,6 +33,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -69,11 +70,20 @@ def measure(
 ) -> dict[str, Any]:
     """The peers' figures and hookgate's counterparts, each the median of ``--repeat`` runs;
     ``on_demand``: the peers measured only when asked for (``n8n``)."""
-    found = measure_webhook(args, tmp)
-    found["node_red"] = measure_node_red(args, tmp)
+    found = _or_error(lambda: measure_webhook(args, tmp))
+    found["node_red"] = _or_error(lambda: measure_node_red(args, tmp))
     if "n8n" in on_demand:
-        found["n8n"] = measure_n8n(args, tmp)
+        found["n8n"] = _or_error(lambda: measure_n8n(args, tmp))
     return found
+
+
+def _or_error(measure: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """A peer that fails while measured (errors under load, no answer) gets a row that says why:
+    the peers come last, and a failure there must not throw away the half hour of figures before."""
+    try:
+        return measure()
+    except SystemExit as exc:
+        return {"error": str(exc)}
 
 
 def node_binary(folder: Path = NODE_RED, minimum: tuple[int, ...] = (22, 9)) -> str | None:
