@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import marshal
+import os
 import textwrap
 from collections.abc import AsyncIterator
 from pathlib import Path
 from types import MappingProxyType
 
+import orjson
 import pytest
+from hookgate_plugins.engines._outcome import read_channel
+from hookgate_plugins.engines._pyrunner import FRAME, framed
 from hookgate_plugins.engines.local import LocalEngine, create
 from proc import process_gone
 
@@ -17,6 +22,7 @@ from gateway.config import EngineConfig
 from gateway.errors import ConfigError
 from gateway.jobs.engine import EngineContext, JobContext, Outcome, content_hash
 from gateway.models import Job, JobOptions, ScriptVersion
+from gateway.plugin import Step
 
 CONTEXT = JobContext(job_id="ignored", gateway_url="http://gw")
 
@@ -417,18 +423,6 @@ async def test_a_preprocessor_makes_mains_arguments_from_the_event(harness: Harn
 
 
 async def test_the_result_channel_reads_steps_frames_and_what_a_broken_script_leaves() -> None:
-    import marshal
-    import os
-
-    import orjson
-    from hookgate_plugins.engines._outcome import read_channel
-    from hookgate_plugins.engines._pyrunner import FRAME
-
-    from gateway.plugin import Step
-
-    def frame(body: bytes) -> bytes:
-        return FRAME + len(body).to_bytes(4, "big") + body
-
     async def read(data: bytes) -> tuple[bytes, list[str]]:
         steps: list[str] = []
 
@@ -442,12 +436,12 @@ async def test_the_result_channel_reads_steps_frames_and_what_a_broken_script_le
 
     result = marshal.dumps({"kind": "result", "value": {"a": [1, 2.5, None]}})
     step = b'{"kind":"step","rule":"fetch"}\n'
-    outcome, steps = await read(b"\n" + step + frame(result) + b"\n\n" + step)
+    outcome, steps = await read(b"\n" + step + framed(result) + b"\n\n" + step)
     assert (
         orjson.loads(outcome) == {"kind": "result", "value": {"a": [1, 2.5, None]}} and steps == ["fetch"] * 2
     )
-    assert (await read(step + frame(result)[:-3]))[0] == b""  # the process died within the frame
-    garbage, _ = await read(frame(b"\xff\x00junk"))
+    assert (await read(step + framed(result)[:-3]))[0] == b""  # the process died within the frame
+    garbage, _ = await read(framed(b"\xff\x00junk"))
     assert orjson.loads(garbage)["error"]["name"] == "BadResult"
     too_large, _ = await read(FRAME + (10_000).to_bytes(4, "big"))
     assert orjson.loads(too_large)["error"]["name"] == "ResultTooLarge"

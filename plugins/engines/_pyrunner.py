@@ -134,27 +134,31 @@ def _call(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     return func(*args, **kwargs)
 
 
-def is_plain(value: Any) -> bool:
+def _is_plain(value: Any) -> bool:
     """Whether ``value`` is made of JSON's types only (exactly them: a subclass such as an enum or an
     OrderedDict is encoded by json, as it always was)."""
     kind = type(value)
     if kind is str or kind is int or kind is float or kind is bool or value is None:
         return True
     if kind is dict:
-        return all(type(key) is str and is_plain(item) for key, item in value.items())
+        return all(type(key) is str and _is_plain(item) for key, item in value.items())
     if kind is list or kind is tuple:
-        return all(is_plain(item) for item in value)
+        return all(_is_plain(item) for item in value)
     return False
+
+
+def framed(body: bytes) -> bytes:
+    """``body`` as a frame of the result channel: ``FRAME``, its length, itself."""
+    return FRAME + len(body).to_bytes(4, "big") + body
 
 
 def _encoded(message: dict[str, Any]) -> bytes:
     try:
-        plain = is_plain(message)
+        plain = _is_plain(message)
     except RecursionError:  # too deep, or a value that holds itself: json says which
         plain = False
     if plain:
-        body = marshal.dumps(message, MARSHAL_VERSION)
-        return FRAME + len(body).to_bytes(4, "big") + body
+        return framed(marshal.dumps(message, MARSHAL_VERSION))
     import json  # only an outcome that is not plain pays for json's import
 
     return (json.dumps(message, separators=(",", ":")) + "\n").encode()
